@@ -1,0 +1,28 @@
+import { randomBytes } from 'node:crypto';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { inject } from 'vitest';
+
+/** A client configuration for the control plane the global setup started. */
+export function testKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(inject('kubeconfigPath'));
+  return kc;
+}
+
+/** A short random suffix, so tests running side by side never share a name, key or schema. */
+export function uniqueSuffix(): string {
+  return randomBytes(4).toString('hex');
+}
+
+/**
+ * Creates a namespace of the test's own and returns its name with a cleanup that deletes it. Deletion is
+ * not awaited to completion: the namespace controller finishes it in the background.
+ */
+export async function createTestNamespace(
+  prefix: string,
+): Promise<{ name: string; cleanup: () => Promise<void> }> {
+  const core = testKubeConfig().makeApiClient(CoreV1Api);
+  const name = `${prefix}-${uniqueSuffix()}`;
+  await core.createNamespace({ body: { metadata: { name, labels: { 'aurora.health/test': 'true' } } } });
+  return { name, cleanup: async () => void (await core.deleteNamespace({ name }).catch(() => {})) };
+}

@@ -1,0 +1,379 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  type V1Node,
+} from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
+import { hospitalFleet, nodeManifest, type SimulatedMachine } from './fleet.ts';
+import { type ManagedProcess, reapOrphans, startProcess, waitFor } from './process.ts';
+
+export const repoRoot = resolve(import.meta.dirname, '../..');
+export const defaultToolsDir = process.env.AURORA_TOOLS_DIR ?? join(repoRoot, '.tools');
+
+export interface ControlPlaneOptions {
+  toolsDir?: string;
+  fleet?: readonly SimulatedMachine[];
+  /** Progress lines; the control plane takes 10-20 s to start and says what it is waiting for. */
+  log?: (line: string) => void;
+}
+
+export interface ControlPlane {
+  readonly kubeconfigPath: string;
+  readonly server: string;
+  readonly runDir: string;
+  kubeConfig(): KubeConfig;
+  /** The running API server process (replaced by startApiServer). */
+  apiServer(): ManagedProcess;
+  /** Kills the API server as a crash would; etcd and the other components keep running. */
+  killApiServer(): Promise<void>;
+  /** Starts the API server again with the same flags, port and certificates, and waits until ready. */
+  startApiServer(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const clusterName = 'aurora-sandbox';
+const podCidr = '10.128.0.1/14';
+
+/**
+ * Starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok as local processes, and
+ * registers the simulated fleet as kwok nodes. Binaries come from hack/build-control-plane.sh.
+ */
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const toolsDir = options.toolsDir ?? defaultToolsDir;
+  const bin = (name: string) => join(toolsDir, 'bin', name);
+  const log = options.log ?? (() => {});
+  for (const name of ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok']) {
+    if (!existsSync(bin(name))) {
+      throw new Error(
+        `${bin(name)} is missing: run 'npm run build:control-plane' (hack/build-control-plane.sh)`,
+      );
+    }
+  }
+  const runRoot = join(toolsDir, 'run');
+  reapOrphans(runRoot);
+  const runDir = join(runRoot, `${Date.now()}-${process.pid}`);
+  const dirs = { logs: join(runDir, 'logs'), pids: join(runDir, 'pids'), pki: join(runDir, 'pki') };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  writeFileSync(join(runDir, 'owner.pid'), String(process.pid));
+  const spawnOpts = { logDir: dirs.logs, pidDir: dirs.pids };
+  const started = Date.now();
+  const step = (what: string) => log(`  ${what} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+
+  const ports = {
+    etcdClient: await freePort(),
+    etcdPeer: await freePort(),
+    apiServer: await freePort(),
+    controllerManager: await freePort(),
+    scheduler: await freePort(),
+    kwok: await freePort(),
+  };
+  const processes: ManagedProcess[] = [];
+  const stopAll = async () => {
+    for (const p of [...processes].reverse()) await p.stop(5_000);
+    processes.length = 0;
+  };
+
+  try {
+    const etcd = startProcess(
+      'etcd',
+      bin('etcd'),
+      [
+        '--name=etcd',
+        `--data-dir=${join(runDir, 'etcd')}`,
+        `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+        `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+        `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+        `--initial-cluster=etcd=http://127.0.0.1:${ports.etcdPeer}`,
+        // A throwaway test cluster: durability is not worth the fsync latency on a shared disk.
+        '--unsafe-no-fsync',
+        '--quota-backend-bytes=4294967296',
+        '--log-level=warn',
+      ],
+      spawnOpts,
+    );
+    processes.push(etcd);
+    await waitReady(etcd, 'etcd', async () => {
+      const res = await fetch(`http://127.0.0.1:${ports.etcdClient}/health`);
+      return res.ok && ((await res.json()) as { health?: string }).health === 'true' ? true : undefined;
+    });
+    step('etcd ready');
+
+    const adminToken = randomBytes(24).toString('hex');
+    const tokensFile = join(dirs.pki, 'tokens.csv');
+    // One cluster-admin identity for the tests, the user and the components: this is a throwaway cluster.
+    writeFileSync(tokensFile, `${adminToken},admin,admin,system:masters\n`, { mode: 0o600 });
+    const saKey = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
+    writeFileSync(join(dirs.pki, 'sa.key'), saKey.privateKey, { mode: 0o600 });
+    writeFileSync(join(dirs.pki, 'sa.pub'), saKey.publicKey);
+
+    const server = `https://127.0.0.1:${ports.apiServer}`;
+    const apiServerArgs = [
+      `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
+      `--cert-dir=${dirs.pki}`,
+      `--secure-port=${ports.apiServer}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      // Endpoints may not name a loopback address, so the kubernetes Service gets none.
+      '--endpoint-reconciler-type=none',
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--allow-privileged=true',
+      // Pods would otherwise race the service-account controller for their namespace's default account.
+      '--disable-admission-plugins=ServiceAccount',
+      '--authorization-mode=RBAC',
+      `--token-auth-file=${tokensFile}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${join(dirs.pki, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(dirs.pki, 'sa.key')}`,
+      '--profiling=false',
+    ];
+    let apiServer = startProcess('kube-apiserver', bin('kube-apiserver'), apiServerArgs, spawnOpts);
+    processes.push(apiServer);
+    const apiServerReady = (p: ManagedProcess) =>
+      waitReady(
+        p,
+        'kube-apiserver',
+        async () => {
+          const res = await httpsGet(`${server}/readyz`, adminToken);
+          return res.status === 200 ? true : undefined;
+        },
+        90_000,
+      );
+    await apiServerReady(apiServer);
+    step('kube-apiserver ready');
+
+    // The API server signs its serving certificate with a CA it generates into --cert-dir on first start
+    // and reuses on restarts, so the kubeconfig can trust it.
+    const caData = Buffer.from(readFileSync(join(dirs.pki, 'apiserver.crt'))).toString('base64');
+    const kubeconfigPath = join(runDir, 'kubeconfig');
+    writeFileSync(kubeconfigPath, kubeconfigYaml(server, caData, adminToken), { mode: 0o600 });
+    const kubeConfig = () => {
+      const kc = new KubeConfig();
+      kc.loadFromFile(kubeconfigPath);
+      return kc;
+    };
+
+    const componentArgs = (port: number) => [
+      `--kubeconfig=${kubeconfigPath}`,
+      `--authentication-kubeconfig=${kubeconfigPath}`,
+      `--authorization-kubeconfig=${kubeconfigPath}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${port}`,
+    ];
+    const controllerManager = startProcess(
+      'kube-controller-manager',
+      bin('kube-controller-manager'),
+      [
+        ...componentArgs(ports.controllerManager),
+        `--service-account-private-key-file=${join(dirs.pki, 'sa.key')}`,
+        `--root-ca-file=${join(dirs.pki, 'apiserver.crt')}`,
+        `--cluster-name=${clusterName}`,
+        '--use-service-account-credentials=false',
+      ],
+      spawnOpts,
+    );
+    processes.push(controllerManager);
+    const scheduler = startProcess(
+      'kube-scheduler',
+      bin('kube-scheduler'),
+      componentArgs(ports.scheduler),
+      spawnOpts,
+    );
+    processes.push(scheduler);
+
+    await installKwokStages(kubeConfig(), toolsDir);
+    step('kwok stages installed');
+    const kwokConfig = join(runDir, 'kwok.yaml');
+    writeFileSync(
+      kwokConfig,
+      'apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n',
+    );
+    const kwok = startProcess(
+      'kwok',
+      bin('kwok'),
+      [
+        `--kubeconfig=${kubeconfigPath}`,
+        `--config=${kwokConfig}`,
+        '--manage-all-nodes=false',
+        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+        `--cidr=${podCidr}`,
+        '--node-lease-duration-seconds=40',
+        '--enable-crds=Stage',
+        `--server-address=127.0.0.1:${ports.kwok}`,
+      ],
+      spawnOpts,
+    );
+    processes.push(kwok);
+
+    for (const [p, port] of [
+      [controllerManager, ports.controllerManager],
+      [scheduler, ports.scheduler],
+    ] as const) {
+      await waitReady(p, p.name, async () => {
+        const res = await httpsGet(`https://127.0.0.1:${port}/healthz`);
+        return res.status === 200 ? true : undefined;
+      });
+    }
+    step('kube-controller-manager and kube-scheduler healthy');
+
+    const core = kubeConfig().makeApiClient(CoreV1Api);
+    const fleet = options.fleet ?? hospitalFleet;
+    for (const machine of fleet) await core.createNode({ body: nodeManifest(machine) });
+    await waitReady(kwok, 'kwok nodes Ready', async () => {
+      const nodes = await core.listNode();
+      const ready = nodes.items.filter(isNodeReady).length;
+      return ready === fleet.length ? true : undefined;
+    });
+    step(`${fleet.length} nodes Ready`);
+
+    return {
+      kubeconfigPath,
+      server,
+      runDir,
+      kubeConfig,
+      apiServer: () => apiServer,
+      async killApiServer() {
+        await apiServer.kill();
+      },
+      async startApiServer() {
+        if (apiServer.isRunning()) return;
+        const index = processes.indexOf(apiServer);
+        apiServer = startProcess('kube-apiserver', bin('kube-apiserver'), apiServerArgs, spawnOpts);
+        processes[index] = apiServer;
+        await apiServerReady(apiServer);
+      },
+      async stop() {
+        await stopAll();
+        rmSync(runDir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+export function isNodeReady(node: V1Node): boolean {
+  return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+/** Waits for check to pass, failing fast with the log tail if the process exits meanwhile. */
+async function waitReady(
+  p: ManagedProcess,
+  what: string,
+  check: () => Promise<true | undefined>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await waitFor(
+    what,
+    async () => {
+      if (!p.isRunning()) {
+        throw new Error(`${p.name} exited (${await p.exited}); last log lines:\n${await p.logTail()}`);
+      }
+      return check();
+    },
+    { timeoutMs },
+  ).catch(async (err: Error) => {
+    if (!p.isRunning() || err.message.includes('exited')) throw err;
+    throw new Error(`${err.message}\n${p.name} log (${p.logPath}):\n${await p.logTail()}`);
+  });
+}
+
+/**
+ * kwok runs with its Stage CRD enabled, so tests can add stages (a crash loop, an OOM kill) at run time.
+ * The CRD and the default node and pod stages come from the kwok module the build script fetched.
+ */
+async function installKwokStages(kc: KubeConfig, toolsDir: string): Promise<void> {
+  const assets = join(toolsDir, 'kwok');
+  const crdFile = join(assets, 'stages-crd.yaml');
+  const stagesFile = join(assets, 'default-stages.yaml');
+  if (!existsSync(crdFile) || !existsSync(stagesFile)) {
+    throw new Error(`kwok assets missing in ${assets}: run 'npm run build:control-plane'`);
+  }
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const crd = parseYamlObjects(readFileSync(crdFile, 'utf8'))[0];
+  if (!crd) throw new Error(`${crdFile} holds no object`);
+  await objects.create(crd);
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  await waitFor('kwok Stage CRD established', async () => {
+    const got = await ext.readCustomResourceDefinition({ name: crd.metadata?.name ?? '' });
+    return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')
+      ? true
+      : undefined;
+  });
+  // The CRD can be Established a moment before its resource is served, so the first create may 404.
+  for (const stage of parseYamlObjects(readFileSync(stagesFile, 'utf8'))) {
+    await waitFor(
+      `stage ${stage.metadata?.name} created`,
+      async () => {
+        await objects.create(stage);
+        return true;
+      },
+      { timeoutMs: 15_000 },
+    );
+  }
+}
+
+export function parseYamlObjects(text: string): KubernetesObject[] {
+  return parseAllDocuments(text)
+    .map((d) => d.toJS() as KubernetesObject | null)
+    .filter((o): o is KubernetesObject => o !== null && typeof o === 'object' && 'kind' in o);
+}
+
+function kubeconfigYaml(server: string, caData: string, token: string): string {
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: clusterName, cluster: { server, 'certificate-authority-data': caData } }],
+    users: [{ name: 'admin', user: { token } }],
+    contexts: [{ name: clusterName, context: { cluster: clusterName, user: 'admin' } }],
+    'current-context': clusterName,
+  });
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((ok) => srv.listen(0, '127.0.0.1', ok));
+  const address = srv.address();
+  await new Promise<void>((ok) => srv.close(() => ok()));
+  if (address === null || typeof address === 'string') throw new Error('could not find a free port');
+  return address.port;
+}
+
+/** A GET that skips certificate checks: only for probing local components before the CA is known. */
+function httpsGet(url: string, token?: string): Promise<{ status: number; body: string }> {
+  return new Promise((ok, fail) => {
+    const req = request(
+      url,
+      {
+        rejectUnauthorized: false,
+        timeout: 5_000,
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => ok({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on('error', fail);
+    req.end();
+  });
+}

@@ -1,0 +1,27 @@
+import type { TestProject } from 'vitest/node';
+import { ensureControlPlaneBinaries } from './binaries.ts';
+import { startControlPlane } from './control-plane.ts';
+import { ensureServices } from './services.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    kubeconfigPath: string;
+    postgresUrl: string;
+    redisUrl: string;
+  }
+}
+
+/** Starts one control plane for the whole integration run and makes sure PostgreSQL and Redis answer. */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const log = (line: string) => console.log(line);
+  await ensureControlPlaneBinaries();
+  log('Starting the control plane and the simulated fleet for integration tests');
+  const services = await ensureServices(undefined, log);
+  const controlPlane = await startControlPlane({ log });
+  project.provide('kubeconfigPath', controlPlane.kubeconfigPath);
+  project.provide('postgresUrl', services.postgresUrl);
+  project.provide('redisUrl', services.redisUrl);
+  return async () => {
+    await controlPlane.stop();
+  };
+}

@@ -1,0 +1,92 @@
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { waitFor } from './process.ts';
+
+const run = promisify(execFile);
+
+export interface ServiceSettings {
+  postgresUrl: string;
+  redisUrl: string;
+}
+
+export const defaultServices: ServiceSettings = {
+  postgresUrl: process.env.AURORA_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  redisUrl: process.env.AURORA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+};
+
+async function postgresAnswers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function redisAnswers(url: string): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/**
+ * Makes sure PostgreSQL and Redis answer, starting the machine's own servers (Debian packages) when they
+ * do not, the way this machine kind documents it.
+ */
+export async function ensureServices(
+  settings: ServiceSettings = defaultServices,
+  log: (line: string) => void = () => {},
+): Promise<ServiceSettings> {
+  if (!(await postgresAnswers(settings.postgresUrl))) {
+    log('  PostgreSQL does not answer; starting it');
+    for (const version of readdirSync('/etc/postgresql')) {
+      await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start']).catch(() => {});
+    }
+    await waitFor(
+      'PostgreSQL',
+      async () => ((await postgresAnswers(settings.postgresUrl)) ? true : undefined),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+  }
+  if (!(await redisAnswers(settings.redisUrl))) {
+    log('  Redis does not answer; starting it');
+    await run('redis-server', [
+      '--daemonize',
+      'yes',
+      '--bind',
+      '127.0.0.1',
+      '-::1',
+      '--port',
+      '6379',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      '/var/lib/redis',
+      '--logfile',
+      '/var/log/redis/ci.log',
+    ]);
+    await waitFor('Redis', async () => ((await redisAnswers(settings.redisUrl)) ? true : undefined), {
+      timeoutMs: 30_000,
+    });
+  }
+  log('  PostgreSQL and Redis answer');
+  return settings;
+}
