@@ -4,12 +4,15 @@ import { defineConfig } from 'vitest/config';
 // PostgreSQL and Redis that the global setup starts once per run.
 export default defineConfig({
   test: {
+    reporters: ['default', './test/harness/summary-reporter.ts'],
     projects: [
       {
         test: {
           name: 'unit',
           include: ['{operator,crds,controllers,workloads,hack}/**/*.test.ts'],
           environment: 'node',
+          // Unit tests run first; the integration group starts when they are done.
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -18,6 +21,7 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/harness/global-setup.ts'],
+          sequence: { groupOrder: 1 },
           testTimeout: 120_000,
           hookTimeout: 180_000,
           // Tests share one control plane; each gets its own namespace, so files may run side by side.

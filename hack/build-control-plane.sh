@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the control plane Aurora is tested on from Go modules, because no Docker and no release download
 # is available: kube-apiserver, kube-controller-manager, kube-scheduler and kubectl at the pinned
-# Kubernetes release, etcd 3.5, and kwok/kwokctl. Output goes to .tools/bin (git-ignored); a component
-# already built at the pinned version is skipped. Usage: hack/build-control-plane.sh [--force]
+# Kubernetes release, etcd 3.5, and kwok/kwokctl, plus kwok's Stage CRD and default stages taken from the
+# kwok module. Output goes to .tools/ (git-ignored); a component already built at the pinned version is
+# skipped. Usage: hack/build-control-plane.sh [--force]
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,7 +53,7 @@ kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 need_kube=false
 for b in "${kube_bins[@]}"; do up_to_date "$b" "$KUBE_VERSION" || need_kube=true; done
 if $need_kube; then
-  echo "[1/3] Kubernetes $KUBE_VERSION (${kube_bins[*]}); a cold build takes 20-40 minutes on two cores"
+  echo "[1/4] Kubernetes $KUBE_VERSION (${kube_bins[*]}); a cold build takes 20-40 minutes on two cores"
   minor=${KUBE_VERSION#v1.}
   minor=${minor%%.*}
   ldflags="-s -w"
@@ -66,33 +67,54 @@ if $need_kube; then
     go build -v -ldflags "$ldflags" -o "$out/" "${pkgs[@]}")
   for b in "${kube_bins[@]}"; do mark_built "$b" "$KUBE_VERSION"; done
 else
-  echo "[1/3] Kubernetes $KUBE_VERSION already built"
+  echo "[1/4] Kubernetes $KUBE_VERSION already built"
 fi
 
 if ! up_to_date etcd "$ETCD_VERSION"; then
-  echo "[2/3] etcd $ETCD_VERSION"
+  echo "[2/4] etcd $ETCD_VERSION"
   (cd "$here/etcd" && with_progress "etcd $ETCD_VERSION" "$logs/etcd.log" \
     go build -v -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
   mark_built etcd "$ETCD_VERSION"
 else
-  echo "[2/3] etcd $ETCD_VERSION already built"
+  echo "[2/4] etcd $ETCD_VERSION already built"
 fi
 
 if ! up_to_date kwok "$KWOK_VERSION" || ! up_to_date kwokctl "$KWOK_VERSION"; then
-  echo "[3/3] kwok $KWOK_VERSION (kwok, kwokctl)"
-  kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
-  kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION"
+  echo "[3/4] kwok $KWOK_VERSION (kwok, kwokctl)"
+  kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+  kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
   with_progress "kwok $KWOK_VERSION" "$logs/kwok.log" \
     env GOBIN="$out" go install -v -ldflags "$kwok_ldflags" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
   mark_built kwok "$KWOK_VERSION"
   mark_built kwokctl "$KWOK_VERSION"
 else
-  echo "[3/3] kwok $KWOK_VERSION already built"
+  echo "[3/4] kwok $KWOK_VERSION already built"
+fi
+
+# kwok runs with its Stage CRD enabled so tests can add stages at run time; the CRD and the default node
+# and pod stages ship in the kwok module, so they are copied from there rather than kept in this repo.
+assets="${AURORA_TOOLS_DIR:-$root/.tools}/kwok"
+if ! $force && [ "$(cat "$assets/.version" 2>/dev/null)" = "$KWOK_VERSION" ]; then
+  echo "[4/4] kwok $KWOK_VERSION stages already in place"
+else
+  echo "[4/4] kwok $KWOK_VERSION Stage CRD and default stages"
+  kwok_dir=$(cd "${TMPDIR:-/tmp}" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$kwok_dir/kustomize" ] || { echo "✗ kwok module not found at '$kwok_dir'" >&2; exit 1; }
+  mkdir -p "$assets"
+  install -m 0644 "$kwok_dir/kustomize/crd/bases/kwok.x-k8s.io_stages.yaml" "$assets/stages-crd.yaml"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo "---"
+    cat "$kwok_dir/kustomize/stage/$f"
+  done >"$assets/default-stages.yaml"
+  echo "$KWOK_VERSION" >"$assets/.version"
+  echo "✓ kwok stages in $assets"
 fi
 
 echo "Control plane ready in $out ($(($(date +%s) - started))s):"
 "$out/kube-apiserver" --version
-"$out/kubectl" version --client | head -1
-"$out/etcd" --version | head -1
-"$out/kwok" --version 2>/dev/null | head -1 || echo "kwok $(built_version kwok)"
+"$out/kubectl" version --client | sed -n 1p
+"$out/etcd" --version | sed -n 1p
+"$out/kwok" --version 2>/dev/null | sed -n 1p || echo "kwok $(built_version kwok)"

@@ -197,10 +197,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     await installKwokStages(kubeConfig(), toolsDir);
     step('kwok stages installed');
     const kwokConfig = join(runDir, 'kwok.yaml');
-    writeFileSync(
-      kwokConfig,
-      'apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n',
-    );
+    // An empty config keeps kwok's defaults and stops it from reading the user's ~/.kwok/kwok.yaml.
+    writeFileSync(kwokConfig, '');
     const kwok = startProcess(
       'kwok',
       bin('kwok'),

@@ -1,5 +1,6 @@
 import type { V1Node } from '@kubernetes/client-node';
 import { type AppleChip, nodeLabels } from '../../crds/node-labels.ts';
+import { pinnedVersions } from './versions.ts';
 
 /** Annotation kwok selects the nodes it simulates by. */
 export const kwokNodeAnnotation = { key: 'kwok.x-k8s.io/node', value: 'fake' } as const;
@@ -89,8 +90,8 @@ export function nodeManifest(machine: SimulatedMachine): V1Node {
       nodeInfo: {
         architecture: machine.arch,
         operatingSystem: 'linux',
-        kubeletVersion: 'fake',
-        kubeProxyVersion: 'fake',
+        kubeletVersion: pinnedVersions().kube,
+        kubeProxyVersion: pinnedVersions().kube,
         bootID: '',
         containerRuntimeVersion: '',
         kernelVersion: '',
