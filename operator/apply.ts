@@ -1,0 +1,70 @@
+import { isDeepStrictEqual } from 'node:util';
+import { isConflict, type KubeClient } from './kube/client.ts';
+import type { KubeObject, OwnerReference } from './kube/types.ts';
+
+/** The one field manager every Aurora write goes under, so server-side apply tracks what Aurora owns. */
+export const fieldManager = 'aurora-operator';
+
+/**
+ * Server-side applies a child: the desired object is Aurora's whole intent for it, fields it no longer
+ * sets are removed, and Aurora takes over fields another manager set (force), as controllers do for
+ * the objects they own. An unchanged intent changes nothing on the server.
+ */
+export function applyChild<T extends KubeObject>(client: KubeClient, desired: T): Promise<T> {
+  return client.apply(desired, { fieldManager, force: true });
+}
+
+/** The ownerReference that makes owner the controller of a child (garbage collection, owner mapping). */
+export function controllerReference(owner: KubeObject): OwnerReference {
+  if (!owner.metadata.uid) throw new Error(`${owner.kind} ${owner.metadata.name} has no uid yet`);
+  return {
+    apiVersion: owner.apiVersion,
+    kind: owner.kind,
+    name: owner.metadata.name,
+    uid: owner.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+/**
+ * Writes status through the status subresource, only when it differs from what the object carries, so
+ * a steady state makes no writes. Returns whether it wrote.
+ */
+export async function writeStatus(
+  client: KubeClient,
+  obj: KubeObject,
+  status: Record<string, unknown>,
+): Promise<boolean> {
+  if (isDeepStrictEqual(withoutUndefined(obj.status), withoutUndefined(status))) return false;
+  const intent: KubeObject = {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: {
+      name: obj.metadata.name,
+      ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+    },
+    status,
+  };
+  await client.apply(intent, { fieldManager, force: true, subresource: 'status' });
+  return true;
+}
+
+/** Drops undefined members, which JSON never carries, so they do not count as differences. */
+function withoutUndefined(value: unknown): unknown {
+  return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+}
+
+/**
+ * Runs a read-modify-write with optimistic locking: mutate gets the freshest object and returns the
+ * object to write (or undefined for nothing to do); a 409 Conflict reads again and retries.
+ */
+export async function retryOnConflict<T>(attempt: () => Promise<T>, maxAttempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isConflict(err) || i >= maxAttempts) throw err;
+    }
+  }
+}

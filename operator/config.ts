@@ -1,0 +1,86 @@
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+const booleanText = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+  .transform((v) => v === true || v === 'true' || v === '1');
+
+export const operatorConfigSchema = z.object({
+  kubeconfig: z.string().min(1).optional(),
+  namespace: z.string().regex(dns1123Label, 'must be a DNS-1123 label').max(63).optional(),
+  leaderElect: booleanText.default(true),
+  leaderElectionNamespace: z
+    .string()
+    .regex(dns1123Label, 'must be a DNS-1123 label')
+    .max(63)
+    .default('aurora-system'),
+  leaderElectionId: z
+    .string()
+    .regex(dns1123Label, 'must be a DNS-1123 label')
+    .max(63)
+    .default('aurora-operator'),
+  identity: z.string().min(1).max(128),
+  httpPort: z.coerce.number().int().min(0).max(65_535).default(8080),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  workers: z.coerce.number().int().min(1).max(64).default(2),
+  resyncSeconds: z.coerce.number().int().min(0).max(86_400).default(1800),
+});
+
+export type OperatorConfig = z.infer<typeof operatorConfigSchema>;
+
+/** Each setting's flag and environment variable; a flag wins over the environment. */
+const sources: Record<keyof OperatorConfig, { flag: string; env: string[] }> = {
+  kubeconfig: { flag: 'kubeconfig', env: ['KUBECONFIG'] },
+  namespace: { flag: 'namespace', env: ['AURORA_NAMESPACE'] },
+  leaderElect: { flag: 'leader-elect', env: ['AURORA_LEADER_ELECT'] },
+  leaderElectionNamespace: {
+    flag: 'leader-election-namespace',
+    env: ['AURORA_LEADER_ELECTION_NAMESPACE', 'POD_NAMESPACE'],
+  },
+  leaderElectionId: { flag: 'leader-election-id', env: ['AURORA_LEADER_ELECTION_ID'] },
+  identity: { flag: 'identity', env: ['AURORA_IDENTITY', 'POD_NAME'] },
+  httpPort: { flag: 'http-port', env: ['AURORA_HTTP_PORT'] },
+  logLevel: { flag: 'log-level', env: ['AURORA_LOG_LEVEL'] },
+  workers: { flag: 'workers', env: ['AURORA_WORKERS'] },
+  resyncSeconds: { flag: 'resync-seconds', env: ['AURORA_RESYNC_SECONDS'] },
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads the operator's settings from flags and environment; a bad value names its flag and variable. */
+export function loadOperatorConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: Object.fromEntries(Object.values(sources).map((s) => [s.flag, { type: 'string' as const }])),
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    throw new ConfigError(`invalid arguments: ${(err as Error).message}`);
+  }
+  const raw: Record<string, unknown> = {};
+  for (const [key, source] of Object.entries(sources)) {
+    const fromFlag = values[source.flag];
+    const fromEnv = source.env.map((e) => env[e]).find((v) => v !== undefined && v !== '');
+    const value = fromFlag ?? fromEnv;
+    if (value !== undefined) raw[key] = value;
+  }
+  raw.identity ??= `${env.HOSTNAME ?? hostname()}-${process.pid}`;
+  const parsed = operatorConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0]) as keyof OperatorConfig;
+      const source = sources[key];
+      return `--${source.flag} (${source.env.join(' or ')}): ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return parsed.data;
+}

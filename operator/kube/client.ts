@@ -1,0 +1,305 @@
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { type HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { fetch } from 'undici';
+import type { KubeObject, ObjectRef } from './types.ts';
+
+/** A failed API call, with the HTTP status and the API server's reason (NotFound, Conflict, ...). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  readonly details: unknown;
+  constructor(status: number, reason: string, message: string, details?: unknown) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.reason = reason;
+    this.details = details;
+  }
+}
+
+export const isNotFound = (err: unknown) => err instanceof ApiError && err.status === 404;
+export const isConflict = (err: unknown) => err instanceof ApiError && err.status === 409;
+export const isGone = (err: unknown) => err instanceof ApiError && err.status === 410;
+
+export interface ResourceInfo {
+  apiVersion: string;
+  kind: string;
+  plural: string;
+  namespaced: boolean;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+export interface WatchEvent {
+  type: WatchEventType;
+  object: KubeObject;
+}
+
+export interface ListResult<T extends KubeObject = KubeObject> {
+  items: T[];
+  resourceVersion: string;
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+/** The request options shared by every verb. */
+interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export interface ApplyOptions {
+  fieldManager: string;
+  /** Take fields another manager owns (controllers own their children outright). */
+  force?: boolean;
+}
+
+/**
+ * A thin client for the Kubernetes REST API on raw JSON. client-node's typed APIs convert every object
+ * through its model classes and cannot reach the status subresource of custom kinds; this keeps objects
+ * as the API server sent them and reuses client-node only for authentication.
+ */
+export interface KubeClient {
+  readonly kubeConfig: KubeConfig;
+  request<T>(method: string, path: string, options?: RequestOptions): Promise<T>;
+  resource(apiVersion: string, kind: string): Promise<ResourceInfo>;
+  path(info: ResourceInfo, namespace?: string, name?: string, subresource?: string): string;
+  get<T extends KubeObject>(ref: ObjectRef): Promise<T | undefined>;
+  list<T extends KubeObject>(
+    apiVersion: string,
+    kind: string,
+    options?: {
+      namespace?: string;
+      labelSelector?: string;
+      fieldSelector?: string;
+      limit?: number;
+      continue?: string;
+    },
+  ): Promise<ListResult<T> & { continue?: string }>;
+  create<T extends KubeObject>(obj: T, options?: { fieldManager?: string }): Promise<T>;
+  update<T extends KubeObject>(obj: T, options?: { fieldManager?: string; subresource?: string }): Promise<T>;
+  patch<T extends KubeObject>(
+    ref: ObjectRef,
+    patch: unknown,
+    options: { type: 'merge' | 'json' | 'strategic'; subresource?: string; fieldManager?: string },
+  ): Promise<T>;
+  /** Server-side apply of obj (a fully specified intent) under the given field manager. */
+  apply<T extends KubeObject>(obj: T, options: ApplyOptions & { subresource?: string }): Promise<T>;
+  delete(
+    ref: ObjectRef,
+    options?: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan' },
+  ): Promise<void>;
+  /**
+   * Streams a watch. Resolves when the server ends the stream normally; rejects on a transport error or
+   * an HTTP error. Each event is handed to onEvent in order.
+   */
+  watch(path: string, query: Query, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void>;
+}
+
+const patchTypes = {
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+  strategic: 'application/strategic-merge-patch+json',
+} as const;
+
+export function createKubeClient(
+  kubeConfig: KubeConfig,
+  options: { requestTimeoutMs?: number } = {},
+): KubeClient {
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
+
+  const server = () => {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    return cluster.server.replace(/\/$/, '');
+  };
+
+  const send = async (method: string, path: string, opts: RequestOptions, timeoutMs: number | undefined) => {
+    const url = new URL(server() + path);
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    const ctx = new RequestContext(url.toString(), method as HttpMethod);
+    await kubeConfig.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+      headers['content-type'] = opts.contentType ?? 'application/json';
+    }
+    const signals = [opts.signal, timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined].filter(
+      (s): s is AbortSignal => s !== undefined,
+    );
+    const response = await fetch(url, {
+      method,
+      headers,
+      body,
+      dispatcher: ctx.getDispatcher(),
+      signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
+    });
+    if (response.status >= 400) {
+      const text = await response.text();
+      let status: { reason?: string; message?: string; details?: unknown } = {};
+      try {
+        status = JSON.parse(text);
+      } catch {
+        status = { message: text };
+      }
+      throw new ApiError(
+        response.status,
+        status.reason ?? String(response.status),
+        `${method} ${path}: ${status.message ?? response.statusText}`,
+        status.details,
+      );
+    }
+    return response;
+  };
+
+  const request = async <T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> => {
+    const response = await send(method, path, opts, requestTimeoutMs);
+    const text = await response.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+
+  const loadGroup = async (apiVersion: string) => {
+    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    const list = await request<{ resources: Array<{ name: string; kind: string; namespaced: boolean }> }>(
+      'GET',
+      base,
+    );
+    const byKind = new Map<string, ResourceInfo>();
+    for (const r of list.resources) {
+      if (r.name.includes('/')) continue;
+      byKind.set(r.kind, { apiVersion, kind: r.kind, plural: r.name, namespaced: r.namespaced });
+    }
+    return byKind;
+  };
+
+  const resource = async (apiVersion: string, kind: string): Promise<ResourceInfo> => {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let group = discovery.get(apiVersion);
+      if (!group) {
+        group = loadGroup(apiVersion);
+        discovery.set(apiVersion, group);
+        group.catch(() => discovery.delete(apiVersion));
+      }
+      const info = (await group).get(kind);
+      if (info) return info;
+      // A CRD installed after the first look: discover again once.
+      discovery.delete(apiVersion);
+    }
+    throw new ApiError(404, 'NotFound', `the API server does not serve ${kind} in ${apiVersion}`);
+  };
+
+  const path = (info: ResourceInfo, namespace?: string, name?: string, subresource?: string) => {
+    const base = info.apiVersion.includes('/') ? `/apis/${info.apiVersion}` : `/api/${info.apiVersion}`;
+    const ns = info.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+    const n = name ? `/${encodeURIComponent(name)}` : '';
+    const sub = name && subresource ? `/${subresource}` : '';
+    return `${base}${ns}/${info.plural}${n}${sub}`;
+  };
+
+  const objectPath = async (ref: ObjectRef, subresource?: string) =>
+    path(await resource(ref.apiVersion, ref.kind), ref.metadata.namespace, ref.metadata.name, subresource);
+
+  return {
+    kubeConfig,
+    request,
+    resource,
+    path,
+    async get<T extends KubeObject>(ref: ObjectRef) {
+      try {
+        return await request<T>('GET', await objectPath(ref));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async list<T extends KubeObject>(
+      apiVersion: string,
+      kind: string,
+      opts: {
+        namespace?: string;
+        labelSelector?: string;
+        fieldSelector?: string;
+        limit?: number;
+        continue?: string;
+      } = {},
+    ) {
+      const info = await resource(apiVersion, kind);
+      const list = await request<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }>(
+        'GET',
+        path(info, opts.namespace),
+        {
+          query: {
+            labelSelector: opts.labelSelector,
+            fieldSelector: opts.fieldSelector,
+            limit: opts.limit,
+            continue: opts.continue,
+          },
+        },
+      );
+      // List items carry no apiVersion and kind; the cache and reconcilers want whole objects.
+      for (const item of list.items) {
+        item.apiVersion = apiVersion;
+        item.kind = kind;
+      }
+      return {
+        items: list.items,
+        resourceVersion: list.metadata.resourceVersion,
+        continue: list.metadata.continue,
+      };
+    },
+    async create<T extends KubeObject>(obj: T, opts: { fieldManager?: string } = {}) {
+      const info = await resource(obj.apiVersion, obj.kind);
+      return request<T>('POST', path(info, obj.metadata.namespace), {
+        body: obj,
+        query: { fieldManager: opts.fieldManager },
+      });
+    },
+    async update<T extends KubeObject>(obj: T, opts: { fieldManager?: string; subresource?: string } = {}) {
+      return request<T>('PUT', await objectPath(obj, opts.subresource), {
+        body: obj,
+        query: { fieldManager: opts.fieldManager },
+      });
+    },
+    async patch<T extends KubeObject>(
+      ref: ObjectRef,
+      patch: unknown,
+      opts: { type: 'merge' | 'json' | 'strategic'; subresource?: string; fieldManager?: string },
+    ) {
+      return request<T>('PATCH', await objectPath(ref, opts.subresource), {
+        body: patch,
+        contentType: patchTypes[opts.type],
+        query: { fieldManager: opts.fieldManager },
+      });
+    },
+    async apply<T extends KubeObject>(obj: T, opts: ApplyOptions & { subresource?: string }) {
+      return request<T>('PATCH', await objectPath(obj, opts.subresource), {
+        body: obj,
+        contentType: 'application/apply-patch+yaml',
+        query: { fieldManager: opts.fieldManager, force: opts.force ?? false },
+      });
+    },
+    async delete(ref: ObjectRef, opts: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan' } = {}) {
+      try {
+        await request('DELETE', await objectPath(ref), {
+          body: opts.propagationPolicy ? { propagationPolicy: opts.propagationPolicy } : undefined,
+        });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    },
+    async watch(watchPath, query, onEvent, signal) {
+      const response = await send('GET', watchPath, { query: { ...query, watch: true }, signal }, undefined);
+      if (!response.body) return;
+      const lines = createInterface({ input: Readable.fromWeb(response.body as never), crlfDelay: Infinity });
+      for await (const line of lines) {
+        if (!line) continue;
+        onEvent(JSON.parse(line) as WatchEvent);
+      }
+    },
+  };
+}

@@ -1,0 +1,138 @@
+import { type Clock, systemClock } from './clock.ts';
+import { isConflict, type KubeClient } from './kube/client.ts';
+import type { KubeObject } from './kube/types.ts';
+import {
+  decideLease,
+  defaultLeaderTiming,
+  type LeaderTiming,
+  type LeaseRecord,
+  leadershipLost,
+  type ObservedLease,
+  observe,
+} from './leader-state.ts';
+import { type Logger, silentLogger } from './log.ts';
+
+export interface LeaderElectionOptions {
+  client: KubeClient;
+  namespace: string;
+  name: string;
+  identity: string;
+  timing?: LeaderTiming;
+  clock?: Clock;
+  log?: Logger;
+  onStartedLeading: () => void;
+  /** Called once when leadership is lost; the operator exits, as controller-runtime does. */
+  onStoppedLeading: () => void;
+  onLeaderChange?: (holder: string) => void;
+}
+
+export interface LeaderElector {
+  isLeader(): boolean;
+  /** Stops campaigning; a leader releases the lease so a standby takes over at once. */
+  stop(): Promise<void>;
+}
+
+type Lease = KubeObject & { spec?: LeaseRecord };
+
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, with client-go's semantics: try every retry
+ * period, write with optimistic locking, give up leadership when renewals have failed for the renew
+ * deadline.
+ */
+export function startLeaderElection(options: LeaderElectionOptions): LeaderElector {
+  const { client, namespace, name, identity } = options;
+  const timing = options.timing ?? defaultLeaderTiming;
+  const clock = options.clock ?? systemClock;
+  const log = (options.log ?? silentLogger).child({ lease: `${namespace}/${name}`, identity });
+  const ref = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace } };
+  let observed: ObservedLease | undefined;
+  let leading = false;
+  let lastRenewMs = 0;
+  let lastHolder = '';
+  let stopped = false;
+  let timer: unknown;
+  let running: Promise<void> = Promise.resolve();
+
+  const tryAcquireOrRenew = async (): Promise<boolean> => {
+    const current = await client.get<Lease>(ref);
+    const now = clock.now();
+    if (current?.spec) observed = observe(observed, current.spec, now);
+    const decision = decideLease(current?.spec, observed, identity, now, timing);
+    if (decision.action === 'wait') {
+      if (decision.holder !== lastHolder) {
+        lastHolder = decision.holder;
+        options.onLeaderChange?.(decision.holder);
+        log.info({ holder: decision.holder }, 'another instance leads');
+      }
+      return false;
+    }
+    const body: Lease = { ...ref, metadata: { ...ref.metadata }, spec: decision.record };
+    const written =
+      decision.action === 'create'
+        ? await client.create<Lease>(body)
+        : await client.update<Lease>({
+            ...body,
+            metadata: { ...body.metadata, resourceVersion: current?.metadata.resourceVersion },
+          });
+    if (written.spec) observed = observe(observed, written.spec, now);
+    if (lastHolder !== identity) {
+      lastHolder = identity;
+      options.onLeaderChange?.(identity);
+    }
+    return true;
+  };
+
+  const tick = async () => {
+    if (stopped) return;
+    let renewed = false;
+    try {
+      renewed = await tryAcquireOrRenew();
+    } catch (err) {
+      if (!isConflict(err)) log.warn({ err: (err as Error).message }, 'lease read or write failed');
+    }
+    if (stopped) return;
+    const now = clock.now();
+    if (renewed) {
+      lastRenewMs = now;
+      if (!leading) {
+        leading = true;
+        log.info('became leader');
+        options.onStartedLeading();
+      }
+    } else if (leading && leadershipLost(lastRenewMs, now, timing)) {
+      leading = false;
+      stopped = true;
+      log.error({ sinceRenewMs: now - lastRenewMs }, 'leadership lost: could not renew the lease in time');
+      options.onStoppedLeading();
+      return;
+    }
+    timer = clock.setTimeout(() => {
+      running = tick();
+    }, timing.retryPeriodMs);
+  };
+
+  running = tick();
+
+  return {
+    isLeader: () => leading,
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) clock.clearTimeout(timer);
+      await running;
+      if (!leading) return;
+      leading = false;
+      try {
+        const current = await client.get<Lease>(ref);
+        if (current?.spec?.holderIdentity === identity) {
+          await client.update<Lease>({
+            ...current,
+            spec: { ...current.spec, holderIdentity: '', leaseDurationSeconds: 1 },
+          });
+          log.info('released the lease');
+        }
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'could not release the lease');
+      }
+    },
+  };
+}

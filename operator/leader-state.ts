@@ -1,0 +1,112 @@
+/** The part of a coordination.k8s.io/v1 Lease spec that leader election reads and writes. */
+export interface LeaseRecord {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+export interface LeaderTiming {
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+/** controller-runtime's defaults: 15 s lease, 10 s renew deadline, 2 s retry. */
+export const defaultLeaderTiming: LeaderTiming = {
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+};
+
+/**
+ * What this candidate has seen. Expiry is judged by when *we* last saw the record change, not by the
+ * holder's renewTime, so clock skew between machines cannot make two leaders.
+ */
+export interface ObservedLease {
+  record: LeaseRecord;
+  /** A fingerprint of the record as last seen, to notice renewals. */
+  fingerprint: string;
+  observedAtMs: number;
+}
+
+export type LeaseDecision =
+  | { action: 'create'; record: LeaseRecord }
+  | { action: 'update'; record: LeaseRecord; takeover: boolean }
+  | { action: 'wait'; holder: string };
+
+export function fingerprint(record: LeaseRecord): string {
+  return JSON.stringify([record.holderIdentity ?? '', record.renewTime ?? '', record.leaseTransitions ?? 0]);
+}
+
+/** Updates what we have seen of the lease: the observation time moves only when the record changed. */
+export function observe(
+  previous: ObservedLease | undefined,
+  record: LeaseRecord,
+  nowMs: number,
+): ObservedLease {
+  const fp = fingerprint(record);
+  if (previous && previous.fingerprint === fp) return previous;
+  return { record, fingerprint: fp, observedAtMs: nowMs };
+}
+
+/** Decides, from the lease as it is now (undefined: none exists), whether to create, take, renew or wait. */
+export function decideLease(
+  current: LeaseRecord | undefined,
+  observed: ObservedLease | undefined,
+  identity: string,
+  nowMs: number,
+  timing: LeaderTiming = defaultLeaderTiming,
+): LeaseDecision {
+  const now = microTime(nowMs);
+  const leaseDurationSeconds = Math.ceil(timing.leaseDurationMs / 1000);
+  if (!current) {
+    return {
+      action: 'create',
+      record: {
+        holderIdentity: identity,
+        leaseDurationSeconds,
+        acquireTime: now,
+        renewTime: now,
+        leaseTransitions: 0,
+      },
+    };
+  }
+  const holder = current.holderIdentity ?? '';
+  if (holder === identity) {
+    return {
+      action: 'update',
+      takeover: false,
+      record: { ...current, leaseDurationSeconds, renewTime: now },
+    };
+  }
+  const durationMs = (current.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
+  const seenAt = observed?.fingerprint === fingerprint(current) ? observed.observedAtMs : nowMs;
+  if (holder !== '' && seenAt + durationMs > nowMs) return { action: 'wait', holder };
+  return {
+    action: 'update',
+    takeover: true,
+    record: {
+      holderIdentity: identity,
+      leaseDurationSeconds,
+      acquireTime: now,
+      renewTime: now,
+      leaseTransitions: (current.leaseTransitions ?? 0) + (holder === '' ? 0 : 1),
+    },
+  };
+}
+
+/** A leader that has not renewed for renewDeadline must stop: another may already have taken over. */
+export function leadershipLost(
+  lastRenewMs: number,
+  nowMs: number,
+  timing: LeaderTiming = defaultLeaderTiming,
+): boolean {
+  return nowMs - lastRenewMs >= timing.renewDeadlineMs;
+}
+
+/** metav1.MicroTime: RFC 3339 with microseconds. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}

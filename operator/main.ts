@@ -1,0 +1,80 @@
+// The operator's entry point: node operator/main.ts [--flags]; see operator/config.ts for settings.
+import { KubeConfig } from '@kubernetes/client-node';
+import { ConfigError, loadOperatorConfig, type OperatorConfig } from './config.ts';
+import { createKubeClient, type KubeClient } from './kube/client.ts';
+import { createLogger } from './log.ts';
+import { createManager, type Manager } from './manager.ts';
+
+export function loadKubeConfig(kubeconfig: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export interface RunningOperator {
+  manager: Manager;
+  client: KubeClient;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the runtime with the given controllers registered: probes and metrics, informers, leader
+ * election, then the controllers on the leader. SIGTERM and SIGINT drain and release the lease.
+ */
+export async function runOperator(
+  config: OperatorConfig,
+  register: (manager: Manager) => void,
+  options: { handleSignals?: boolean } = {},
+): Promise<RunningOperator> {
+  const log = createLogger({ level: config.logLevel });
+  const client = createKubeClient(loadKubeConfig(config.kubeconfig));
+  const manager = createManager({
+    client,
+    log,
+    identity: config.identity,
+    ...(config.namespace ? { namespace: config.namespace } : {}),
+    health: { port: config.httpPort },
+    resyncMs: config.resyncSeconds * 1000,
+    ...(config.leaderElect
+      ? {
+          leaderElection: {
+            namespace: config.leaderElectionNamespace,
+            name: config.leaderElectionId,
+            identity: config.identity,
+          },
+        }
+      : {}),
+  });
+  register(manager);
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= manager.stop();
+    return stopping;
+  };
+  if (options.handleSignals ?? true) {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        log.info({ signal }, 'shutting down');
+        void stop().then(() => process.exit(0));
+      });
+    }
+  }
+  log.info({ identity: config.identity, leaderElect: config.leaderElect }, 'starting Aurora operator');
+  await manager.start();
+  return { manager, client, stop };
+}
+
+/** The product's controllers; each issue that adds a kind registers it here. */
+export function registerAuroraControllers(_manager: Manager): void {}
+
+if (import.meta.main) {
+  try {
+    const config = loadOperatorConfig(process.argv.slice(2), process.env);
+    await runOperator(config, registerAuroraControllers);
+  } catch (err) {
+    console.error(err instanceof ConfigError ? err.message : err);
+    process.exit(2);
+  }
+}

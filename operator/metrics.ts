@@ -1,0 +1,113 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { QueueObserver } from './workqueue.ts';
+
+export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
+
+/** One controller's view of the shared metrics. */
+export interface ControllerScopedMetrics {
+  queue: QueueObserver;
+  reconciled(outcome: ReconcileOutcome): void;
+  reconcileSeconds(seconds: number): void;
+  activeWorkers(delta: number): void;
+  maxWorkers(n: number): void;
+}
+
+export interface ControllerMetrics {
+  registry: Registry;
+  forController(name: string): ControllerScopedMetrics;
+  leader(name: string, leading: boolean): void;
+}
+
+/**
+ * Metrics named like controller-runtime's, so dashboards and alerts written for Go operators work on
+ * Aurora unchanged. Labels carry controller names and outcomes only, never object names.
+ */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): ControllerMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const reconcileTotal = new Counter({
+    name: 'controller_runtime_reconcile_total',
+    help: 'Total number of reconciliations per controller',
+    labelNames: ['controller', 'result'],
+    registers: [registry],
+  });
+  const reconcileErrors = new Counter({
+    name: 'controller_runtime_reconcile_errors_total',
+    help: 'Total number of reconciliation errors per controller',
+    labelNames: ['controller'],
+    registers: [registry],
+  });
+  const reconcileTime = new Histogram({
+    name: 'controller_runtime_reconcile_time_seconds',
+    help: 'Length of time per reconciliation per controller',
+    labelNames: ['controller'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const activeWorkers = new Gauge({
+    name: 'controller_runtime_active_workers',
+    help: 'Number of currently used workers per controller',
+    labelNames: ['controller'],
+    registers: [registry],
+  });
+  const maxWorkers = new Gauge({
+    name: 'controller_runtime_max_concurrent_reconciles',
+    help: 'Maximum number of concurrent reconciles per controller',
+    labelNames: ['controller'],
+    registers: [registry],
+  });
+  const depth = new Gauge({
+    name: 'workqueue_depth',
+    help: 'Current depth of workqueue',
+    labelNames: ['name', 'controller'],
+    registers: [registry],
+  });
+  const adds = new Counter({
+    name: 'workqueue_adds_total',
+    help: 'Total number of adds handled by workqueue',
+    labelNames: ['name', 'controller'],
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: 'workqueue_retries_total',
+    help: 'Total number of retries handled by workqueue',
+    labelNames: ['name', 'controller'],
+    registers: [registry],
+  });
+  const queueDuration = new Histogram({
+    name: 'workqueue_queue_duration_seconds',
+    help: 'How long in seconds an item stays in workqueue before being requested',
+    labelNames: ['name', 'controller'],
+    buckets: [0.001, 0.01, 0.1, 1, 10, 100, 1000],
+    registers: [registry],
+  });
+  const leaderStatus = new Gauge({
+    name: 'leader_election_master_status',
+    help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master',
+    labelNames: ['name'],
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    forController(controller) {
+      const q = { name: controller, controller };
+      return {
+        queue: {
+          depth: (d) => depth.set(q, d),
+          added: () => adds.inc(q),
+          retried: () => retries.inc(q),
+          queued: (s) => queueDuration.observe(q, s),
+        },
+        reconciled(outcome) {
+          reconcileTotal.inc({ controller, result: outcome });
+          if (outcome === 'error') reconcileErrors.inc({ controller });
+        },
+        reconcileSeconds: (s) => reconcileTime.observe({ controller }, s),
+        activeWorkers: (delta) => activeWorkers.inc({ controller }, delta),
+        maxWorkers: (n) => maxWorkers.set({ controller }, n),
+      };
+    },
+    leader: (name, leading) => leaderStatus.set({ name }, leading ? 1 : 0),
+  };
+}

@@ -1,0 +1,224 @@
+import { type Clock, systemClock } from './clock.ts';
+
+/** Per-key exponential backoff: baseDelayMs · 2^failures, capped at maxDelayMs (client-go's defaults). */
+export interface BackoffPolicy {
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const defaultBackoff: BackoffPolicy = { baseDelayMs: 5, maxDelayMs: 1_000_000 };
+
+export function backoffDelayMs(failures: number, policy: BackoffPolicy = defaultBackoff): number {
+  // 2^failures overflows to Infinity long before it matters; the cap keeps it finite.
+  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** failures);
+}
+
+/** Observations the queue reports, so metrics stay out of the queue's logic. */
+export interface QueueObserver {
+  depth?(depth: number): void;
+  added?(): void;
+  retried?(): void;
+  /** How long a key waited between becoming ready and being handed to a worker. */
+  queued?(seconds: number): void;
+}
+
+export interface WorkQueue {
+  /** Makes key ready now. A key already waiting is not queued twice. */
+  add(key: string): void;
+  /** Makes key ready after delayMs; an earlier pending time for the same key wins. */
+  addAfter(key: string, delayMs: number): void;
+  /** Requeues key after its backoff, and counts the failure. */
+  addRateLimited(key: string): void;
+  /** Clears key's failure count (after a success). */
+  forget(key: string): void;
+  failures(key: string): number;
+  /** The next ready key, or undefined once the queue has shut down. */
+  get(): Promise<string | undefined>;
+  /** Marks key finished; if it was added again meanwhile, it becomes ready again. */
+  done(key: string): void;
+  /** Ready keys (not those waiting for a delay, not those being processed). */
+  len(): number;
+  /** Stops handing out keys and drops those not started; resolves when every key in progress is done. */
+  shutdown(): Promise<void>;
+  isShuttingDown(): boolean;
+}
+
+interface DelayedEntry {
+  readyAt: number;
+  key: string;
+}
+
+/**
+ * A work queue with client-go's guarantees: one key is never processed by two workers at once, repeated
+ * adds merge, failures back off per key, and delayed adds keep the earliest time asked for.
+ */
+export function createWorkQueue(
+  options: { clock?: Clock; backoff?: BackoffPolicy; observer?: QueueObserver } = {},
+): WorkQueue {
+  const clock = options.clock ?? systemClock;
+  const backoff = options.backoff ?? defaultBackoff;
+  const observer = options.observer ?? {};
+  const ready: string[] = [];
+  let readyHead = 0;
+  const readySince = new Map<string, number>();
+  const dirty = new Set<string>();
+  const processing = new Set<string>();
+  const failureCounts = new Map<string, number>();
+  const waiters: Array<(key: string | undefined) => void> = [];
+  let shuttingDown = false;
+  let drained: (() => void) | undefined;
+
+  // Delayed keys: a min-heap on readyAt with lazy deletion against the map of each key's current time.
+  const heap: DelayedEntry[] = [];
+  const delayedAt = new Map<string, number>();
+  let timer: unknown;
+  let timerAt = Number.POSITIVE_INFINITY;
+
+  const readyLength = () => ready.length - readyHead;
+  const report = () => observer.depth?.(readyLength());
+
+  const push = (key: string) => {
+    readySince.set(key, clock.now());
+    const waiter = waiters.shift();
+    if (waiter) {
+      hand(waiter, key);
+      return;
+    }
+    ready.push(key);
+    report();
+  };
+
+  const hand = (waiter: (key: string | undefined) => void, key: string) => {
+    dirty.delete(key);
+    processing.add(key);
+    observer.queued?.((clock.now() - (readySince.get(key) ?? clock.now())) / 1000);
+    readySince.delete(key);
+    waiter(key);
+  };
+
+  const add = (key: string) => {
+    if (shuttingDown || dirty.has(key)) return;
+    observer.added?.();
+    dirty.add(key);
+    if (!processing.has(key)) push(key);
+  };
+
+  const heapPush = (entry: DelayedEntry) => {
+    heap.push(entry);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if ((heap[parent] as DelayedEntry).readyAt <= entry.readyAt) break;
+      heap[i] = heap[parent] as DelayedEntry;
+      i = parent;
+    }
+    heap[i] = entry;
+  };
+
+  const heapPop = (): DelayedEntry | undefined => {
+    const top = heap[0];
+    const last = heap.pop();
+    if (heap.length > 0 && last) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let smallest = i;
+        const at = (k: number) => (k === i ? last.readyAt : (heap[k] as DelayedEntry).readyAt);
+        if (l < heap.length && at(l) < at(smallest)) smallest = l;
+        if (r < heap.length && at(r) < at(smallest)) smallest = r;
+        if (smallest === i) break;
+        heap[i] = heap[smallest] as DelayedEntry;
+        i = smallest;
+      }
+      heap[i] = last;
+    }
+    return top;
+  };
+
+  const fireDue = () => {
+    timer = undefined;
+    timerAt = Number.POSITIVE_INFINITY;
+    const now = clock.now();
+    while (heap.length > 0 && (heap[0] as DelayedEntry).readyAt <= now) {
+      const entry = heapPop() as DelayedEntry;
+      if (delayedAt.get(entry.key) !== entry.readyAt) continue;
+      delayedAt.delete(entry.key);
+      add(entry.key);
+    }
+    arm();
+  };
+
+  const arm = () => {
+    const next = heap[0];
+    if (!next || shuttingDown) return;
+    if (next.readyAt >= timerAt) return;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    timerAt = next.readyAt;
+    timer = clock.setTimeout(fireDue, Math.max(0, next.readyAt - clock.now()));
+  };
+
+  const addAfter = (key: string, delayMs: number) => {
+    if (shuttingDown) return;
+    if (delayMs <= 0) {
+      add(key);
+      return;
+    }
+    const readyAt = clock.now() + delayMs;
+    const current = delayedAt.get(key);
+    if (current !== undefined && current <= readyAt) return;
+    delayedAt.set(key, readyAt);
+    heapPush({ key, readyAt });
+    arm();
+  };
+
+  return {
+    add,
+    addAfter,
+    addRateLimited(key) {
+      const failures = failureCounts.get(key) ?? 0;
+      failureCounts.set(key, failures + 1);
+      observer.retried?.();
+      addAfter(key, backoffDelayMs(failures, backoff));
+    },
+    forget(key) {
+      failureCounts.delete(key);
+    },
+    failures: (key) => failureCounts.get(key) ?? 0,
+    get() {
+      if (readyLength() > 0) {
+        const key = ready[readyHead] as string;
+        readyHead++;
+        if (readyHead > 1024 && readyHead * 2 > ready.length) {
+          ready.splice(0, readyHead);
+          readyHead = 0;
+        }
+        report();
+        return new Promise((resolve) => hand(resolve, key));
+      }
+      if (shuttingDown) return Promise.resolve(undefined);
+      return new Promise((resolve) => waiters.push(resolve));
+    },
+    done(key) {
+      processing.delete(key);
+      if (dirty.has(key) && !shuttingDown) push(key);
+      if (shuttingDown && processing.size === 0) drained?.();
+    },
+    len: readyLength,
+    async shutdown() {
+      shuttingDown = true;
+      if (timer !== undefined) clock.clearTimeout(timer);
+      // Keys not yet started are dropped: whoever runs next lists everything again anyway.
+      ready.length = 0;
+      readyHead = 0;
+      dirty.clear();
+      report();
+      for (const waiter of waiters.splice(0)) waiter(undefined);
+      if (processing.size === 0) return;
+      await new Promise<void>((resolve) => {
+        drained = resolve;
+      });
+    },
+    isShuttingDown: () => shuttingDown,
+  };
+}
