@@ -23,13 +23,12 @@ interface SeriesState {
   count: number;
   firstSeenMs: number;
   lastPatchedMs: number;
-  dirty: boolean;
+  /** Set while a series update is scheduled. */
+  timer?: unknown;
 }
 
 const maxTracked = 4096;
 const dedupWindowMs = 10 * 60_000;
-/** A repeating event updates its series at most this often, so a hot loop cannot flood the API server. */
-const seriesPatchIntervalMs = 30_000;
 
 /**
  * Events through events.k8s.io/v1, deduplicated like client-go's new events library: the first
@@ -42,8 +41,11 @@ export function createEventRecorder(options: {
   instance: string;
   clock?: Clock;
   log?: Logger;
+  /** A repeating event updates its series at most this often, so a hot loop cannot flood the API server. */
+  seriesPatchIntervalMs?: number;
 }): EventRecorder {
   const clock = options.clock ?? systemClock;
+  const seriesPatchIntervalMs = options.seriesPatchIntervalMs ?? 30_000;
   const log = options.log ?? silentLogger;
   const seen = new Map<string, SeriesState>();
   const inFlight = new Set<Promise<unknown>>();
@@ -57,9 +59,9 @@ export function createEventRecorder(options: {
     inFlight.add(q);
   };
 
-  const patchSeries = (key: string, state: SeriesState) => {
+  const patchSeries = (state: SeriesState) => {
+    state.timer = undefined;
     state.lastPatchedMs = clock.now();
-    state.dirty = false;
     track(
       options.client.patch(
         {
@@ -71,11 +73,6 @@ export function createEventRecorder(options: {
         { type: 'merge' },
       ),
     );
-    // A series that keeps repeating is flushed again when its interval has passed.
-    clock.setTimeout(() => {
-      const current = seen.get(key);
-      if (current?.dirty) patchSeries(key, current);
-    }, seriesPatchIntervalMs);
   };
 
   return {
@@ -86,8 +83,11 @@ export function createEventRecorder(options: {
       const state = seen.get(key);
       if (state && now - state.firstSeenMs < dedupWindowMs) {
         state.count++;
-        state.dirty = true;
-        if (now - state.lastPatchedMs >= seriesPatchIntervalMs) patchSeries(key, state);
+        // Repeats coalesce into one series update per interval; the count is read when it is sent.
+        state.timer ??= clock.setTimeout(
+          () => patchSeries(state),
+          Math.max(0, state.lastPatchedMs + seriesPatchIntervalMs - now),
+        );
         return;
       }
       if (seen.size >= maxTracked) {
@@ -96,7 +96,8 @@ export function createEventRecorder(options: {
       }
       const name = `${obj.metadata.name}.${randomBytes(8).toString('hex')}`.slice(0, 253);
       seen.delete(key);
-      seen.set(key, { name, namespace, count: 1, firstSeenMs: now, lastPatchedMs: now, dirty: false });
+      if (state?.timer !== undefined) clock.clearTimeout(state.timer);
+      seen.set(key, { name, namespace, count: 1, firstSeenMs: now, lastPatchedMs: now });
       track(
         options.client.create({
           apiVersion: 'events.k8s.io/v1',
