@@ -53,12 +53,17 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
   let timer: unknown;
   let running: Promise<void> = Promise.resolve();
 
+  /** When to try again while another holds the lease: its expiry if that comes before the next poll. */
+  let nextTryMs = timing.retryPeriodMs;
+
   const tryAcquireOrRenew = async (): Promise<boolean> => {
+    nextTryMs = timing.retryPeriodMs;
     const current = await client.get<Lease>(ref);
     const now = clock.now();
     if (current?.spec) observed = observe(observed, current.spec, now);
     const decision = decideLease(current?.spec, observed, identity, now, timing);
     if (decision.action === 'wait') {
+      nextTryMs = Math.min(timing.retryPeriodMs, decision.expiresInMs + 10);
       if (decision.holder !== lastHolder) {
         lastHolder = decision.holder;
         options.onLeaderChange?.(decision.holder);
@@ -108,7 +113,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     }
     timer = clock.setTimeout(() => {
       running = tick();
-    }, timing.retryPeriodMs);
+    }, nextTryMs);
   };
 
   running = tick();

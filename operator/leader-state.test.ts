@@ -38,18 +38,21 @@ describe('decideLease', () => {
   });
 
   const waiting = [
-    { name: 'first sight of a held lease', seenAgoMs: undefined },
-    { name: 'seen unchanged 14.9 s ago', seenAgoMs: 14_900 },
+    { name: 'first sight, renewed 1 s ago', seenAgoMs: undefined, renewedAgoMs: 1_000, expiresInMs: 14_000 },
+    { name: 'seen at the renewal 14.9 s ago', seenAgoMs: 14_900, renewedAgoMs: 14_900, expiresInMs: 100 },
   ];
-  it.each(waiting)('waits while another holds a lease it has not seen expire ($name)', ({ seenAgoMs }) => {
-    const current = held('b');
-    const observed = seenAgoMs === undefined ? undefined : observe(undefined, current, t - seenAgoMs);
-    expect(decideLease(current, observed, 'a', t)).toEqual({ action: 'wait', holder: 'b' });
-  });
+  it.each(waiting)(
+    'waits while another holds an unexpired lease ($name)',
+    ({ seenAgoMs, renewedAgoMs, expiresInMs }) => {
+      const current = { ...held('b'), renewTime: microTime(t - renewedAgoMs) };
+      const observed = seenAgoMs === undefined ? undefined : observe(undefined, current, t - seenAgoMs);
+      expect(decideLease(current, observed, 'a', t)).toEqual({ action: 'wait', holder: 'b', expiresInMs });
+    },
+  );
 
-  it('takes over a lease it has seen unchanged for the lease duration, counting a transition', () => {
-    const current = held('b', 2);
-    const d = decideLease(current, observe(undefined, current, t - 15_000), 'a', t);
+  it('takes over once the lease duration has passed since the renewal it saw, counting a transition', () => {
+    const current = { ...held('b', 2), renewTime: microTime(t - 15_000) };
+    const d = decideLease(current, observe(undefined, current, t - 14_500), 'a', t);
     expect(d).toMatchObject({
       action: 'update',
       takeover: true,
@@ -57,13 +60,32 @@ describe('decideLease', () => {
     });
   });
 
-  it('does not take over when the holder renewed since it was last seen, whatever the clocks say', () => {
+  it('does not take over a live holder whose clock runs 30 s behind: a fresh renewal counts from when it was seen', () => {
     const before = held('b');
     const observed = observe(undefined, before, t - 20_000);
     const renewed = { ...before, renewTime: microTime(t - 30_000) };
     const seenAgain = observe(observed, renewed, t);
     expect(seenAgain.observedAtMs).toBe(t);
-    expect(decideLease(renewed, seenAgain, 'a', t + 5_000)).toEqual({ action: 'wait', holder: 'b' });
+    // Trusted no earlier than 3 s (retry period + slack) before it was seen: expiry at t + 12 s.
+    expect(decideLease(renewed, seenAgain, 'a', t + 5_000)).toEqual({
+      action: 'wait',
+      holder: 'b',
+      expiresInMs: 7_000,
+    });
+    expect(decideLease(renewed, seenAgain, 'a', t + 12_000)).toMatchObject({
+      action: 'update',
+      takeover: true,
+    });
+  });
+
+  it('does not trust a holder clock that runs ahead: expiry counts from when the renewal was seen', () => {
+    const ahead = { ...held('b'), renewTime: microTime(t + 60_000) };
+    const seen = observe(undefined, ahead, t);
+    expect(decideLease(ahead, seen, 'a', t + 14_000)).toEqual({
+      action: 'wait',
+      holder: 'b',
+      expiresInMs: 1_000,
+    });
   });
 
   it('takes a released lease (empty holder) at once without counting a transition', () => {

@@ -21,8 +21,8 @@ export const defaultLeaderTiming: LeaderTiming = {
 };
 
 /**
- * What this candidate has seen. Expiry is judged by when *we* last saw the record change, not by the
- * holder's renewTime, so clock skew between machines cannot make two leaders.
+ * What this candidate has seen of the lease, and when: the local observation time bounds how far the
+ * holder's own renewTime is trusted (see trustedRenewMs).
  */
 export interface ObservedLease {
   record: LeaseRecord;
@@ -34,7 +34,25 @@ export interface ObservedLease {
 export type LeaseDecision =
   | { action: 'create'; record: LeaseRecord }
   | { action: 'update'; record: LeaseRecord; takeover: boolean }
-  | { action: 'wait'; holder: string };
+  /** expiresInMs: when the holder's lease runs out unless it renews, so a standby can try right then. */
+  | { action: 'wait'; holder: string; expiresInMs: number };
+
+/** How much later than a renewal a standby polling every retry period may see it (request latency included). */
+const observationSlackMs = 1_000;
+
+/**
+ * When the holder last renewed, as far as this candidate can trust it: the holder's renewTime, clamped to
+ * the window in which a standby polling every retry period must have seen that renewal. A holder clock
+ * that is off by any amount moves a takeover by at most retryPeriod + slack, which the margin between
+ * lease duration and renew deadline absorbs; a correct clock lets the standby take over the moment the
+ * lease runs out instead of a poll later.
+ */
+export function trustedRenewMs(record: LeaseRecord, observedAtMs: number, timing: LeaderTiming): number {
+  const claimed = record.renewTime ? Date.parse(record.renewTime) : Number.NaN;
+  const earliest = observedAtMs - timing.retryPeriodMs - observationSlackMs;
+  if (!Number.isFinite(claimed)) return observedAtMs;
+  return Math.min(observedAtMs, Math.max(earliest, claimed));
+}
 
 export function fingerprint(record: LeaseRecord): string {
   return JSON.stringify([record.holderIdentity ?? '', record.renewTime ?? '', record.leaseTransitions ?? 0]);
@@ -83,7 +101,8 @@ export function decideLease(
   }
   const durationMs = (current.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
   const seenAt = observed?.fingerprint === fingerprint(current) ? observed.observedAtMs : nowMs;
-  if (holder !== '' && seenAt + durationMs > nowMs) return { action: 'wait', holder };
+  const expiresAt = trustedRenewMs(current, seenAt, timing) + durationMs;
+  if (holder !== '' && expiresAt > nowMs) return { action: 'wait', holder, expiresInMs: expiresAt - nowMs };
   return {
     action: 'update',
     takeover: true,

@@ -92,6 +92,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Contr
     registry,
     forController(controller) {
       const q = { name: controller, controller };
+      // Series exist from the start, so dashboards show 0 rather than nothing for an idle controller.
+      depth.set(q, 0);
+      adds.inc(q, 0);
+      retries.inc(q, 0);
+      reconcileErrors.inc({ controller }, 0);
+      activeWorkers.set({ controller }, 0);
       return {
         queue: {
           depth: (d) => depth.set(q, d),

@@ -21,6 +21,8 @@ export const defaultToolsDir = process.env.AURORA_TOOLS_DIR ?? join(repoRoot, '.
 export interface ControlPlaneOptions {
   toolsDir?: string;
   fleet?: readonly SimulatedMachine[];
+  /** Extra kube-apiserver flags, e.g. --watch-cache=false so old resource versions expire at compaction. */
+  apiServerExtraArgs?: string[];
   /** Progress lines; the control plane takes 10-20 s to start and says what it is waiting for. */
   log?: (line: string) => void;
 }
@@ -29,6 +31,8 @@ export interface ControlPlane {
   readonly kubeconfigPath: string;
   readonly server: string;
   readonly runDir: string;
+  /** etcd's client URL, for tests that compact history. */
+  readonly etcdUrl: string;
   kubeConfig(): KubeConfig;
   /** The running API server process (replaced by startApiServer). */
   apiServer(): ManagedProcess;
@@ -138,6 +142,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--service-account-key-file=${join(dirs.pki, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dirs.pki, 'sa.key')}`,
       '--profiling=false',
+      ...(options.apiServerExtraArgs ?? []),
     ];
     let apiServer = startProcess('kube-apiserver', bin('kube-apiserver'), apiServerArgs, spawnOpts);
     processes.push(apiServer);
@@ -241,6 +246,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeconfigPath,
       server,
       runDir,
+      etcdUrl: `http://127.0.0.1:${ports.etcdClient}`,
       kubeConfig,
       apiServer: () => apiServer,
       async killApiServer() {

@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyChild, writeStatus } from '../../operator/apply.ts';
+import { createKubeClient } from '../../operator/kube/client.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { silentLogger } from '../../operator/log.ts';
+import { createManager, type Manager } from '../../operator/manager.ts';
+import { createMetrics } from '../../operator/metrics.ts';
+import {
+  desiredEchoChild,
+  type Echo,
+  echoApiVersion,
+  echoFinalizer,
+  installEchoCrd,
+  registerEchoController,
+} from '../fixtures/echo-controller.ts';
+import { createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { waitFor } from '../harness/process.ts';
+
+const client = createKubeClient(testKubeConfig());
+let namespace: string;
+let cleanup: () => Promise<void>;
+let manager: Manager;
+
+const echoRef = (name: string) => ({
+  apiVersion: echoApiVersion,
+  kind: 'Echo',
+  metadata: { name, namespace },
+});
+const childRef = (name: string) => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name: `${name}-echo`, namespace },
+});
+
+async function createEcho(name: string, message: string): Promise<Echo> {
+  return client.create<Echo>({ ...echoRef(name), spec: { message } });
+}
+
+async function waitForReadyGeneration(name: string, generation: number): Promise<Echo> {
+  return waitFor(`Echo ${name} Ready at generation ${generation}`, async () => {
+    const echo = await client.get<Echo>(echoRef(name));
+    const ready = echo?.status?.conditions?.find((c) => c.type === 'Ready');
+    return ready?.status === 'True' && echo?.status?.observedGeneration === generation ? echo : undefined;
+  });
+}
+
+beforeAll(async () => {
+  ({ name: namespace, cleanup } = await createTestNamespace('runtime'));
+  await installEchoCrd(client);
+  manager = createManager({
+    client,
+    log: silentLogger,
+    namespace,
+    metrics: createMetrics({ defaultMetrics: false }),
+  });
+  registerEchoController(manager, { useFinalizer: true, workers: 2 });
+  await manager.start();
+});
+
+afterAll(async () => {
+  await manager.stop();
+  await cleanup();
+});
+
+describe('a controller on the real API server', () => {
+  it('applies the child with a controller ownerReference and reports Ready with observedGeneration', async () => {
+    const echo = await createEcho('alpha', 'hello');
+    const ready = await waitForReadyGeneration('alpha', 1);
+    const child = (await client.get<KubeObject & { data: Record<string, string> }>(
+      childRef('alpha'),
+    )) as KubeObject & {
+      data: Record<string, string>;
+    };
+    expect(child.data).toEqual({ message: 'hello' });
+    expect(child.metadata.ownerReferences).toEqual([
+      {
+        apiVersion: echoApiVersion,
+        kind: 'Echo',
+        name: 'alpha',
+        uid: echo.metadata.uid,
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+    expect(ready.status?.conditions?.[0]).toMatchObject({ reason: 'ChildApplied', observedGeneration: 1 });
+    expect(ready.metadata.finalizers).toContain(echoFinalizer);
+  });
+
+  it('follows a spec change, keeping lastTransitionTime because Ready did not flip', async () => {
+    await createEcho('beta', 'one');
+    const first = await waitForReadyGeneration('beta', 1);
+    await client.patch(echoRef('beta'), { spec: { message: 'two' } }, { type: 'merge' });
+    const second = await waitForReadyGeneration('beta', 2);
+    const child = await client.get<KubeObject & { data: Record<string, string> }>(childRef('beta'));
+    expect(child?.data.message).toBe('two');
+    expect(second.status?.conditions?.[0]?.lastTransitionTime).toBe(
+      first.status?.conditions?.[0]?.lastTransitionTime,
+    );
+  });
+
+  it('re-creates a child someone deleted: owned objects wake their owner', async () => {
+    await createEcho('gamma', 'keep me');
+    await waitForReadyGeneration('gamma', 1);
+    const before = await client.get(childRef('gamma'));
+    await client.delete(childRef('gamma'));
+    const after = await waitFor('the child to come back', async () => {
+      const child = await client.get(childRef('gamma'));
+      return child && child.metadata.uid !== before?.metadata.uid ? child : undefined;
+    });
+    expect(after.metadata.ownerReferences?.[0]?.name).toBe('gamma');
+  });
+
+  it('removes its finalizer when the object is deleted, so deletion completes', async () => {
+    await createEcho('delta', 'bye');
+    await waitForReadyGeneration('delta', 1);
+    await client.delete(echoRef('delta'));
+    await waitFor('the Echo to be gone', async () =>
+      (await client.get(echoRef('delta'))) ? undefined : true,
+    );
+  });
+
+  it('records an Event about the object through events.k8s.io', async () => {
+    await createEcho('epsilon', 'event');
+    const echo = await waitForReadyGeneration('epsilon', 1);
+    const event = await waitFor('an Applied Event', async () => {
+      const list = await client.list<KubeObject & Record<string, unknown>>('events.k8s.io/v1', 'Event', {
+        namespace,
+      });
+      return list.items.find(
+        (e) => (e.regarding as { uid?: string })?.uid === echo.metadata.uid && e.reason === 'Applied',
+      );
+    });
+    expect(event).toMatchObject({ type: 'Normal', action: 'Reconcile', reportingController: 'echo' });
+  });
+
+  it('writes nothing when the desired state is unchanged: the resourceVersion stays the same', async () => {
+    const echo = await waitForReadyGeneration('alpha', 1);
+    const childBefore = await client.get(childRef('alpha'));
+    const applied = await applyChild(client, desiredEchoChild(echo));
+    expect(applied.metadata.resourceVersion).toBe(childBefore?.metadata.resourceVersion);
+    const wrote = await writeStatus(client, echo, echo.status as Record<string, unknown>);
+    expect(wrote).toBe(false);
+    const echoAfter = await client.get(echoRef('alpha'));
+    expect(echoAfter?.metadata.resourceVersion).toBe(echo.metadata.resourceVersion);
+  });
+
+  it('reports controller-runtime metrics', async () => {
+    const text = await manager.metrics.registry.metrics();
+    const total = text.match(
+      /controller_runtime_reconcile_total\{controller="echo",result="success"\} (\d+)/,
+    );
+    expect(Number(total?.[1])).toBeGreaterThan(0);
+    expect(text).toContain('workqueue_depth{name="echo",controller="echo"}');
+    expect(text).toContain('controller_runtime_reconcile_time_seconds_bucket');
+  });
+});
