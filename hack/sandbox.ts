@@ -6,7 +6,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nodeLabels } from '../crds/node-labels.ts';
 import { ensureControlPlaneBinaries } from '../test/harness/binaries.ts';
-import { type ControlPlane, defaultToolsDir, startControlPlane } from '../test/harness/control-plane.ts';
+import {
+  type ControlPlane,
+  defaultToolsDir,
+  freePort,
+  repoRoot,
+  startControlPlane,
+} from '../test/harness/control-plane.ts';
+import { type ManagedProcess, startProcess, waitFor } from '../test/harness/process.ts';
 
 const run = promisify(execFile);
 const started = Date.now();
@@ -17,11 +24,13 @@ console.log(
   'Starting the Aurora sandbox: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok',
 );
 let controlPlane: ControlPlane | undefined;
+let operator: ManagedProcess | undefined;
 let stopping = false;
 const shutdown = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   console.log(`\n${signal}: stopping the sandbox`);
+  await operator?.stop(10_000);
   await controlPlane?.stop();
   console.log('Sandbox stopped.');
   process.exit(0);
@@ -35,6 +44,42 @@ const sandboxDir = join(defaultToolsDir, 'sandbox');
 mkdirSync(sandboxDir, { recursive: true });
 const kubeconfig = join(sandboxDir, 'kubeconfig');
 copyFileSync(controlPlane.kubeconfigPath, kubeconfig);
+
+// The operator runs as a local process against the sandbox, with leader election as in a cluster.
+const operatorPort = await freePort();
+await run(kubectl, ['--kubeconfig', kubeconfig, 'create', 'namespace', 'aurora-system']);
+operator = startProcess(
+  'aurora-operator',
+  process.execPath,
+  [
+    join(repoRoot, 'operator', 'main.ts'),
+    `--kubeconfig=${kubeconfig}`,
+    '--leader-election-namespace=aurora-system',
+    `--http-port=${operatorPort}`,
+    '--identity=sandbox-operator',
+  ],
+  { logDir: join(controlPlane.runDir, 'logs'), pidDir: join(controlPlane.runDir, 'pids') },
+);
+await waitFor(
+  'the operator to be ready',
+  async () => {
+    if (!operator?.isRunning()) throw new Error(`the operator exited:\n${await operator?.logTail()}`);
+    return (await fetch(`http://127.0.0.1:${operatorPort}/readyz`).catch(() => undefined))?.ok
+      ? true
+      : undefined;
+  },
+  { timeoutMs: 60_000 },
+);
+const leaseHolder = await waitFor('the operator to hold its lease', async () => {
+  const { stdout } = await run(kubectl, [
+    ...['--kubeconfig', kubeconfig, '-n', 'aurora-system', 'get', 'lease', 'aurora-operator'],
+    ...['-o', 'jsonpath={.spec.holderIdentity}'],
+  ]).catch(() => ({ stdout: '' }));
+  return stdout || undefined;
+});
+console.log(
+  `  Aurora operator ready, leader: ${leaseHolder} (${((Date.now() - started) / 1000).toFixed(1)}s)`,
+);
 
 const columns = [
   'kubernetes.io/arch',
@@ -57,13 +102,18 @@ ${version.trimEnd()}
 $ kubectl get nodes -L ${columns}
 ${nodes.trimEnd()}
 
-Component logs: ${join(controlPlane.runDir, 'logs')}
+Aurora operator: ${leaseHolder} holds the lease aurora-system/aurora-operator; probes and metrics on http://127.0.0.1:${operatorPort}/readyz and /metrics
+Logs (control plane and operator): ${join(controlPlane.runDir, 'logs')}
 Press Ctrl-C to stop.`);
 
 // Stays up until a signal arrives; the timer keeps the event loop alive.
 setInterval(() => {
-  if (!controlPlane?.apiServer().isRunning() && !stopping) {
+  if (stopping) return;
+  if (!controlPlane?.apiServer().isRunning()) {
     console.error('kube-apiserver exited; see its log. Stopping.');
     void shutdown('apiserver-exit');
+  } else if (!operator?.isRunning()) {
+    console.error(`the operator exited; see ${operator?.logPath}. Stopping.`);
+    void shutdown('operator-exit');
   }
 }, 5_000);

@@ -58,6 +58,7 @@ export function createManager(options: ManagerOptions): Manager {
   const log = options.log;
   const metrics = options.metrics ?? createMetrics();
   const informers = new Map<string, Informer<KubeObject>>();
+  metrics.cacheSizes(() => [...informers.values()].map((i) => ({ kind: i.kind, objects: i.size() })));
   const controllerOptions: ManagedControllerOptions[] = [];
   const controllers: Controller[] = [];
   const recorders: EventRecorder[] = [];

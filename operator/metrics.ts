@@ -16,6 +16,8 @@ export interface ControllerMetrics {
   registry: Registry;
   forController(name: string): ControllerScopedMetrics;
   leader(name: string, leading: boolean): void;
+  /** Reports each informer's cached object count when metrics are scraped. */
+  cacheSizes(read: () => Array<{ kind: string; objects: number }>): void;
 }
 
 /**
@@ -115,5 +117,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Contr
       };
     },
     leader: (name, leading) => leaderStatus.set({ name }, leading ? 1 : 0),
+    cacheSizes(read) {
+      new Gauge({
+        name: 'aurora_cache_objects',
+        help: 'Objects held in the operator cache per informer kind',
+        labelNames: ['kind'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const { kind, objects } of read()) this.inc({ kind }, objects);
+        },
+      });
+    },
   };
 }

@@ -348,7 +348,7 @@ function kubeconfigYaml(server: string, caData: string, token: string): string {
   });
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((ok) => srv.listen(0, '127.0.0.1', ok));
   const address = srv.address();
