@@ -5,11 +5,21 @@ import { createKubeClient, type KubeClient } from './kube/client.ts';
 import { createLogger } from './log.ts';
 import { createManager, type Manager } from './manager.ts';
 
+/** The cluster to talk to: --kubeconfig, else the pod's service account, else the user's default. */
 export function loadKubeConfig(kubeconfig: string | undefined): KubeConfig {
   const kc = new KubeConfig();
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
+  try {
+    if (kubeconfig) kc.loadFromFile(kubeconfig);
+    else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new ConfigError(`--kubeconfig (KUBECONFIG): cannot load ${kubeconfig}: ${(err as Error).message}`);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new ConfigError(
+      '--kubeconfig (KUBECONFIG): no cluster to talk to: the kubeconfig has no current context',
+    );
+  }
   return kc;
 }
 
@@ -75,6 +85,6 @@ if (import.meta.main) {
     await runOperator(config, registerAuroraControllers);
   } catch (err) {
     console.error(err instanceof ConfigError ? err.message : err);
-    process.exit(2);
+    process.exit(err instanceof ConfigError ? 2 : 1);
   }
 }

@@ -245,6 +245,27 @@ describe('the runtime under failure', () => {
 
       await client.create(echo(namespace, 'after-failover', 'by the other'));
       await waitForEchoReady(namespace, 'after-failover');
+
+      // A graceful stop (SIGTERM) drains and releases the lease, so a standby takes over at once.
+      startOperator('op-c');
+      // Time for op-c to start and become a standby that polls the lease.
+      await sleep(4_000);
+      const stopping = second.holderIdentity as string;
+      processes.get(stopping)?.kill('SIGTERM');
+      const stoppedAt = Date.now();
+      const third = await waitFor(
+        'op-c to take over after the release',
+        async () => {
+          const lease = await readLease();
+          return lease?.holderIdentity === 'op-c' ? lease : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 100 },
+      );
+      const handoverMs = Date.parse(third.acquireTime ?? '') - stoppedAt;
+      console.log(
+        `leader election: after SIGTERM of ${stopping}, op-c took over in ${(handoverMs / 1000).toFixed(1)} s`,
+      );
+      expect(handoverMs).toBeLessThan(5_000);
     } finally {
       for (const child of processes.values()) child.kill('SIGKILL');
     }

@@ -1,0 +1,21 @@
+# One image for every Aurora program, on the same Node major as development (see README, "Runtime").
+# Node 24 runs the TypeScript sources directly, so there is no build stage. Multi-arch: the node base
+# image has arm64 for the Apple machines and amd64 for the cloud nodes.
+#   operator:       docker run IMAGE operator/main.ts [flags]   (the default)
+#   triage server:  docker run IMAGE workloads/triage-server/main.ts
+#   node profiler:  docker run IMAGE workloads/node-profiler/main.ts
+FROM node:24-bookworm-slim AS dependencies
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+# Production dependencies only; install scripts stay off (onnxruntime's would fetch CUDA libraries).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM node:24-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=dependencies /app/node_modules ./node_modules
+COPY . .
+USER node
+EXPOSE 8080
+ENTRYPOINT ["node"]
+CMD ["operator/main.ts"]
