@@ -3,15 +3,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import {
-  ApiextensionsV1Api,
-  CoreV1Api,
-  KubeConfig,
-  type KubernetesObject,
-  KubernetesObjectApi,
-  type V1Node,
-} from '@kubernetes/client-node';
+import { KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
+import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
 import { hospitalFleet, nodeManifest, type SimulatedMachine } from './fleet.ts';
 import { type ManagedProcess, reapOrphans, startProcess, waitFor } from './process.ts';
 
@@ -199,7 +194,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     );
     processes.push(scheduler);
 
-    await installKwokStages(kubeConfig(), toolsDir);
+    const client = createKubeClient(kubeConfig());
+    await installKwokStages(client, toolsDir);
     step('kwok stages installed');
     const kwokConfig = join(runDir, 'kwok.yaml');
     // An empty config keeps kwok's defaults and stops it from reading the user's ~/.kwok/kwok.yaml.
@@ -232,11 +228,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     }
     step('kube-controller-manager and kube-scheduler healthy');
 
-    const core = kubeConfig().makeApiClient(CoreV1Api);
     const fleet = options.fleet ?? hospitalFleet;
-    for (const machine of fleet) await core.createNode({ body: nodeManifest(machine) });
+    for (const machine of fleet) await client.create(nodeManifest(machine) as KubeObject);
     await waitReady(kwok, 'kwok nodes Ready', async () => {
-      const nodes = await core.listNode();
+      const nodes = await client.list<KubeObject & V1Node>('v1', 'Node');
       const ready = nodes.items.filter(isNodeReady).length;
       return ready === fleet.length ? true : undefined;
     });
@@ -300,21 +295,20 @@ async function waitReady(
  * kwok runs with its Stage CRD enabled, so tests can add stages (a crash loop, an OOM kill) at run time.
  * The CRD and the default node and pod stages come from the kwok module the build script fetched.
  */
-async function installKwokStages(kc: KubeConfig, toolsDir: string): Promise<void> {
+async function installKwokStages(client: KubeClient, toolsDir: string): Promise<void> {
   const assets = join(toolsDir, 'kwok');
   const crdFile = join(assets, 'stages-crd.yaml');
   const stagesFile = join(assets, 'default-stages.yaml');
   if (!existsSync(crdFile) || !existsSync(stagesFile)) {
     throw new Error(`kwok assets missing in ${assets}: run 'npm run build:control-plane'`);
   }
-  const objects = KubernetesObjectApi.makeApiClient(kc);
   const crd = parseYamlObjects(readFileSync(crdFile, 'utf8'))[0];
   if (!crd) throw new Error(`${crdFile} holds no object`);
-  await objects.create(crd);
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  await client.create(crd);
+  type Crd = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
   await waitFor('kwok Stage CRD established', async () => {
-    const got = await ext.readCustomResourceDefinition({ name: crd.metadata?.name ?? '' });
-    return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')
+    const got = await client.get<Crd>(crd);
+    return got?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')
       ? true
       : undefined;
   });
@@ -323,7 +317,7 @@ async function installKwokStages(kc: KubeConfig, toolsDir: string): Promise<void
     await waitFor(
       `stage ${stage.metadata?.name} created`,
       async () => {
-        await objects.create(stage);
+        await client.create(stage);
         return true;
       },
       { timeoutMs: 15_000 },
@@ -331,10 +325,10 @@ async function installKwokStages(kc: KubeConfig, toolsDir: string): Promise<void
   }
 }
 
-export function parseYamlObjects(text: string): KubernetesObject[] {
+export function parseYamlObjects(text: string): KubeObject[] {
   return parseAllDocuments(text)
-    .map((d) => d.toJS() as KubernetesObject | null)
-    .filter((o): o is KubernetesObject => o !== null && typeof o === 'object' && 'kind' in o);
+    .map((d) => d.toJS() as KubeObject | null)
+    .filter((o): o is KubeObject => o !== null && typeof o === 'object' && 'kind' in o);
 }
 
 function kubeconfigYaml(server: string, caData: string, token: string): string {

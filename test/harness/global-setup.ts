@@ -1,6 +1,8 @@
 import type { TestProject } from 'vitest/node';
+import { createKubeClient } from '../../operator/kube/client.ts';
 import { ensureControlPlaneBinaries } from './binaries.ts';
 import { startControlPlane } from './control-plane.ts';
+import { installAuroraCrds } from './crds.ts';
 import { ensureServices } from './services.ts';
 
 declare module 'vitest' {
@@ -18,6 +20,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   log('Starting the control plane and the simulated fleet for integration tests');
   const services = await ensureServices(undefined, log);
   const controlPlane = await startControlPlane({ log });
+  await installAuroraCrds(createKubeClient(controlPlane.kubeConfig()));
+  log('  Aurora CRDs installed');
   project.provide('kubeconfigPath', controlPlane.kubeconfigPath);
   project.provide('postgresUrl', services.postgresUrl);
   project.provide('redisUrl', services.redisUrl);
