@@ -14,6 +14,7 @@ import type { KubeObject } from '../operator/kube/types.ts';
 import { silentLogger } from '../operator/log.ts';
 import { createManager } from '../operator/manager.ts';
 import { createMetrics } from '../operator/metrics.ts';
+import { operatorNodeFlags } from '../operator/node-flags.ts';
 import {
   desiredEchoChild,
   type Echo,
@@ -26,6 +27,16 @@ import { ensureControlPlaneBinaries } from '../test/harness/binaries.ts';
 import { repoRoot, startControlPlane } from '../test/harness/control-plane.ts';
 import type { SimulatedMachine } from '../test/harness/fleet.ts';
 import { waitFor } from '../test/harness/process.ts';
+
+// The whole benchmark runs under the operator's V8 flags, so the in-process timing and the separate
+// operator process measure what ships.
+if (!operatorNodeFlags.every((f) => process.execArgv.includes(f))) {
+  const child = spawn(process.execPath, [...operatorNodeFlags, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+  });
+  const code = await new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? 1)));
+  process.exit(code);
+}
 
 const { values } = parseArgs({
   options: {
@@ -177,6 +188,7 @@ try {
   operator = spawn(
     process.execPath,
     [
+      ...operatorNodeFlags,
       join(repoRoot, 'test/fixtures/echo-operator.ts'),
       `--kubeconfig=${kubeconfig}`,
       '--leader-elect=false',

@@ -5,6 +5,7 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nodeLabels } from '../crds/node-labels.ts';
+import { operatorNodeFlags } from '../operator/node-flags.ts';
 import { ensureControlPlaneBinaries } from '../test/harness/binaries.ts';
 import {
   type ControlPlane,
@@ -52,6 +53,7 @@ operator = startProcess(
   'aurora-operator',
   process.execPath,
   [
+    ...operatorNodeFlags,
     join(repoRoot, 'operator', 'main.ts'),
     `--kubeconfig=${kubeconfig}`,
     '--leader-election-namespace=aurora-system',

@@ -15,6 +15,7 @@ import type { LeaseRecord } from '../../operator/leader-state.ts';
 import { silentLogger } from '../../operator/log.ts';
 import { createManager } from '../../operator/manager.ts';
 import { createMetrics } from '../../operator/metrics.ts';
+import { operatorNodeFlags } from '../../operator/node-flags.ts';
 import {
   type Echo,
   echoApiVersion,
@@ -190,6 +191,7 @@ describe('the runtime under failure', () => {
       const child = spawn(
         process.execPath,
         [
+          ...operatorNodeFlags,
           join(repoRoot, 'test/fixtures/echo-operator.ts'),
           `--kubeconfig=${kubeconfig}`,
           `--namespace=${namespace}`,
