@@ -33,11 +33,15 @@ describe('generated CRDs', () => {
     },
   );
 
-  it.each(kinds.map((k) => k.kind))('%s: every spec field, however deep, has a description', (kind) => {
-    const def = kinds.find((k) => k.kind === kind);
-    if (!def) throw new Error(kind);
-    expect(undescribed(openApiSchema(def.spec) as Node, 'spec')).toEqual([]);
-  });
+  it.each(kinds.map((k) => k.kind))(
+    '%s: every spec and status field, however deep, has a description',
+    (kind) => {
+      const def = kinds.find((k) => k.kind === kind);
+      if (!def) throw new Error(kind);
+      expect(undescribed(openApiSchema(def.spec) as Node, 'spec')).toEqual([]);
+      expect(undescribed(openApiSchema(def.status) as Node, 'status')).toEqual([]);
+    },
+  );
 
   it.each([
     [

@@ -270,7 +270,16 @@ export const triageModelStatus = z
         vectors: z.number().int().min(0).describe('Golden vectors evaluated.'),
         accuracy: z.number().min(0).max(1).describe('Share labelled right.'),
         recall: z
-          .array(z.object({ label: z.string(), recall: z.number().min(0).max(1) }))
+          .array(
+            z.object({
+              label: z.string().describe('An output label.'),
+              recall: z
+                .number()
+                .min(0)
+                .max(1)
+                .describe('Share of vectors with this expected label that got it.'),
+            }),
+          )
           .max(16)
           .describe('Recall per label.'),
       })

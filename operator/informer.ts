@@ -212,11 +212,10 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
     emit(old ? { type: 'updated', object: cached, old } : { type: 'added', object: cached });
   };
 
-  const info = client.resource(apiVersion, kind);
-
   const watchFrom = async (resourceVersion: string): Promise<string> => {
     const state = { resourceVersion };
-    const path = client.path(await info, options.namespace);
+    // Discovery runs here, inside the retry loop, so a kind not (yet) served is retried, not fatal.
+    const path = client.path(await client.resource(apiVersion, kind), options.namespace);
     abort = new AbortController();
     stats.watches++;
     // The server ends each watch after timeoutSeconds; spreading them keeps reconnects from bunching up.

@@ -52,6 +52,7 @@ beforeAll(async () => {
     log: silentLogger,
     namespace,
     metrics: createMetrics({ defaultMetrics: false }),
+    health: { port: 0, host: '127.0.0.1' },
   });
   registerEchoController(manager, { useFinalizer: true, workers: 2 });
   await manager.start();
@@ -152,5 +153,37 @@ describe('a controller on the real API server', () => {
     expect(Number(total?.[1])).toBeGreaterThan(0);
     expect(text).toContain('workqueue_depth{name="echo",controller="echo"}');
     expect(text).toContain('controller_runtime_reconcile_time_seconds_bucket');
+  });
+});
+
+describe('probes', () => {
+  it('serves /healthz, /readyz once caches synced and controllers run, and /metrics', async () => {
+    const base = `http://127.0.0.1:${manager.healthPort()}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${base}/readyz`);
+    expect([ready.status, await ready.text()]).toEqual([200, 'ok']);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/aurora_cache_objects\{kind="Echo"\} \d+/);
+    expect((await fetch(`${base}/nothing`)).status).toBe(404);
+  });
+
+  it('is not ready before its caches have synced', async () => {
+    const unreachable = createKubeClient(testKubeConfig());
+    // A manager whose informer cannot list (the kind does not exist) never syncs.
+    const stuck = createManager({
+      client: unreachable,
+      log: silentLogger,
+      namespace,
+      metrics: createMetrics({ defaultMetrics: false }),
+      health: { port: 0, host: '127.0.0.1' },
+    });
+    stuck.informer('test.aurora.health/v1', 'Missing');
+    const starting = stuck.start();
+    await waitFor('the probe server', async () => stuck.healthPort());
+    const res = await fetch(`http://127.0.0.1:${stuck.healthPort()}/readyz`);
+    expect([res.status, await res.text()]).toEqual([503, 'caches not synced']);
+    expect((await fetch(`http://127.0.0.1:${stuck.healthPort()}/healthz`)).status).toBe(200);
+    await stuck.stop();
+    void starting.catch(() => {});
   });
 });
