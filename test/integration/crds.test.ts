@@ -236,7 +236,7 @@ const invalid: InvalidCase[] = [
     name: 'golden vectors inline and from a ConfigMap',
     kind: 'TriageModel',
     change: (s) => {
-      s.acceptance.goldenVectors.configMap = { name: 'vectors', key: 'v.jsonl' };
+      s.acceptance.goldenVectors.inline = [{ features: [16, 97, 0, 125, 72, 0, 37], expectedLabel: 'low' }];
     },
     message: /spec\.acceptance\.goldenVectors: Invalid value: .*exactly one of inline and configMap/,
   },
@@ -244,7 +244,7 @@ const invalid: InvalidCase[] = [
     name: 'golden vector of the wrong length',
     kind: 'TriageModel',
     change: (s) => {
-      s.acceptance.goldenVectors.inline[0].features = [1, 2];
+      s.acceptance.goldenVectors = { inline: [{ features: [1, 2], expectedLabel: 'high' }] };
     },
     message: /spec\.acceptance\.goldenVectors\.inline: Invalid value: .*one value per input feature/,
   },

@@ -1,0 +1,169 @@
+// Builds the example triage model from nothing but a seed: synthetic patients, NEWS2 labels, a small
+// classifier trained in TypeScript, written as ONNX. Usage: node hack/example-model/generate.ts [--check]
+// --check rebuilds everything in memory and fails unless the committed files match byte for byte.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { featureVector, news2Risk, riskLabels } from './news2.ts';
+import { asFloat32, classifierToOnnx, type OnnxContract } from './onnx.ts';
+import { seededRandom, syntheticPatient } from './patients.ts';
+import { type Classifier, predict, train } from './train.ts';
+
+const root = resolve(import.meta.dirname, '../..');
+export const exampleModelFiles = {
+  model: join(root, 'examples/model/news2-risk.onnx'),
+  goldenVectors: join(root, 'examples/model/golden-vectors.jsonl'),
+  configMap: join(root, 'examples/model/configmap.yaml'),
+  underTriage: join(root, 'test/fixtures/models/news2-risk-under-triage.onnx'),
+};
+
+export const contract: OnnxContract = {
+  inputName: 'vitals',
+  outputName: 'probabilities',
+  features: [
+    'respiration_rate',
+    'spo2',
+    'supplemental_oxygen',
+    'systolic_bp',
+    'pulse',
+    'consciousness',
+    'temperature',
+  ],
+  labels: riskLabels,
+  version: '1.0.0',
+};
+
+const seeds = { train: 20_261_123, golden: 4_242 };
+const trainingPatients = 12_000;
+const goldenPatients = 400;
+
+export interface GeneratedModel {
+  files: Record<keyof typeof exampleModelFiles, Uint8Array>;
+  goldenAccuracy: number;
+  goldenRecall: Record<string, number>;
+  underTriageRecallHigh: number;
+}
+
+function evaluate(model: Classifier, vectors: Array<{ features: number[]; expectedLabel: string }>) {
+  let correct = 0;
+  const hits: Record<string, number> = {};
+  const totals: Record<string, number> = {};
+  for (const v of vectors) {
+    const p = predict(model, v.features);
+    const label = riskLabels[p.indexOf(Math.max(...p))];
+    totals[v.expectedLabel] = (totals[v.expectedLabel] ?? 0) + 1;
+    if (label === v.expectedLabel) {
+      correct++;
+      hits[v.expectedLabel] = (hits[v.expectedLabel] ?? 0) + 1;
+    }
+  }
+  const recall = Object.fromEntries(Object.keys(totals).map((l) => [l, (hits[l] ?? 0) / (totals[l] ?? 1)]));
+  return { accuracy: correct / vectors.length, recall };
+}
+
+export function generateExampleModel(log: (line: string) => void = () => {}): GeneratedModel {
+  const random = seededRandom(seeds.train);
+  const patients = Array.from({ length: trainingPatients }, () => syntheticPatient(random));
+  const features = patients.map(featureVector);
+  const labels = patients.map((p) => riskLabels.indexOf(news2Risk(p).risk));
+  const counts = riskLabels.map((_, k) => labels.filter((l) => l === k).length);
+  log(
+    `  ${trainingPatients} synthetic patients: ${riskLabels.map((l, k) => `${l} ${counts[k]}`).join(', ')}`,
+  );
+  // Missing a high-risk patient costs most: under-triage is the failure that matters.
+  const trained = train(
+    features,
+    labels,
+    riskLabels.length,
+    {
+      hidden: 24,
+      epochs: 30,
+      batchSize: 64,
+      learningRate: 0.01,
+      seed: seeds.train,
+      onEpoch: (epoch, loss, accuracy) => {
+        if (epoch % 5 === 0)
+          log(`  epoch ${epoch}: loss ${loss.toFixed(4)}, training accuracy ${(accuracy * 100).toFixed(1)}%`);
+      },
+    },
+    [3, 2, 1.5, 1],
+  );
+  const model = asFloat32(trained);
+
+  const goldenRandom = seededRandom(seeds.golden);
+  const golden = Array.from({ length: goldenPatients }, () => {
+    const p = syntheticPatient(goldenRandom);
+    return { features: featureVector(p), expectedLabel: news2Risk(p).risk };
+  });
+  const { accuracy, recall } = evaluate(model, golden);
+
+  // The deliberately bad version: the same network with the high-risk output pushed down, so it
+  // sends high-risk patients to lower categories. The acceptance gate must refuse it.
+  const underTriage: Classifier = {
+    ...model,
+    b2: model.b2.map((b, k) => (k === 0 ? Math.fround(b - 8) : b)),
+  };
+  const bad = evaluate(underTriage, golden);
+
+  const modelBytes = classifierToOnnx(model, contract);
+  const vectorsText = `${golden.map((g) => JSON.stringify(g)).join('\n')}\n`;
+  const configMap = stringify({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: 'er-news2-risk-model',
+      namespace: 'emergency',
+      labels: { 'app.kubernetes.io/part-of': 'er-triage' },
+      annotations: { 'aurora.health/sha256': createHash('sha256').update(modelBytes).digest('hex') },
+    },
+    data: { 'golden-vectors.jsonl': vectorsText },
+    binaryData: { 'model.onnx': Buffer.from(modelBytes).toString('base64') },
+  });
+  return {
+    files: {
+      model: modelBytes,
+      goldenVectors: new TextEncoder().encode(vectorsText),
+      configMap: new TextEncoder().encode(
+        `# Generated by hack/example-model/generate.ts: the example model and its golden vectors.\n${configMap}`,
+      ),
+      underTriage: classifierToOnnx(underTriage, { ...contract, version: '1.0.1-under-triage' }),
+    },
+    goldenAccuracy: accuracy,
+    goldenRecall: recall,
+    underTriageRecallHigh: bad.recall.high ?? 0,
+  };
+}
+
+if (import.meta.main) {
+  const check = process.argv.includes('--check');
+  console.log(`Building the example model (${check ? 'checking the committed files' : 'writing files'})`);
+  const started = Date.now();
+  const generated = generateExampleModel((line) => console.log(line));
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  console.log(
+    `  golden vectors: accuracy ${pct(generated.goldenAccuracy)}, recall ${Object.entries(
+      generated.goldenRecall,
+    )
+      .map(([l, r]) => `${l} ${pct(r)}`)
+      .join(', ')}`,
+  );
+  console.log(`  under-triage fixture: recall of high ${pct(generated.underTriageRecallHigh)}`);
+  let stale = 0;
+  for (const [key, bytes] of Object.entries(generated.files) as Array<
+    [keyof typeof exampleModelFiles, Uint8Array]
+  >) {
+    const file = exampleModelFiles[key];
+    if (check) {
+      const same = existsSync(file) && Buffer.compare(readFileSync(file), Buffer.from(bytes)) === 0;
+      if (!same) stale++;
+      console.log(`  ${same ? '✓ same' : '✗ differs'}: ${file}`);
+    } else {
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, bytes);
+      console.log(`  wrote ${file} (${bytes.length} bytes)`);
+    }
+  }
+  console.log(`Done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  if (stale > 0) process.exit(1);
+}

@@ -1,0 +1,57 @@
+/**
+ * The National Early Warning Score 2 (../shared/design/clinical.md), used to label the synthetic
+ * patients the example model learns from. Aurora is not a medical device: this exists to make
+ * realistic test data, not to score real patients.
+ */
+export interface Vitals {
+  respirationRatePerMin: number;
+  spo2Percent: number;
+  supplementalOxygen: boolean;
+  systolicBpMmHg: number;
+  pulsePerMin: number;
+  /** New confusion, or responding only to voice or pain, or unresponsive. */
+  alteredConsciousness: boolean;
+  temperatureCelsius: number;
+}
+
+export const riskLabels = ['high', 'medium', 'low-medium', 'low'] as const;
+export type RiskLabel = (typeof riskLabels)[number];
+
+export function news2Scores(v: Vitals): number[] {
+  const rr = v.respirationRatePerMin;
+  const spo2 = v.spo2Percent;
+  const bp = v.systolicBpMmHg;
+  const hr = v.pulsePerMin;
+  const t = v.temperatureCelsius;
+  return [
+    rr <= 8 ? 3 : rr <= 11 ? 1 : rr <= 20 ? 0 : rr <= 24 ? 2 : 3,
+    spo2 <= 91 ? 3 : spo2 <= 93 ? 2 : spo2 <= 95 ? 1 : 0,
+    v.supplementalOxygen ? 2 : 0,
+    bp <= 90 ? 3 : bp <= 100 ? 2 : bp <= 110 ? 1 : bp <= 219 ? 0 : 3,
+    hr <= 40 ? 3 : hr <= 50 ? 1 : hr <= 90 ? 0 : hr <= 110 ? 1 : hr <= 130 ? 2 : 3,
+    v.alteredConsciousness ? 3 : 0,
+    t <= 35.0 ? 3 : t <= 36.0 ? 1 : t <= 38.0 ? 0 : t <= 39.0 ? 1 : 2,
+  ];
+}
+
+/** Aggregate 7+: high; 5-6: medium; a 3 in any one parameter: low-medium; otherwise low. */
+export function news2Risk(v: Vitals): { score: number; risk: RiskLabel } {
+  const scores = news2Scores(v);
+  const score = scores.reduce((a, b) => a + b, 0);
+  const risk: RiskLabel =
+    score >= 7 ? 'high' : score >= 5 ? 'medium' : scores.includes(3) ? 'low-medium' : 'low';
+  return { score, risk };
+}
+
+/** The model's input vector, in the order of the example manifest's features. */
+export function featureVector(v: Vitals): number[] {
+  return [
+    v.respirationRatePerMin,
+    v.spo2Percent,
+    v.supplementalOxygen ? 1 : 0,
+    v.systolicBpMmHg,
+    v.pulsePerMin,
+    v.alteredConsciousness ? 1 : 0,
+    v.temperatureCelsius,
+  ];
+}

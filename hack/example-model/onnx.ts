@@ -1,0 +1,98 @@
+import onnxProto from 'onnx-proto';
+import type { Classifier } from './train.ts';
+
+const { onnx } = onnxProto;
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+
+export interface OnnxContract {
+  inputName: string;
+  outputName: string;
+  features: readonly string[];
+  labels: readonly string[];
+  version: string;
+}
+
+function tensor(name: string, dims: number[], values: number[]): onnxProto.onnx.ITensorProto {
+  const data = new Float32Array(values);
+  return { name, dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer) };
+}
+
+function floatTensorType(name: string, dims: Array<number | string>): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+/**
+ * The classifier as an ONNX graph (opset 13): Sub and Div standardise the vitals with the training
+ * mean and spread, MatMul/Add/Relu is the hidden layer, MatMul/Add/Softmax gives one probability per
+ * label. The contract (names, labels, version) is also written to the model's metadata.
+ */
+export function classifierToOnnx(model: Classifier, contract: OnnxContract): Uint8Array {
+  const inputs = model.mean.length;
+  const hidden = model.b1.length;
+  const classes = model.b2.length;
+  const graph: onnxProto.onnx.IGraphProto = {
+    name: 'news2_risk',
+    input: [floatTensorType(contract.inputName, ['batch', inputs])],
+    output: [floatTensorType(contract.outputName, ['batch', classes])],
+    initializer: [
+      tensor('mean', [inputs], model.mean),
+      tensor('std', [inputs], model.std),
+      tensor('w1', [inputs, hidden], model.w1.flat()),
+      tensor('b1', [hidden], model.b1),
+      tensor('w2', [hidden, classes], model.w2.flat()),
+      tensor('b2', [classes], model.b2),
+    ],
+    node: [
+      { opType: 'Sub', input: [contract.inputName, 'mean'], output: ['centred'], name: 'centre' },
+      { opType: 'Div', input: ['centred', 'std'], output: ['standardised'], name: 'scale' },
+      { opType: 'MatMul', input: ['standardised', 'w1'], output: ['hidden_pre'], name: 'dense1' },
+      { opType: 'Add', input: ['hidden_pre', 'b1'], output: ['hidden_bias'], name: 'bias1' },
+      { opType: 'Relu', input: ['hidden_bias'], output: ['hidden'], name: 'relu' },
+      { opType: 'MatMul', input: ['hidden', 'w2'], output: ['logits_pre'], name: 'dense2' },
+      { opType: 'Add', input: ['logits_pre', 'b2'], output: ['logits'], name: 'bias2' },
+      {
+        opType: 'Softmax',
+        input: ['logits'],
+        output: [contract.outputName],
+        name: 'softmax',
+        attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+      },
+    ],
+  };
+  const message = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 13 }],
+    producerName: 'aurora-example-model',
+    producerVersion: contract.version,
+    modelVersion: 1,
+    docString: 'Synthetic NEWS2 risk classifier for exercising Aurora. Not a medical device.',
+    graph,
+    metadataProps: [
+      { key: 'aurora.features', value: JSON.stringify(contract.features) },
+      { key: 'aurora.labels', value: JSON.stringify(contract.labels) },
+      { key: 'aurora.version', value: contract.version },
+    ],
+  });
+  return onnx.ModelProto.encode(message).finish();
+}
+
+/** The classifier with every weight rounded to float32, as the ONNX file stores it. */
+export function asFloat32(model: Classifier): Classifier {
+  const f = (xs: number[]) => xs.map((x) => Math.fround(x));
+  return {
+    mean: f(model.mean),
+    std: f(model.std),
+    w1: model.w1.map(f),
+    b1: f(model.b1),
+    w2: model.w2.map(f),
+    b2: f(model.b2),
+  };
+}
