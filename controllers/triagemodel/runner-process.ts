@@ -1,0 +1,109 @@
+// The child process that loads a model with onnxruntime-node and measures it. It runs apart from the
+// operator so that a hostile or broken model file that crashes or hangs the native runtime ends this
+// process, not the operator. Protocol: one request on IPC, one reply, then exit.
+import { performance } from 'node:perf_hooks';
+import ort from 'onnxruntime-node';
+import type { ModelSignature, TensorInfo } from './contract.ts';
+
+export interface RunnerRequest {
+  modelBase64: string;
+  executionProviders: string[];
+  /** Vectors to label, all of them, in one batch. */
+  vectors: number[][];
+  inputName?: string;
+  outputName?: string;
+  elementType?: 'float32' | 'float64' | 'int32' | 'int64';
+  /** Single-vector runs for the latency figures. */
+  latencyRuns: number;
+}
+
+export type RunnerReply =
+  | {
+      ok: true;
+      signature: ModelSignature;
+      executionProvider: string;
+      probabilities?: number[][];
+      latenciesMs?: number[];
+      sessionMemoryMiB: number;
+    }
+  | { ok: false; stage: 'load' | 'run'; message: string };
+
+function tensorInfo(meta: unknown, name: string): TensorInfo {
+  const m = meta as { isTensor?: boolean; type?: string; shape?: Array<number | string> };
+  return { name, type: m.type ?? 'unknown', shape: m.shape ?? [] };
+}
+
+function inputTensor(type: RunnerRequest['elementType'], rows: number[][]): ort.Tensor {
+  const dims = [rows.length, rows[0]?.length ?? 0];
+  const flat = rows.flat();
+  switch (type) {
+    case 'float64':
+      return new ort.Tensor('float64', Float64Array.from(flat), dims);
+    case 'int32':
+      return new ort.Tensor('int32', Int32Array.from(flat), dims);
+    case 'int64':
+      return new ort.Tensor('int64', BigInt64Array.from(flat.map((x) => BigInt(Math.round(x)))), dims);
+    default:
+      return new ort.Tensor('float32', Float32Array.from(flat), dims);
+  }
+}
+
+async function handle(request: RunnerRequest): Promise<RunnerReply> {
+  const bytes = Buffer.from(request.modelBase64, 'base64');
+  const rssBefore = process.memoryUsage().rss;
+  let session: ort.InferenceSession | undefined;
+  let executionProvider = 'cpu';
+  for (const provider of request.executionProviders) {
+    try {
+      session = await ort.InferenceSession.create(bytes, { executionProviders: [provider] });
+      executionProvider = provider;
+      break;
+    } catch (err) {
+      // An unavailable provider (CoreML off macOS) falls through to the next; a bad model fails on all.
+      if (provider === request.executionProviders.at(-1)) {
+        return { ok: false, stage: 'load', message: (err as Error).message.slice(0, 500) };
+      }
+    }
+  }
+  if (!session) return { ok: false, stage: 'load', message: 'no execution provider could load the model' };
+  const sessionMemoryMiB = Math.max(0, process.memoryUsage().rss - rssBefore) / 2 ** 20;
+  const signature: ModelSignature = {
+    inputs: session.inputNames.map((n, i) => tensorInfo(session.inputMetadata[i], n)),
+    outputs: session.outputNames.map((n, i) => tensorInfo(session.outputMetadata[i], n)),
+  };
+  if (!request.inputName || !request.outputName || request.vectors.length === 0) {
+    return { ok: true, signature, executionProvider, sessionMemoryMiB };
+  }
+  try {
+    const feeds = { [request.inputName]: inputTensor(request.elementType, request.vectors) };
+    const out = await session.run(feeds);
+    const result = out[request.outputName];
+    if (!result)
+      return { ok: false, stage: 'run', message: `the model gave no output '${request.outputName}'` };
+    const data = Array.from(result.data as Float32Array, Number);
+    const width = data.length / request.vectors.length;
+    const probabilities = request.vectors.map((_, i) => data.slice(i * width, (i + 1) * width));
+    const latenciesMs: number[] = [];
+    for (let i = 0; i < request.latencyRuns; i++) {
+      const one = {
+        [request.inputName]: inputTensor(request.elementType, [
+          request.vectors[i % request.vectors.length] as number[],
+        ]),
+      };
+      const t0 = performance.now();
+      await session.run(one);
+      latenciesMs.push(performance.now() - t0);
+    }
+    return { ok: true, signature, executionProvider, probabilities, latenciesMs, sessionMemoryMiB };
+  } catch (err) {
+    return { ok: false, stage: 'run', message: (err as Error).message.slice(0, 500) };
+  }
+}
+
+process.once('message', (request: RunnerRequest) => {
+  handle(request)
+    .then((reply) => process.send?.(reply, () => process.exit(0)))
+    .catch((err: Error) =>
+      process.send?.({ ok: false, stage: 'load', message: err.message }, () => process.exit(0)),
+    );
+});

@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import onnxProto from 'onnx-proto';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { TriageModelSpec } from '../../crds/triagemodel.ts';
+import { contract, exampleModelFiles } from '../../hack/example-model/generate.ts';
+import { asFloat32, classifierToOnnx } from '../../hack/example-model/onnx.ts';
+import { parseGoldenVectors, percentile, scoreAcceptance } from './acceptance.ts';
+import { checkContract } from './contract.ts';
+import { createModelRunner, type RunOutcome } from './runner.ts';
+
+const root = join(import.meta.dirname, '../..');
+const spec = parse(readFileSync(join(root, 'examples/triage-model.yaml'), 'utf8')).spec as TriageModelSpec;
+const goldenText = readFileSync(exampleModelFiles.goldenVectors, 'utf8');
+const golden = parseGoldenVectors(goldenText, spec.inputs.features.length, spec.outputs.labels);
+if ('error' in golden) throw new Error(golden.error);
+const runner = createModelRunner({ concurrency: 2, timeoutMs: 30_000 });
+const request = {
+  executionProviders: spec.executionProviders,
+  vectors: golden.vectors.map((v) => v.features),
+  inputName: spec.inputs.tensorName,
+  outputName: spec.outputs.tensorName,
+  elementType: spec.inputs.elementType,
+  latencyRuns: 50,
+};
+
+function expectOk(outcome: RunOutcome) {
+  if (!outcome.ok) throw new Error(`expected the model to run: ${outcome.stage}: ${outcome.message}`);
+  return outcome;
+}
+
+describe('the model runner, with onnxruntime-node', () => {
+  it('runs the example model: contract valid, acceptance passed, figures measured', async () => {
+    const outcome = expectOk(await runner.run(readFileSync(exampleModelFiles.model), request));
+    expect(checkContract(spec, outcome.signature)).toEqual({ valid: true, problems: [] });
+    expect(outcome.executionProvider).toBe(process.platform === 'darwin' ? 'coreml' : 'cpu');
+    const latencies = [...(outcome.latenciesMs ?? [])].sort((a, b) => a - b);
+    expect(latencies).toHaveLength(50);
+    const result = scoreAcceptance(
+      spec.acceptance,
+      spec.outputs.labels,
+      golden.vectors,
+      outcome.probabilities ?? [],
+      {
+        p50Ms: percentile(latencies, 50),
+        p99Ms: percentile(latencies, 99),
+      },
+    );
+    expect(result.failures).toEqual([]);
+    expect(result.accuracy).toBeGreaterThan(0.95);
+    expect(outcome.sessionMemoryMiB).toBeGreaterThanOrEqual(0);
+  });
+
+  it('refuses the under-triaging model at the high-acuity recall floor', async () => {
+    const outcome = expectOk(await runner.run(readFileSync(exampleModelFiles.underTriage), request));
+    const result = scoreAcceptance(
+      spec.acceptance,
+      spec.outputs.labels,
+      golden.vectors,
+      outcome.probabilities ?? [],
+    );
+    expect(result.passed).toBe(false);
+    expect(result.failures[0]).toMatch(
+      /^recall of 'high' is \d+\.\d% \(\d+ of \d+\), below the floor of 95\.0%$/,
+    );
+  });
+
+  it('reports a contract mismatch for a model whose input is named otherwise', async () => {
+    const weights = asFloat32({
+      mean: Array(7).fill(0),
+      std: Array(7).fill(1),
+      w1: Array.from({ length: 7 }, () => [0.1, 0.2]),
+      b1: [0, 0],
+      w2: [
+        [1, 0, 0, 0],
+        [0, 1, 0, 0],
+      ],
+      b2: [0, 0, 0, 0],
+    });
+    const renamed = classifierToOnnx(weights, { ...contract, inputName: 'features' });
+    const outcome = expectOk(await runner.run(renamed, { ...request, inputName: undefined }));
+    expect(checkContract(spec, outcome.signature).problems).toEqual([
+      "the model has no input named 'vitals' (it has 'features'): set spec.inputs.tensorName",
+    ]);
+  });
+
+  const { onnx } = onnxProto;
+  const hugeTensor = onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: {
+      name: 'huge',
+      initializer: [
+        {
+          name: 'w',
+          dims: [4_000_000_000],
+          dataType: onnx.TensorProto.DataType.FLOAT,
+          rawData: new Uint8Array(16),
+        },
+      ],
+      input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } } }],
+      node: [{ opType: 'Identity', input: ['x'], output: ['y'] }],
+    },
+  }).finish();
+
+  it.each([
+    ['garbage bytes', Buffer.from('this is not an onnx model at all, just text pretending to be one')],
+    ['a truncated file', readFileSync(exampleModelFiles.model).subarray(0, 900)],
+    ['a length prefix claiming 2 GiB', Buffer.from([0x3a, 0xff, 0xff, 0xff, 0xff, 0x07, 0x01, 0x02])],
+    ['a tensor declaring 4 billion floats', Buffer.from(hugeTensor)],
+    ['an empty file', Buffer.alloc(0)],
+  ])('fails cleanly, without harm to this process, on %s', async (_name, bytes) => {
+    const outcome = await runner.run(bytes, request);
+    expect(outcome.ok).toBe(false);
+    if (!outcome.ok) {
+      expect(['load', 'run', 'crash']).toContain(outcome.stage);
+      expect(outcome.message.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('ends a run that exceeds its time limit', async () => {
+    const impatient = createModelRunner({ timeoutMs: 50 });
+    const outcome = await impatient.run(readFileSync(exampleModelFiles.model), request);
+    expect(outcome).toEqual({
+      ok: false,
+      stage: 'timeout',
+      message: 'loading and testing the model took longer than 0.05 s',
+    });
+  });
+});
