@@ -1,5 +1,6 @@
 // The operator's entry point: node operator/main.ts [--flags]; see operator/config.ts for settings.
 import { KubeConfig } from '@kubernetes/client-node';
+import { registerTriageModelController } from '../controllers/triagemodel/reconcile.ts';
 import { ConfigError, loadOperatorConfig, type OperatorConfig } from './config.ts';
 import { createKubeClient, type KubeClient } from './kube/client.ts';
 import { createLogger } from './log.ts';
@@ -77,7 +78,9 @@ export async function runOperator(
 }
 
 /** The product's controllers; each issue that adds a kind registers it here. */
-export function registerAuroraControllers(_manager: Manager): void {}
+export function registerAuroraControllers(manager: Manager): void {
+  registerTriageModelController(manager);
+}
 
 if (import.meta.main) {
   try {

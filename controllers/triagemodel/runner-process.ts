@@ -71,7 +71,13 @@ async function handle(request: RunnerRequest): Promise<RunnerReply> {
     inputs: session.inputNames.map((n, i) => tensorInfo(session.inputMetadata[i], n)),
     outputs: session.outputNames.map((n, i) => tensorInfo(session.outputMetadata[i], n)),
   };
-  if (!request.inputName || !request.outputName || request.vectors.length === 0) {
+  // Names the graph does not have are a contract problem for the caller to report, not a run to fail.
+  const runnable =
+    request.inputName !== undefined &&
+    request.outputName !== undefined &&
+    session.inputNames.includes(request.inputName) &&
+    session.outputNames.includes(request.outputName);
+  if (!runnable || !request.inputName || !request.outputName || request.vectors.length === 0) {
     return { ok: true, signature, executionProvider, sessionMemoryMiB };
   }
   try {

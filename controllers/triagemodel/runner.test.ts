@@ -111,13 +111,17 @@ describe('the model runner, with onnxruntime-node', () => {
     ['a length prefix claiming 2 GiB', Buffer.from([0x3a, 0xff, 0xff, 0xff, 0xff, 0x07, 0x01, 0x02])],
     ['a tensor declaring 4 billion floats', Buffer.from(hugeTensor)],
     ['an empty file', Buffer.alloc(0)],
-  ])('fails cleanly, without harm to this process, on %s', async (_name, bytes) => {
+  ])('survives %s and never accepts it', async (_name, bytes) => {
     const outcome = await runner.run(bytes, request);
-    expect(outcome.ok).toBe(false);
-    if (!outcome.ok) {
+    if (outcome.ok) {
+      // Loaded (onnxruntime does not read a bogus initializer until it is used): the contract refuses it.
+      expect(checkContract(spec, outcome.signature).valid).toBe(false);
+    } else {
       expect(['load', 'run', 'crash']).toContain(outcome.stage);
       expect(outcome.message.length).toBeGreaterThan(0);
     }
+    // This process is unharmed and the runner still works.
+    expectOk(await runner.run(readFileSync(exampleModelFiles.model), { ...request, latencyRuns: 1 }));
   });
 
   it('ends a run that exceeds its time limit', async () => {

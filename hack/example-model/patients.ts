@@ -70,8 +70,12 @@ const states = [
 ] as const;
 
 export function syntheticPatient(random: () => number): Vitals {
-  let pick = random();
-  const state = states.find((s) => (pick -= s.share) < 0) ?? states[0];
+  let remaining = random();
+  const state =
+    states.find((s) => {
+      remaining -= s.share;
+      return remaining < 0;
+    }) ?? states[0];
   const draw = ([mean, sd]: readonly [number, number]) => gaussian(random, mean, sd);
   return {
     respirationRatePerMin: clamp(round(draw(state.rr)), 4, 60),

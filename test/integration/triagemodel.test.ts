@@ -1,0 +1,235 @@
+// The TriageModel controller on the real control plane, with a local HTTP server serving model files.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerTriageModelController } from '../../controllers/triagemodel/reconcile.ts';
+import type { TriageModel } from '../../crds/kinds.ts';
+import { contract, exampleModelFiles } from '../../hack/example-model/generate.ts';
+import { classifierToOnnx } from '../../hack/example-model/onnx.ts';
+import { createKubeClient } from '../../operator/kube/client.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { silentLogger } from '../../operator/log.ts';
+import { createManager, type Manager } from '../../operator/manager.ts';
+import { createMetrics } from '../../operator/metrics.ts';
+import { createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { parseYamlObjects, repoRoot } from '../harness/control-plane.ts';
+import { waitFor } from '../harness/process.ts';
+
+const client = createKubeClient(testKubeConfig());
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const good = readFileSync(exampleModelFiles.model);
+const files: Record<string, Uint8Array> = {
+  '/good.onnx': good,
+  '/truncated.onnx': good.subarray(0, 1000),
+  '/under-triage.onnx': readFileSync(exampleModelFiles.underTriage),
+  '/garbage.onnx': Buffer.from('\u0000\u0001garbage that declares nothing sensible\u00ff'.repeat(50)),
+  '/renamed.onnx': classifierToOnnx(
+    {
+      mean: Array(7).fill(0),
+      std: Array(7).fill(1),
+      w1: Array.from({ length: 7 }, () => [0.1]),
+      b1: [0],
+      w2: [[1, 0, 0, 0]],
+      b2: [0, 0, 0, 0],
+    },
+    { ...contract, inputName: 'observations' },
+  ),
+};
+
+let server: Server;
+let baseUrl: string;
+let namespace: string;
+let cleanup: () => Promise<void>;
+let manager: Manager;
+const example = parseYamlObjects(
+  readFileSync(join(repoRoot, 'examples/triage-model.yaml'), 'utf8'),
+)[0] as TriageModel;
+const exampleConfigMap = parseYamlObjects(readFileSync(exampleModelFiles.configMap, 'utf8'))[0] as KubeObject;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const body = files[req.url ?? ''];
+    if (!body) return void res.writeHead(404).end('not found');
+    res
+      .writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length })
+      .end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ name: namespace, cleanup } = await createTestNamespace('triage'));
+  await client.create({ ...exampleConfigMap, metadata: { ...exampleConfigMap.metadata, namespace } });
+  manager = createManager({
+    client,
+    log: silentLogger,
+    namespace,
+    metrics: createMetrics({ defaultMetrics: false }),
+  });
+  registerTriageModelController(manager);
+  await manager.start();
+});
+
+afterAll(async () => {
+  await manager?.stop();
+  await cleanup?.();
+  server?.close();
+});
+
+function modelFrom(name: string, change: (spec: TriageModel['spec']) => void = () => {}): TriageModel {
+  const spec = structuredClone(example.spec);
+  change(spec);
+  return { ...example, metadata: { name, namespace }, spec };
+}
+const http =
+  (path: string, digest = sha(files[path] as Uint8Array)) =>
+  (spec: TriageModel['spec']) => {
+    spec.source = { http: { url: `${baseUrl}${path}`, sha256: digest, timeoutSeconds: 10, maxSizeMiB: 16 } };
+  };
+const ref = (name: string) => ({
+  apiVersion: 'aurora.health/v1alpha1',
+  kind: 'TriageModel',
+  metadata: { name, namespace },
+});
+
+async function readyCondition(name: string, reason: string) {
+  return waitFor(
+    `TriageModel ${name} Ready reason ${reason}`,
+    async () => {
+      const model = await client.get<TriageModel>(ref(name));
+      const ready = model?.status?.conditions?.find((c) => c.type === 'Ready');
+      return ready?.reason === reason && model?.status?.observedGeneration === model?.metadata.generation
+        ? { model: model as TriageModel, ready }
+        : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
+}
+
+async function validationsRun(): Promise<number> {
+  const text = await manager.metrics.registry.metrics();
+  return [...text.matchAll(/aurora_triagemodel_validations_total\{outcome="[^"]+"\} (\d+)/g)].reduce(
+    (a, m) => a + Number(m[1]),
+    0,
+  );
+}
+
+describe('the TriageModel controller', () => {
+  it('validates the example model from its ConfigMap: Ready with the measured figures', async () => {
+    await client.create(modelFrom('er-news2-risk'));
+    const { model, ready } = await readyCondition('er-news2-risk', 'Validated');
+    expect(ready.status).toBe('True');
+    expect(ready.message).toMatch(
+      /^version 1\.0\.0 \(sha256 [0-9a-f]{12}\) passed: 400 golden vectors, accuracy 9\d\.\d%/,
+    );
+    expect(model.status).toMatchObject({
+      digest: `sha256:${sha(good)}`,
+      sizeBytes: good.length,
+      validatedVersion: '1.0.0',
+      validatedDigest: `sha256:${sha(good)}`,
+      acceptance: { vectors: 400 },
+    });
+    expect(model.status?.measuredMemoryMiB).toBeGreaterThanOrEqual(0);
+    expect(model.status?.latency?.p99Ms).toBeGreaterThan(0);
+    const types = Object.fromEntries((model.status?.conditions ?? []).map((c) => [c.type, c.status]));
+    expect(types).toEqual({ ContractValid: 'True', AcceptancePassed: 'True', Ready: 'True' });
+  });
+
+  it('does not validate the same digest against the same spec twice', async () => {
+    const before = await validationsRun();
+    await client.patch(
+      ref('er-news2-risk'),
+      { metadata: { annotations: { touched: 'yes' } } },
+      { type: 'merge' },
+    );
+    await client.create(modelFrom('er-news2-risk-copy'));
+    await readyCondition('er-news2-risk-copy', 'Validated');
+    expect(await validationsRun()).toBe(before);
+  });
+
+  it.each([
+    [
+      'over HTTP with the right digest',
+      'http-good',
+      http('/good.onnx'),
+      'Validated',
+      /passed: 400 golden vectors/,
+    ],
+    [
+      'a digest mismatch',
+      'http-mismatch',
+      http('/good.onnx', 'f'.repeat(64)),
+      'DigestMismatch',
+      /has sha256 [0-9a-f]{64}; spec\.source\.http\.sha256 is f{64}: fix the digest or the file/,
+    ],
+    [
+      'a truncated file',
+      'http-truncated',
+      http('/truncated.onnx'),
+      'InvalidModel',
+      /onnxruntime could not load the file \(sha256 [0-9a-f]{64}, 1000 bytes\)/,
+    ],
+    [
+      'garbage bytes',
+      'http-garbage',
+      http('/garbage.onnx'),
+      'InvalidModel',
+      /onnxruntime could not load the file/,
+    ],
+    [
+      'a contract mismatch',
+      'http-renamed',
+      http('/renamed.onnx'),
+      'ContractMismatch',
+      /the model has no input named 'vitals' \(it has 'observations'\): set spec\.inputs\.tensorName/,
+    ],
+    [
+      'an under-triaging model',
+      'http-under',
+      http('/under-triage.onnx'),
+      'AcceptanceFailed',
+      /failed acceptance: recall of 'high' is \d+\.\d% \(\d+ of \d+\), below the floor of 95\.0%/,
+    ],
+    [
+      'a missing file',
+      'http-missing',
+      http('/nowhere.onnx', 'a'.repeat(64)),
+      'SourceUnavailable',
+      /answered HTTP 404/,
+    ],
+  ])(
+    'reports %s with its own reason and a message that says what to fix',
+    async (_what, name, change, reason, message) => {
+      await client.create(modelFrom(name, change));
+      const { ready } = await readyCondition(name, reason);
+      expect(ready.message).toMatch(message);
+      expect(ready.status).toBe(reason === 'Validated' ? 'True' : 'False');
+    },
+  );
+
+  it('recovers when the spec is fixed, without restarting the operator', async () => {
+    await readyCondition('http-mismatch', 'DigestMismatch');
+    await client.patch(
+      ref('http-mismatch'),
+      { spec: { source: { http: { sha256: sha(good) } } } },
+      { type: 'merge' },
+    );
+    const { model } = await readyCondition('http-mismatch', 'Validated');
+    expect(model.status?.validatedDigest).toBe(`sha256:${sha(good)}`);
+  });
+
+  it('records an Event for each outcome without echoing golden vector values', async () => {
+    const events = await waitFor('Events for the under-triaging model', async () => {
+      const list = await client.list<
+        KubeObject & { reason?: string; note?: string; regarding?: { name?: string } }
+      >('events.k8s.io/v1', 'Event', { namespace });
+      const mine = list.items.filter((e) => e.regarding?.name === 'http-under');
+      return mine.length > 0 ? mine : undefined;
+    });
+    expect(events[0]?.reason).toBe('AcceptanceFailed');
+    // A vector's values (e.g. a pulse of 135 next to a temperature of 39.4) must never appear.
+    const vectors = readFileSync(exampleModelFiles.goldenVectors, 'utf8').trim().split('\n').slice(0, 20);
+    for (const line of vectors) expect(events[0]?.note).not.toContain(JSON.parse(line).features.join(','));
+  });
+});
