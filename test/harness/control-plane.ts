@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -200,21 +200,17 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const kwokConfig = join(runDir, 'kwok.yaml');
     // An empty config keeps kwok's defaults and stops it from reading the user's ~/.kwok/kwok.yaml.
     writeFileSync(kwokConfig, '');
-    const kwok = startProcess(
-      'kwok',
-      bin('kwok'),
-      [
-        `--kubeconfig=${kubeconfigPath}`,
-        `--config=${kwokConfig}`,
-        '--manage-all-nodes=false',
-        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-        `--cidr=${podCidr}`,
-        '--node-lease-duration-seconds=40',
-        '--enable-crds=Stage',
-        `--server-address=127.0.0.1:${ports.kwok}`,
-      ],
-      spawnOpts,
-    );
+    const kwokArgs = [
+      `--kubeconfig=${kubeconfigPath}`,
+      `--config=${kwokConfig}`,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      `--cidr=${podCidr}`,
+      '--node-lease-duration-seconds=40',
+      '--enable-crds=Stage',
+      `--server-address=127.0.0.1:${ports.kwok}`,
+    ];
+    let kwok = startProcess('kwok', bin('kwok'), kwokArgs, spawnOpts);
     processes.push(kwok);
 
     for (const [p, port] of [
@@ -230,6 +226,16 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     const fleet = options.fleet ?? hospitalFleet;
     for (const machine of fleet) await client.create(nodeManifest(machine) as KubeObject);
+    // kwok is the simulator, not the system under test: one exit during start-up gets one restart.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    if (!kwok.isRunning()) {
+      log(
+        `  kwok exited at start-up (${await kwok.exited}); restarting it once. Its log:\n${await kwok.logTail(10)}`,
+      );
+      const failed = kwok;
+      kwok = startProcess('kwok-restarted', bin('kwok'), kwokArgs, spawnOpts);
+      processes[processes.indexOf(failed)] = kwok;
+    }
     await waitReady(kwok, 'kwok nodes Ready', async () => {
       const nodes = await client.list<KubeObject & V1Node>('v1', 'Node');
       const ready = nodes.items.filter(isNodeReady).length;
@@ -261,7 +267,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     };
   } catch (err) {
     await stopAll();
-    throw err;
+    // The run directory is reaped by the next start; its logs are kept where a person can read them.
+    const kept = join(toolsDir, 'last-failure');
+    rmSync(kept, { recursive: true, force: true });
+    cpSync(dirs.logs, kept, { recursive: true });
+    throw new Error(`${(err as Error).message}\n(all component logs: ${kept})`);
   }
 }
 

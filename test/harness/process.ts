@@ -39,10 +39,11 @@ export function startProcess(
   if (pidFile) writeFileSync(pidFile, String(pid));
   let running = true;
   const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => {
+    // 'close' comes after the output pipes drained, so the log holds the last lines when this resolves.
+    child.once('close', (code, signal) => {
       running = false;
       if (pidFile) rmSync(pidFile, { force: true });
-      resolve(code ?? signal ?? 'unknown');
+      log.end(() => resolve(code ?? signal ?? 'unknown'));
     });
     child.once('error', (err) => {
       running = false;

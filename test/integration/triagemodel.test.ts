@@ -51,6 +51,18 @@ const exampleConfigMap = parseYamlObjects(readFileSync(exampleModelFiles.configM
 
 beforeAll(async () => {
   server = createServer((req, res) => {
+    if (req.url === '/huge.onnx') {
+      // Declares 10 GiB; the controller must refuse before reading it.
+      res.writeHead(200, { 'content-length': String(10 * 2 ** 30) });
+      res.write(Buffer.alloc(1024));
+      return;
+    }
+    if (req.url === '/stall.onnx') {
+      // Sends headers and a little, then nothing: the download's time limit must end it.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(16));
+      return;
+    }
     const body = files[req.url ?? ''];
     if (!body) return void res.writeHead(404).end('not found');
     res
@@ -74,6 +86,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await manager?.stop();
   await cleanup?.();
+  server?.closeAllConnections();
   server?.close();
 });
 
@@ -197,6 +210,24 @@ describe('the TriageModel controller', () => {
       http('/nowhere.onnx', 'a'.repeat(64)),
       'SourceUnavailable',
       /answered HTTP 404/,
+    ],
+    [
+      'a file declaring 10 GiB',
+      'http-huge',
+      http('/huge.onnx', 'a'.repeat(64)),
+      'SourceTooLarge',
+      /is 10240\.0 MiB, over spec\.source\.http\.maxSizeMiB \(16\)/,
+    ],
+    [
+      'a server that stalls',
+      'http-stall',
+      (spec: TriageModel['spec']) => {
+        spec.source = {
+          http: { url: `${baseUrl}/stall.onnx`, sha256: 'a'.repeat(64), timeoutSeconds: 2, maxSizeMiB: 16 },
+        };
+      },
+      'SourceUnavailable',
+      /the download took longer than 2 s/,
     ],
   ])(
     'reports %s with its own reason and a message that says what to fix',
