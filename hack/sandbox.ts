@@ -1,10 +1,11 @@
 // The local sandbox: a real control plane with a simulated fleet of Mac minis and cloud nodes, kept
 // running until Ctrl-C. Usage: npm run sandbox
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nodeLabels } from '../crds/node-labels.ts';
+import { createKubeClient } from '../operator/kube/client.ts';
 import { operatorNodeFlags } from '../operator/node-flags.ts';
 import { ensureControlPlaneBinaries } from '../test/harness/binaries.ts';
 import {
@@ -14,6 +15,7 @@ import {
   repoRoot,
   startControlPlane,
 } from '../test/harness/control-plane.ts';
+import { installAuroraCrds } from '../test/harness/crds.ts';
 import { type ManagedProcess, startProcess, waitFor } from '../test/harness/process.ts';
 
 const run = promisify(execFile);
@@ -45,6 +47,10 @@ const sandboxDir = join(defaultToolsDir, 'sandbox');
 mkdirSync(sandboxDir, { recursive: true });
 const kubeconfig = join(sandboxDir, 'kubeconfig');
 copyFileSync(controlPlane.kubeconfigPath, kubeconfig);
+
+// Aurora's CRDs first, so the operator's caches sync at once.
+await installAuroraCrds(createKubeClient(controlPlane.kubeConfig()));
+console.log(`  Aurora CRDs installed (${((Date.now() - started) / 1000).toFixed(1)}s)`);
 
 // The operator runs as a local process against the sandbox, with leader election as in a cluster.
 const operatorPort = await freePort();
@@ -83,6 +89,37 @@ console.log(
   `  Aurora operator ready, leader: ${leaseHolder} (${((Date.now() - started) / 1000).toFixed(1)}s)`,
 );
 
+// The examples, as a user would apply them: the emergency department's model, pool, queue and policy.
+await run(kubectl, ['--kubeconfig', kubeconfig, 'create', 'namespace', 'emergency']);
+const exampleFiles = [
+  join(repoRoot, 'examples', 'model', 'configmap.yaml'),
+  ...readdirSync(join(repoRoot, 'examples'))
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => join(repoRoot, 'examples', f)),
+];
+for (const file of exampleFiles) await run(kubectl, ['--kubeconfig', kubeconfig, 'apply', '-f', file]);
+console.log(`  examples applied in namespace emergency (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+const modelReady = await waitFor(
+  'the example TriageModel to be validated',
+  async () => {
+    const { stdout } = await run(kubectl, [
+      ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', 'triagemodel', 'er-news2-risk'],
+      ...['-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}'],
+    ]);
+    return stdout || undefined;
+  },
+  { timeoutMs: 60_000 },
+).catch(() => 'not yet reported');
+console.log(`  TriageModel er-news2-risk: ${modelReady} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+const { stdout: aurora } = await run(kubectl, [
+  '--kubeconfig',
+  kubeconfig,
+  '-n',
+  'emergency',
+  'get',
+  'aurora',
+]);
+
 const columns = [
   'kubernetes.io/arch',
   nodeLabels.chip,
@@ -103,6 +140,9 @@ ${version.trimEnd()}
 
 $ kubectl get nodes -L ${columns}
 ${nodes.trimEnd()}
+
+$ kubectl -n emergency get aurora
+${aurora.trimEnd()}
 
 Aurora operator: ${leaseHolder} holds the lease aurora-system/aurora-operator; probes and metrics on http://127.0.0.1:${operatorPort}/readyz and /metrics
 Logs (control plane and operator): ${join(controlPlane.runDir, 'logs')}
