@@ -36,7 +36,7 @@ export interface Manager {
   informer<T extends KubeObject = KubeObject>(
     apiVersion: string,
     kind: string,
-    options?: Pick<InformerOptions<T>, 'labelSelector' | 'namespace' | 'indexers'>,
+    options?: Pick<InformerOptions<T>, 'labelSelector' | 'namespace' | 'indexers' | 'transform'>,
   ): Informer<T>;
   /** Registers a controller; it runs once the caches synced and this replica leads. */
   addController(options: ManagedControllerOptions): void;
@@ -90,7 +90,7 @@ export function createManager(options: ManagerOptions): Manager {
     informer<T extends KubeObject = KubeObject>(
       apiVersion: string,
       kind: string,
-      opts: Pick<InformerOptions<T>, 'labelSelector' | 'namespace' | 'indexers'> = {},
+      opts: Pick<InformerOptions<T>, 'labelSelector' | 'namespace' | 'indexers' | 'transform'> = {},
     ) {
       const namespace = opts.namespace ?? options.namespace;
       const key = [apiVersion, kind, namespace ?? '', opts.labelSelector ?? ''].join('|');
@@ -106,6 +106,9 @@ export function createManager(options: ManagerOptions): Manager {
           ...(namespace ? { namespace } : {}),
           ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
           ...(opts.indexers ? { indexers: opts.indexers as InformerOptions<KubeObject>['indexers'] } : {}),
+          ...(opts.transform
+            ? { transform: opts.transform as unknown as (obj: KubeObject) => KubeObject }
+            : {}),
           ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
         });
         informers.set(key, informer);

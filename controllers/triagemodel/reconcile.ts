@@ -37,7 +37,18 @@ export function registerTriageModelController(
   const models = manager.informer<TriageModel>(apiVersion, 'TriageModel', {
     indexers: { configMap: referencedConfigMaps },
   });
-  const configMaps = manager.informer('v1', 'ConfigMap');
+  // Only to learn that a ConfigMap changed: the reconciler reads it fresh, so the cache keeps metadata.
+  const configMaps = manager.informer('v1', 'ConfigMap', {
+    transform: (cm) => {
+      const {
+        data: _data,
+        binaryData: _binary,
+        ...rest
+      } = cm as KubeObject & { data?: unknown; binaryData?: unknown };
+      delete rest.metadata.managedFields;
+      return rest as KubeObject;
+    },
+  });
   const recorder = manager.recorder('aurora-triagemodel');
   const validations = new Counter({
     name: 'aurora_triagemodel_validations_total',
