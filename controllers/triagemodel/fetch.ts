@@ -41,8 +41,12 @@ export async function readConfigMapKey(
  * Downloads over HTTP(S) within a time limit and a size limit, checking the SHA-256 the spec pins. A
  * server that sends more than the limit, or declares it, is cut off before the excess is read.
  */
-async function fetchHttp(source: NonNullable<TriageModelSpec['source']['http']>): Promise<Fetched> {
-  const maxBytes = source.maxSizeMiB * 2 ** 20;
+async function fetchHttp(
+  source: NonNullable<TriageModelSpec['source']['http']>,
+  operatorMaxMiB: number,
+): Promise<Fetched> {
+  const limitMiB = Math.min(source.maxSizeMiB, operatorMaxMiB);
+  const maxBytes = limitMiB * 2 ** 20;
   const timeout = AbortSignal.timeout(source.timeoutSeconds * 1000);
   let response: Awaited<ReturnType<typeof fetch>>;
   try {
@@ -65,7 +69,7 @@ async function fetchHttp(source: NonNullable<TriageModelSpec['source']['http']>)
     return {
       ok: false,
       reason: 'SourceTooLarge',
-      message: `${source.url} is ${(declared / 2 ** 20).toFixed(1)} MiB, over spec.source.http.maxSizeMiB (${source.maxSizeMiB})`,
+      message: `${source.url} is ${(declared / 2 ** 20).toFixed(1)} MiB, over the limit of ${limitMiB} MiB (spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`,
     };
   }
   const chunks: Uint8Array[] = [];
@@ -78,7 +82,7 @@ async function fetchHttp(source: NonNullable<TriageModelSpec['source']['http']>)
         return {
           ok: false,
           reason: 'SourceTooLarge',
-          message: `${source.url} sent more than spec.source.http.maxSizeMiB (${source.maxSizeMiB} MiB)`,
+          message: `${source.url} sent more than the limit of ${limitMiB} MiB (spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`,
         };
       }
       chunks.push(chunk);
@@ -106,8 +110,9 @@ export async function fetchModel(
   client: KubeClient,
   namespace: string,
   source: TriageModelSpec['source'],
+  operatorMaxMiB = 512,
 ): Promise<Fetched> {
-  if (source.http) return fetchHttp(source.http);
+  if (source.http) return fetchHttp(source.http, operatorMaxMiB);
   if (source.configMap) {
     const read = await readConfigMapKey(client, namespace, source.configMap);
     if (!read.ok) return { ok: false, reason: 'SourceUnavailable', message: read.message };

@@ -15,6 +15,9 @@ import { triageModelStatus, type Validation } from './status.ts';
 const sourceRetryMs = 30_000;
 const digestRetryMs = 5 * 60_000;
 const maxCachedResults = 256;
+const retryRunnerMs = 60_000;
+/** The largest model file the operator holds in memory, whatever a spec allows. */
+const maxModelMiB = 512;
 
 /** ConfigMaps a TriageModel reads (its file, its golden vectors), as namespace/name index values. */
 function referencedConfigMaps(obj: KubeObject): string[] {
@@ -56,7 +59,7 @@ export function registerTriageModelController(
     labelNames: ['outcome'],
     registers: [manager.metrics.registry],
   });
-  // Outcomes by file digest and the spec that judged it: the same pair is never validated twice.
+  // Outcomes by file digest and what judged it (spec and vectors): the same pair is never validated twice.
   const results = new Map<string, Validation>();
 
   const goldenVectors = async (
@@ -75,9 +78,12 @@ export function registerTriageModelController(
     );
   };
 
-  const validate = async (model: TriageModel, bytes: Uint8Array, digest: string): Promise<Validation> => {
-    const vectors = await goldenVectors(model);
-    if ('error' in vectors) return { stage: 'vectors', message: vectors.error };
+  const validate = async (
+    model: TriageModel,
+    bytes: Uint8Array,
+    digest: string,
+    vectors: { vectors: GoldenVector[] },
+  ): Promise<Validation | { retry: string }> => {
     const { spec } = model;
     const outcome = await runner.run(bytes, {
       executionProviders: spec.executionProviders,
@@ -88,9 +94,10 @@ export function registerTriageModelController(
       latencyRuns: 200,
     });
     const base = { digest, sizeBytes: bytes.length };
+    // A time-out or a crash may be the machine's doing (CPU throttled, memory short): tried again, never cached.
     if (!outcome.ok) {
-      // A run that fails after the graph loaded is a contract problem as far as the user can act on it.
-      return { stage: 'load', figures: base, message: `${outcome.stage}: ${outcome.message}` };
+      if (outcome.stage === 'timeout' || outcome.stage === 'crash') return { retry: outcome.message };
+      return { stage: 'load', figures: base, message: outcome.message };
     }
     const figures = {
       ...base,
@@ -140,11 +147,13 @@ export function registerTriageModelController(
       }
       const model: TriageModel = { ...cached, spec: parsed.data };
       const namespace = model.metadata.namespace ?? '';
-      const fetched = await fetchModel(manager.client, namespace, model.spec.source);
       let validation: Validation;
-      if (!fetched.ok) {
-        validation = { stage: 'fetch', reason: fetched.reason, message: fetched.message };
+      let retryAfterMs: number | undefined;
+      const vectors = await goldenVectors(model);
+      if ('error' in vectors) {
+        validation = { stage: 'vectors', message: vectors.error };
       } else {
+        // The verdict depends on the file, the spec that judges it and the vectors' content, nothing else.
         const judgedBy = createHash('sha256')
           .update(
             JSON.stringify([
@@ -153,26 +162,48 @@ export function registerTriageModelController(
               model.spec.acceptance,
               model.spec.executionProviders,
               model.spec.version,
+              vectors.vectors,
             ]),
           )
           .digest('hex');
-        const resultKey = `${fetched.digest}:${judgedBy}:${JSON.stringify(model.spec.acceptance.goldenVectors)}`;
-        const known = results.get(resultKey);
+        const pinned = model.spec.source.http?.sha256 ?? model.spec.source.persistentVolumeClaim?.sha256;
+        // A pinned file whose verdict is known need not be downloaded again (resyncs, restarts of reconcile).
+        const known = pinned ? results.get(`${pinned}:${judgedBy}`) : undefined;
         if (known) {
           validation = known;
         } else {
-          validation = await validate(model, fetched.bytes, fetched.digest);
-          validations.inc({
-            outcome:
-              validation.stage === 'acceptance'
-                ? validation.result.passed
-                  ? 'passed'
-                  : 'failed'
-                : validation.stage,
-          });
-          if (validation.stage !== 'vectors') {
-            if (results.size >= maxCachedResults) results.delete(results.keys().next().value as string);
-            results.set(resultKey, validation);
+          const fetched = await fetchModel(manager.client, namespace, model.spec.source, maxModelMiB);
+          if (!fetched.ok) {
+            validation = { stage: 'fetch', reason: fetched.reason, message: fetched.message };
+          } else {
+            const key = `${fetched.digest}:${judgedBy}`;
+            const cachedResult = results.get(key);
+            if (cachedResult) {
+              validation = cachedResult;
+            } else {
+              const outcome = await validate(model, fetched.bytes, fetched.digest, vectors);
+              if ('retry' in outcome) {
+                validations.inc({ outcome: 'retry' });
+                validation = {
+                  stage: 'load',
+                  figures: { digest: fetched.digest, sizeBytes: fetched.bytes.length },
+                  message: `${outcome.retry}; trying again in ${retryRunnerMs / 1000} s`,
+                };
+                retryAfterMs = retryRunnerMs;
+              } else {
+                validation = outcome;
+                validations.inc({
+                  outcome:
+                    outcome.stage === 'acceptance'
+                      ? outcome.result.passed
+                        ? 'passed'
+                        : 'failed'
+                      : outcome.stage,
+                });
+                if (results.size >= maxCachedResults) results.delete(results.keys().next().value as string);
+                results.set(key, validation);
+              }
+            }
           }
         }
       }
@@ -192,7 +223,7 @@ export function registerTriageModelController(
       if (validation.stage === 'fetch') {
         return { requeueAfterMs: validation.reason === 'SourceUnavailable' ? sourceRetryMs : digestRetryMs };
       }
-      return undefined;
+      return retryAfterMs === undefined ? undefined : { requeueAfterMs: retryAfterMs };
     },
   });
 }

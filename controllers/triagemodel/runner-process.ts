@@ -6,7 +6,8 @@ import ort from 'onnxruntime-node';
 import type { ModelSignature, TensorInfo } from './contract.ts';
 
 export interface RunnerRequest {
-  modelBase64: string;
+  /** Sent over IPC with advanced serialisation: a copy of the bytes, no base64 string (V8 caps strings). */
+  model: Uint8Array;
   executionProviders: string[];
   /** Vectors to label, all of them, in one batch. */
   vectors: number[][];
@@ -49,7 +50,7 @@ function inputTensor(type: RunnerRequest['elementType'], rows: number[][]): ort.
 }
 
 async function handle(request: RunnerRequest): Promise<RunnerReply> {
-  const bytes = Buffer.from(request.modelBase64, 'base64');
+  const bytes = request.model;
   const rssBefore = process.memoryUsage().rss;
   let session: ort.InferenceSession | undefined;
   let executionProvider = 'cpu';

@@ -10,7 +10,7 @@ export type RunOutcome =
 
 export interface ModelRunner {
   /** Loads and runs a model in a child process; never throws for anything the model file does. */
-  run(modelBytes: Uint8Array, request: Omit<RunnerRequest, 'modelBase64'>): Promise<RunOutcome>;
+  run(modelBytes: Uint8Array, request: Omit<RunnerRequest, 'model'>): Promise<RunOutcome>;
 }
 
 /**
@@ -24,16 +24,21 @@ export function createModelRunner(
   const timeoutMs = options.timeoutMs ?? 60_000;
   let active = 0;
   const waiting: Array<() => void> = [];
+  // A released slot passes straight to the next waiter, so no caller can slip in between.
   const acquire = async () => {
-    if (active >= concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
-    active++;
+    if (active < concurrency) {
+      active++;
+      return;
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
   };
   const release = () => {
-    active--;
-    waiting.shift()?.();
+    const next = waiting.shift();
+    if (next) next();
+    else active--;
   };
 
-  const runOnce = (modelBytes: Uint8Array, request: Omit<RunnerRequest, 'modelBase64'>) =>
+  const runOnce = (modelBytes: Uint8Array, request: Omit<RunnerRequest, 'model'>) =>
     new Promise<RunOutcome>((resolve) => {
       const child = fork(join(import.meta.dirname, 'runner-process.ts'), [], {
         execArgv: [...operatorNodeFlags, `--max-old-space-size=${options.maxOldSpaceMiB ?? 512}`],
@@ -70,7 +75,15 @@ export function createModelRunner(
         }),
       );
       child.once('error', (err) => finish({ ok: false, stage: 'crash', message: err.message }));
-      child.send({ ...request, modelBase64: Buffer.from(modelBytes).toString('base64') });
+      try {
+        child.send({ ...request, model: modelBytes });
+      } catch (err) {
+        finish({
+          ok: false,
+          stage: 'crash',
+          message: `could not hand the model to its runner: ${(err as Error).message}`,
+        });
+      }
     });
 
   return {

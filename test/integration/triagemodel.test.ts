@@ -216,7 +216,7 @@ describe('the TriageModel controller', () => {
       'http-huge',
       http('/huge.onnx', 'a'.repeat(64)),
       'SourceTooLarge',
-      /is 10240\.0 MiB, over spec\.source\.http\.maxSizeMiB \(16\)/,
+      /is 10240\.0 MiB, over the limit of 16 MiB \(spec\.source\.http\.maxSizeMiB 16, operator 512\)/,
     ],
     [
       'a server that stalls',
@@ -248,6 +248,41 @@ describe('the TriageModel controller', () => {
     );
     const { model } = await readyCondition('http-mismatch', 'Validated');
     expect(model.status?.validatedDigest).toBe(`sha256:${sha(good)}`);
+  });
+
+  it('validates again when the spec that judges the same file changes', async () => {
+    const before = await validationsRun();
+    await client.patch(
+      ref('er-news2-risk-copy'),
+      { spec: { acceptance: { minRecall: [{ label: 'low-medium', min: 0.99 }] } } },
+      { type: 'merge' },
+    );
+    const { ready } = await readyCondition('er-news2-risk-copy', 'AcceptanceFailed');
+    expect(ready.message).toMatch(
+      /recall of 'low-medium' is \d+\.\d% \(\d+ of \d+\), below the floor of 99\.0%/,
+    );
+    expect(await validationsRun()).toBe(before + 1);
+  });
+
+  it('judges again when the golden vectors in a ConfigMap change, though file and spec did not', async () => {
+    const all = readFileSync(exampleModelFiles.goldenVectors, 'utf8');
+    const lowOnly = all
+      .split('\n')
+      .filter((l) => l.includes('"low"'))
+      .join('\n');
+    const vectorsRef = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'vectors-b', namespace } };
+    await client.create({ ...vectorsRef, data: { 'v.jsonl': lowOnly } });
+    await client.create(
+      modelFrom('own-vectors', (spec) => {
+        spec.acceptance.goldenVectors = { configMap: { name: 'vectors-b', key: 'v.jsonl' } };
+      }),
+    );
+    const first = await readyCondition('own-vectors', 'AcceptanceFailed');
+    expect(first.ready.message).toMatch(
+      /no golden vector expects 'high', so its recall floor cannot be checked/,
+    );
+    await client.patch(vectorsRef, { data: { 'v.jsonl': all } }, { type: 'merge' });
+    await readyCondition('own-vectors', 'Validated');
   });
 
   it('records an Event for each outcome without echoing golden vector values', async () => {
