@@ -100,6 +100,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   let wake: (() => void) | undefined;
 
   const emit = (event: InformerEvent<T>) => {
+    if (stopped) return;
     for (const handler of handlers) {
       try {
         handler(event);
@@ -216,6 +217,8 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
     const state = { resourceVersion };
     // Discovery runs here, inside the retry loop, so a kind not (yet) served is retried, not fatal.
     const path = client.path(await client.resource(apiVersion, kind), options.namespace);
+    // stop() may have come while discovery or the list ran: open no watch that nobody would abort.
+    if (stopped) return resourceVersion;
     abort = new AbortController();
     stats.watches++;
     // The server ends each watch after timeoutSeconds; spreading them keeps reconnects from bunching up.
@@ -259,6 +262,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
     while (!stopped) {
       try {
         if (resourceVersion === undefined) resourceVersion = await relist();
+        if (stopped) break;
         resourceVersion = await watchFrom(resourceVersion);
         failures = 0;
       } catch (err) {

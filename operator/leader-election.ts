@@ -87,8 +87,30 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     return true;
   };
 
+  const loseLeadership = (why: string) => {
+    if (!leading) return;
+    leading = false;
+    stopped = true;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    log.error({ sinceRenewMs: clock.now() - lastRenewMs }, `leadership lost: ${why}`);
+    options.onStoppedLeading();
+  };
+
+  // Fires at the renew deadline unless a renewal re-arms it first, however long a request hangs: a
+  // leader must stop before a standby, which counts from the renewTime it read, can take over.
+  let watchdog: unknown;
+  const armWatchdog = () => {
+    if (watchdog !== undefined) clock.clearTimeout(watchdog);
+    watchdog = clock.setTimeout(
+      () => loseLeadership('no renewal within the renew deadline'),
+      Math.max(0, lastRenewMs + timing.renewDeadlineMs - clock.now()),
+    );
+  };
+
   const tick = async () => {
     if (stopped) return;
+    // The renewTime written is the time of the attempt; the deadline counts from it, not from the reply.
+    const attemptAt = clock.now();
     let renewed = false;
     try {
       renewed = await tryAcquireOrRenew();
@@ -98,17 +120,15 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     if (stopped) return;
     const now = clock.now();
     if (renewed) {
-      lastRenewMs = now;
+      lastRenewMs = attemptAt;
       if (!leading) {
         leading = true;
         log.info('became leader');
         options.onStartedLeading();
       }
+      armWatchdog();
     } else if (leading && leadershipLost(lastRenewMs, now, timing)) {
-      leading = false;
-      stopped = true;
-      log.error({ sinceRenewMs: now - lastRenewMs }, 'leadership lost: could not renew the lease in time');
-      options.onStoppedLeading();
+      loseLeadership('could not renew the lease in time');
       return;
     }
     timer = clock.setTimeout(() => {
@@ -123,6 +143,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     async stop() {
       stopped = true;
       if (timer !== undefined) clock.clearTimeout(timer);
+      if (watchdog !== undefined) clock.clearTimeout(watchdog);
       await running;
       if (!leading) return;
       leading = false;

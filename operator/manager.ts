@@ -3,10 +3,10 @@ import { type Controller, type ControllerOptions, createController } from './con
 import { createEventRecorder, type EventRecorder } from './events.ts';
 import { type HealthServer, startHealthServer } from './health.ts';
 import { createInformer, type Informer, type InformerOptions } from './informer.ts';
-import type { KubeClient } from './kube/client.ts';
+import { createKubeClient, type KubeClient } from './kube/client.ts';
 import type { KubeObject } from './kube/types.ts';
 import { type LeaderElector, startLeaderElection } from './leader-election.ts';
-import type { LeaderTiming } from './leader-state.ts';
+import { defaultLeaderTiming, type LeaderTiming } from './leader-state.ts';
 import type { Logger } from './log.ts';
 import { type ControllerMetrics, createMetrics } from './metrics.ts';
 
@@ -154,9 +154,12 @@ export function createManager(options: ManagerOptions): Manager {
       if (options.leaderElection) {
         const le = options.leaderElection;
         metrics.leader(le.name, false);
+        const timing = le.timing ?? defaultLeaderTiming;
         elector = startLeaderElection({
-          client: options.client,
+          // Lease requests time out within a retry period, so a hung API server cannot stall a renewal.
+          client: createKubeClient(options.client.kubeConfig, { requestTimeoutMs: timing.retryPeriodMs }),
           ...le,
+          timing,
           clock,
           log,
           onStartedLeading: () => {

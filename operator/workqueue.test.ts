@@ -150,6 +150,16 @@ describe('work queue', () => {
     expect(q.len()).toBe(0);
   });
 
+  it('resolves every shutdown() caller once the keys in progress are done', async () => {
+    const q = createWorkQueue({ clock: new FakeClock() });
+    q.add('ns/a');
+    const key = (await q.get()) as string;
+    const first = q.shutdown();
+    const second = q.shutdown();
+    q.done(key);
+    await expect(Promise.all([first, second])).resolves.toEqual([undefined, undefined]);
+  });
+
   it('reports depth, adds, retries and queue wait to its observer', async () => {
     const clock = new FakeClock();
     const seen = { depth: [] as number[], added: 0, retried: 0, queued: [] as number[] };

@@ -66,7 +66,7 @@ export function createWorkQueue(
   const failureCounts = new Map<string, number>();
   const waiters: Array<(key: string | undefined) => void> = [];
   let shuttingDown = false;
-  let drained: (() => void) | undefined;
+  const drained: Array<() => void> = [];
 
   // Delayed keys: a min-heap on readyAt with lazy deletion against the map of each key's current time.
   const heap: DelayedEntry[] = [];
@@ -202,7 +202,7 @@ export function createWorkQueue(
     done(key) {
       processing.delete(key);
       if (dirty.has(key) && !shuttingDown) push(key);
-      if (shuttingDown && processing.size === 0) drained?.();
+      if (shuttingDown && processing.size === 0) for (const resolve of drained.splice(0)) resolve();
     },
     len: readyLength,
     async shutdown() {
@@ -215,9 +215,7 @@ export function createWorkQueue(
       report();
       for (const waiter of waiters.splice(0)) waiter(undefined);
       if (processing.size === 0) return;
-      await new Promise<void>((resolve) => {
-        drained = resolve;
-      });
+      await new Promise<void>((resolve) => drained.push(resolve));
     },
     isShuttingDown: () => shuttingDown,
   };

@@ -293,12 +293,29 @@ export function createKubeClient(
       }
     },
     async watch(watchPath, query, onEvent, signal) {
-      const response = await send('GET', watchPath, { query: { ...query, watch: true }, signal }, undefined);
-      if (!response.body) return;
-      const lines = createInterface({ input: Readable.fromWeb(response.body as never), crlfDelay: Infinity });
-      for await (const line of lines) {
-        if (!line) continue;
-        onEvent(JSON.parse(line) as WatchEvent);
+      // However the stream ends (the caller's abort, a handler that throws on 410, bad JSON), the
+      // connection is closed here, not left open until the server's timeout.
+      const local = new AbortController();
+      let input: Readable | undefined;
+      try {
+        const response = await send(
+          'GET',
+          watchPath,
+          { query: { ...query, watch: true }, signal: AbortSignal.any([signal, local.signal]) },
+          undefined,
+        );
+        if (!response.body) return;
+        input = Readable.fromWeb(response.body as never);
+        const lines = createInterface({ input, crlfDelay: Infinity });
+        for await (const line of lines) {
+          if (!line) continue;
+          onEvent(JSON.parse(line) as WatchEvent);
+        }
+      } finally {
+        // Tearing the stream down makes it emit the abort as an error; nobody reads it any more.
+        input?.on('error', () => {});
+        input?.destroy();
+        local.abort();
       }
     },
   };

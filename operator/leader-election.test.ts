@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from './clock.ts';
+import type { KubeClient } from './kube/client.ts';
+import { startLeaderElection } from './leader-election.ts';
+
+/** A lease store whose requests can be made to hang, as an API server partitioned from the leader. */
+function leaseServer() {
+  let lease: Record<string, unknown> | undefined;
+  let rv = 0;
+  let hang = false;
+  const pending = () => new Promise<never>(() => {});
+  const client = {
+    get: async () => (hang ? pending() : lease && structuredClone(lease)),
+    create: async (obj: Record<string, unknown>) => {
+      if (hang) return pending();
+      lease = { ...obj, metadata: { ...(obj.metadata as object), resourceVersion: String(++rv) } };
+      return structuredClone(lease);
+    },
+    update: async (obj: Record<string, unknown>) => {
+      if (hang) return pending();
+      lease = { ...obj, metadata: { ...(obj.metadata as object), resourceVersion: String(++rv) } };
+      return structuredClone(lease);
+    },
+  } as unknown as KubeClient;
+  return {
+    client,
+    setHang: (h: boolean) => {
+      hang = h;
+    },
+  };
+}
+
+const settle = async () => {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('leader election', () => {
+  it('steps down at the renew deadline even while its renewal requests hang', async () => {
+    const clock = new FakeClock();
+    const server = leaseServer();
+    const events: string[] = [];
+    const elector = startLeaderElection({
+      client: server.client,
+      namespace: 'aurora-system',
+      name: 'aurora-operator',
+      identity: 'op-a',
+      clock,
+      onStartedLeading: () => events.push(`lead@${clock.now()}`),
+      onStoppedLeading: () => events.push(`lost@${clock.now()}`),
+    });
+    await settle();
+    expect(elector.isLeader()).toBe(true);
+    const t0 = clock.now();
+    clock.advance(2_000);
+    await settle();
+    // Renewed at t0 + 2 s; from now on every request hangs forever.
+    server.setHang(true);
+    for (let i = 0; i < 20; i++) {
+      clock.advance(500);
+      await settle();
+    }
+    expect(events).toEqual([`lead@${t0}`, `lost@${t0 + 2_000 + 10_000}`]);
+    expect(elector.isLeader()).toBe(false);
+  });
+});
