@@ -1,14 +1,45 @@
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { fetch } from 'undici';
 import type { TriageModelSpec } from '../../crds/triagemodel.ts';
 import type { KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
+import { forbiddenAddress, guardedDispatcher } from './egress.ts';
 
 export type FetchFailureReason =
   | 'SourceUnavailable'
   | 'DigestMismatch'
   | 'SourceTooLarge'
-  | 'SourceNotSupported';
+  | 'SourceNotSupported'
+  | 'SourceForbidden';
+
+export interface FetchOptions {
+  /** The largest file the operator holds, whatever the spec allows. */
+  maxModelMiB: number;
+  /** Loopback is refused unless set (tests serve files from this host). */
+  allowLoopback: boolean;
+}
+
+const maxRedirects = 5;
+const dispatchers = new Map<boolean, ReturnType<typeof guardedDispatcher>>();
+function dispatcherFor(allowLoopback: boolean) {
+  const existing = dispatchers.get(allowLoopback);
+  if (existing) return existing;
+  const created = guardedDispatcher({ allowLoopback });
+  dispatchers.set(allowLoopback, created);
+  return created;
+}
+
+/** Why a URL may not be fetched, decided before any connection: its scheme, or a literal address. */
+function refuseUrl(url: URL, allowLoopback: boolean): string | undefined {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `${url.protocol} URLs are not fetched`;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host)) {
+    const why = forbiddenAddress(host, { allowLoopback });
+    if (why) return `${host} is ${why}, which model downloads may not reach`;
+  }
+  return undefined;
+}
 
 export type Fetched =
   | { ok: true; bytes: Uint8Array; digest: string }
@@ -43,17 +74,44 @@ export async function readConfigMapKey(
  */
 async function fetchHttp(
   source: NonNullable<TriageModelSpec['source']['http']>,
-  operatorMaxMiB: number,
+  options: FetchOptions,
 ): Promise<Fetched> {
+  const operatorMaxMiB = options.maxModelMiB;
   const limitMiB = Math.min(source.maxSizeMiB, operatorMaxMiB);
   const maxBytes = limitMiB * 2 ** 20;
   const timeout = AbortSignal.timeout(source.timeoutSeconds * 1000);
   let response: Awaited<ReturnType<typeof fetch>>;
-  try {
-    response = await fetch(source.url, { signal: timeout, redirect: 'follow' });
-  } catch (err) {
-    const cause = timeout.aborted ? `no answer within ${source.timeoutSeconds} s` : (err as Error).message;
-    return { ok: false, reason: 'SourceUnavailable', message: `could not download ${source.url}: ${cause}` };
+  // Redirects are followed here, hop by hop, so each target is checked like the first.
+  let url = new URL(source.url);
+  for (let hop = 0; ; hop++) {
+    const refused = refuseUrl(url, options.allowLoopback);
+    if (refused) return { ok: false, reason: 'SourceForbidden', message: `refusing ${url.href}: ${refused}` };
+    try {
+      response = await fetch(url, {
+        signal: timeout,
+        redirect: 'manual',
+        dispatcher: dispatcherFor(options.allowLoopback),
+      });
+    } catch (err) {
+      const cause = timeout.aborted
+        ? `no answer within ${source.timeoutSeconds} s`
+        : ((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message);
+      const reason = cause.includes('model downloads may not reach')
+        ? 'SourceForbidden'
+        : 'SourceUnavailable';
+      return { ok: false, reason, message: `could not download ${url.href}: ${cause}` };
+    }
+    const location = response.headers.get('location');
+    if (response.status < 300 || response.status >= 400 || !location) break;
+    await response.body?.cancel().catch(() => {});
+    if (hop >= maxRedirects) {
+      return {
+        ok: false,
+        reason: 'SourceUnavailable',
+        message: `${source.url} redirected more than ${maxRedirects} times`,
+      };
+    }
+    url = new URL(location, url);
   }
   if (!response.ok || !response.body) {
     await response.body?.cancel().catch(() => {});
@@ -110,9 +168,9 @@ export async function fetchModel(
   client: KubeClient,
   namespace: string,
   source: TriageModelSpec['source'],
-  operatorMaxMiB = 512,
+  options: FetchOptions = { maxModelMiB: 512, allowLoopback: false },
 ): Promise<Fetched> {
-  if (source.http) return fetchHttp(source.http, operatorMaxMiB);
+  if (source.http) return fetchHttp(source.http, options);
   if (source.configMap) {
     const read = await readConfigMapKey(client, namespace, source.configMap);
     if (!read.ok) return { ok: false, reason: 'SourceUnavailable', message: read.message };

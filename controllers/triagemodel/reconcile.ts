@@ -33,7 +33,7 @@ function referencedConfigMaps(obj: KubeObject): string[] {
  */
 export function registerTriageModelController(
   manager: Manager,
-  options: { runner?: ModelRunner; workers?: number; now?: () => Date } = {},
+  options: { runner?: ModelRunner; workers?: number; now?: () => Date; allowLoopbackSources?: boolean } = {},
 ): void {
   const runner = options.runner ?? createModelRunner({ concurrency: 1, timeoutMs: 120_000 });
   const now = options.now ?? (() => new Date());
@@ -172,7 +172,10 @@ export function registerTriageModelController(
         if (known) {
           validation = known;
         } else {
-          const fetched = await fetchModel(manager.client, namespace, model.spec.source, maxModelMiB);
+          const fetched = await fetchModel(manager.client, namespace, model.spec.source, {
+            maxModelMiB,
+            allowLoopback: options.allowLoopbackSources ?? false,
+          });
           if (!fetched.ok) {
             validation = { stage: 'fetch', reason: fetched.reason, message: fetched.message };
           } else {

@@ -57,6 +57,9 @@ beforeAll(async () => {
       res.write(Buffer.alloc(1024));
       return;
     }
+    if (req.url === '/to-metadata.onnx') {
+      return void res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+    }
     if (req.url === '/stall.onnx') {
       // Sends headers and a little, then nothing: the download's time limit must end it.
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -79,7 +82,8 @@ beforeAll(async () => {
     namespace,
     metrics: createMetrics({ defaultMetrics: false }),
   });
-  registerTriageModelController(manager);
+  // The test server listens on loopback, which the operator refuses unless told otherwise.
+  registerTriageModelController(manager, { allowLoopbackSources: true });
   await manager.start();
 });
 
@@ -217,6 +221,29 @@ describe('the TriageModel controller', () => {
       http('/huge.onnx', 'a'.repeat(64)),
       'SourceTooLarge',
       /is 10240\.0 MiB, over the limit of 16 MiB \(spec\.source\.http\.maxSizeMiB 16, operator 512\)/,
+    ],
+    [
+      'a URL at the cloud metadata address',
+      'http-metadata',
+      (spec: TriageModel['spec']) => {
+        spec.source = {
+          http: {
+            url: 'http://169.254.169.254/model.onnx',
+            sha256: 'a'.repeat(64),
+            timeoutSeconds: 5,
+            maxSizeMiB: 16,
+          },
+        };
+      },
+      'SourceForbidden',
+      /refusing http:\/\/169\.254\.169\.254\/model\.onnx: 169\.254\.169\.254 is a link-local address/,
+    ],
+    [
+      'a redirect to the cloud metadata address',
+      'http-redirect',
+      http('/to-metadata.onnx', 'a'.repeat(64)),
+      'SourceForbidden',
+      /refusing http:\/\/169\.254\.169\.254\/latest\/meta-data\/: .*link-local/,
     ],
     [
       'a server that stalls',
