@@ -3,7 +3,8 @@
 // process, not the operator. Protocol: one request on IPC, one reply, then exit.
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
-import type { ModelSignature, TensorInfo } from './contract.ts';
+import type { ModelSignature } from './contract.ts';
+import { sessionSignature } from './signature.ts';
 
 export interface RunnerRequest {
   /** Sent over IPC with advanced serialisation: a copy of the bytes, no base64 string (V8 caps strings). */
@@ -28,11 +29,6 @@ export type RunnerReply =
       sessionMemoryMiB: number;
     }
   | { ok: false; stage: 'load' | 'run'; message: string };
-
-function tensorInfo(meta: unknown, name: string): TensorInfo {
-  const m = meta as { isTensor?: boolean; type?: string; shape?: Array<number | string> };
-  return { name, type: m.type ?? 'unknown', shape: m.shape ?? [] };
-}
 
 function inputTensor(type: RunnerRequest['elementType'], rows: number[][]): ort.Tensor {
   const dims = [rows.length, rows[0]?.length ?? 0];
@@ -68,10 +64,7 @@ async function handle(request: RunnerRequest): Promise<RunnerReply> {
   }
   if (!session) return { ok: false, stage: 'load', message: 'no execution provider could load the model' };
   const sessionMemoryMiB = Math.max(0, process.memoryUsage().rss - rssBefore) / 2 ** 20;
-  const signature: ModelSignature = {
-    inputs: session.inputNames.map((n, i) => tensorInfo(session.inputMetadata[i], n)),
-    outputs: session.outputNames.map((n, i) => tensorInfo(session.outputMetadata[i], n)),
-  };
+  const signature = sessionSignature(session);
   // Names the graph does not have are a contract problem for the caller to report, not a run to fail.
   const runnable =
     request.inputName !== undefined &&

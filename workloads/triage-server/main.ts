@@ -1,0 +1,214 @@
+// The triage server: node workloads/triage-server/main.ts, configured by environment (see serverConfig).
+// It loads the model, checks its digest and contract before it reports ready, and classifies over HTTP,
+// batching concurrent requests into one model run. It never logs a request's values.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import ort from 'onnxruntime-node';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { z } from 'zod';
+import { checkContract } from '../../controllers/triagemodel/contract.ts';
+import { sessionSignature } from '../../controllers/triagemodel/signature.ts';
+import { triageModelSpec } from '../../crds/triagemodel.ts';
+import { createLogger } from '../../operator/log.ts';
+import { createMicroBatcher } from './batcher.ts';
+import { parseClassifyRequest } from './request.ts';
+
+const modelContract = triageModelSpec.pick({
+  version: true,
+  inputs: true,
+  outputs: true,
+  executionProviders: true,
+});
+
+export const serverConfig = z.object({
+  AURORA_MODEL_FILE: z.string().min(1).describe('Path of the model file (a mounted ConfigMap or volume).'),
+  AURORA_MODEL_SHA256: z.string().regex(/^[a-f0-9]{64}$/, 'must be 64 lower-case hex digits'),
+  AURORA_MODEL_SPEC: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(modelContract),
+  AURORA_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+  AURORA_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(1024).default(16),
+  AURORA_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(5),
+});
+
+const maxBodyBytes = 64 * 1024;
+
+function readBody(req: IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBodyBytes) {
+        resolve(undefined);
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+const send = (res: ServerResponse, status: number, body: unknown) =>
+  res
+    .writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' })
+    .end(typeof body === 'string' ? body : JSON.stringify(body));
+
+export async function startTriageServer(env: NodeJS.ProcessEnv) {
+  const log = createLogger({ name: 'triage-server' });
+  const parsed = serverConfig.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(
+      `invalid configuration: ${parsed.error.issues.map((i) => `${String(i.path[0])}${i.path.length > 1 ? `.${i.path.slice(1).join('.')}` : ''}: ${i.message}`).join('; ')}`,
+    );
+  }
+  const config = parsed.data;
+  const spec = config.AURORA_MODEL_SPEC;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'aurora_triage_requests_total',
+    help: 'Classification requests by HTTP status',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'aurora_triage_request_seconds',
+    help: 'Classification request latency',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const batchSizes = new Histogram({
+    name: 'aurora_triage_batch_size',
+    help: 'Requests per model run',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [registry],
+  });
+
+  let ready = false;
+  let model: { session: ort.InferenceSession; provider: string; digest: string } | undefined;
+  const batcher = createMicroBatcher<number[], number[]>({
+    maxBatchSize: config.AURORA_MAX_BATCH_SIZE,
+    batchWindowMs: config.AURORA_BATCH_WINDOW_MS,
+    onBatch: (n) => batchSizes.observe(n),
+    run: async (rows) => {
+      if (!model) throw new Error('model not loaded');
+      const width = spec.inputs.features.length;
+      const input = new ort.Tensor('float32', Float32Array.from(rows.flat()), [rows.length, width]);
+      const out = await model.session.run({ [spec.inputs.tensorName]: input });
+      const data = out[spec.outputs.tensorName]?.data as Float32Array;
+      const labels = spec.outputs.labels.length;
+      return rows.map((_, i) => Array.from(data.subarray(i * labels, (i + 1) * labels)));
+    },
+  });
+
+  const server = createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return send(res, 200, 'ok');
+    if (path === '/readyz') return send(res, ready ? 200 : 503, ready ? 'ok' : 'model not loaded');
+    if (path === '/metrics') return send(res, 200, await registry.metrics());
+    if (path === '/v1/model' && req.method === 'GET') {
+      if (!model) return send(res, 503, { error: 'model not loaded' });
+      return send(res, 200, {
+        version: spec.version,
+        digest: `sha256:${model.digest}`,
+        executionProvider: model.provider,
+        labels: spec.outputs.labels,
+        features: spec.inputs.features,
+      });
+    }
+    if (path !== '/v1/classify') return send(res, 404, { error: 'not found' });
+    if (req.method !== 'POST') return send(res, 405, { error: 'use POST' });
+    const started = performance.now();
+    const reply = (status: number, body: unknown) => {
+      requests.inc({ code: String(status) });
+      latency.observe((performance.now() - started) / 1000);
+      send(res, status, body);
+    };
+    if (!ready) return reply(503, { error: 'model not loaded' });
+    const text = await readBody(req).catch(() => undefined);
+    if (text === undefined) return reply(413, { error: `the body must be at most ${maxBodyBytes} bytes` });
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return reply(400, { error: 'the body is not JSON' });
+    }
+    const request = parseClassifyRequest(body, spec.inputs.features);
+    if ('error' in request) return reply(400, { error: request.error });
+    try {
+      const probabilities = await batcher.submit(request.vector);
+      const best = probabilities.indexOf(Math.max(...probabilities));
+      return reply(200, {
+        label: spec.outputs.labels[best],
+        probabilities: Object.fromEntries(spec.outputs.labels.map((l, i) => [l, probabilities[i]])),
+        modelVersion: spec.version,
+        modelDigest: `sha256:${model?.digest}`,
+      });
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'model run failed');
+      return reply(500, { error: 'the model could not classify the request' });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(config.AURORA_PORT, resolve));
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port }, 'listening; loading the model');
+
+  // Ready only after the file is the one pinned and matches the contract.
+  const bytes = readFileSync(config.AURORA_MODEL_FILE);
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  if (digest !== config.AURORA_MODEL_SHA256) {
+    server.close();
+    throw new Error(
+      `the model file has sha256 ${digest}, AURORA_MODEL_SHA256 is ${config.AURORA_MODEL_SHA256}`,
+    );
+  }
+  let session: ort.InferenceSession | undefined;
+  let provider = 'cpu';
+  for (const candidate of spec.executionProviders) {
+    try {
+      session = await ort.InferenceSession.create(bytes, { executionProviders: [candidate] });
+      provider = candidate;
+      break;
+    } catch (err) {
+      log.info(
+        { provider: candidate, err: (err as Error).message.slice(0, 200) },
+        'execution provider not available',
+      );
+    }
+  }
+  if (!session) {
+    server.close();
+    throw new Error('no execution provider could load the model');
+  }
+  const contract = checkContract(spec, sessionSignature(session));
+  if (!contract.valid) {
+    server.close();
+    throw new Error(`the model does not match its contract: ${contract.problems.join('; ')}`);
+  }
+  model = { session, provider, digest };
+  ready = true;
+  log.info({ version: spec.version, digest, executionProvider: provider }, 'model loaded; ready');
+  return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+if (import.meta.main) {
+  try {
+    await startTriageServer(process.env);
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,168 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { sha256 } from '../../controllers/triagemodel/fetch.ts';
+import { exampleModelFiles } from '../../hack/example-model/generate.ts';
+
+const root = join(import.meta.dirname, '../..');
+const spec = parse(readFileSync(join(root, 'examples/triage-model.yaml'), 'utf8')).spec;
+const modelSpec = JSON.stringify({
+  version: spec.version,
+  inputs: spec.inputs,
+  outputs: spec.outputs,
+  executionProviders: spec.executionProviders,
+});
+const modelBytes = readFileSync(exampleModelFiles.model);
+const golden = readFileSync(exampleModelFiles.goldenVectors, 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l) as { features: number[]; expectedLabel: string });
+const names: string[] = spec.inputs.features.map((f: { name: string }) => f.name);
+const asBody = (features: number[]) => ({
+  features: Object.fromEntries(names.map((n, i) => [n, features[i]])),
+});
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+function startServer(env: Record<string, string>): {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number | null>;
+} {
+  let output = '';
+  const child = spawn(process.execPath, [join(root, 'workloads/triage-server/main.ts')], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { child, output: () => output, exit };
+}
+
+let base: string;
+let server: ReturnType<typeof startServer>;
+beforeAll(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = startServer({
+    AURORA_MODEL_FILE: exampleModelFiles.model,
+    AURORA_MODEL_SHA256: sha256(modelBytes),
+    AURORA_MODEL_SPEC: modelSpec,
+    AURORA_PORT: String(port),
+    AURORA_BATCH_WINDOW_MS: '5',
+  });
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(`${base}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the triage server never became ready:\n${server.output()}`);
+}, 30_000);
+afterAll(() => {
+  server?.child.kill('SIGTERM');
+});
+
+interface Reply {
+  label: string;
+  probabilities: Record<string, number>;
+  modelVersion: string;
+  modelDigest: string;
+  error?: string;
+  version?: string;
+}
+const json = async (res: Response) => (await res.json()) as Reply;
+
+const classify = (body: unknown) =>
+  fetch(`${base}/v1/classify`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+
+describe('the triage server, as a process with the example model', () => {
+  it('gives every golden vector the label onnxruntime gives it, batching concurrent requests', async () => {
+    const session = await ort.InferenceSession.create(modelBytes);
+    const out = await session.run({
+      vitals: new ort.Tensor('float32', Float32Array.from(golden.flatMap((g) => g.features)), [
+        golden.length,
+        7,
+      ]),
+    });
+    const probs = out.probabilities?.data as Float32Array;
+    const direct = golden.map((_, i) => {
+      const row = Array.from(probs.subarray(i * 4, i * 4 + 4));
+      return spec.outputs.labels[row.indexOf(Math.max(...row))];
+    });
+    const replies = await Promise.all(golden.map((g) => classify(asBody(g.features)).then(json)));
+    expect(replies.map((r) => r.label)).toEqual(direct);
+    const accuracy = replies.filter((r, i) => r.label === golden[i]?.expectedLabel).length / golden.length;
+    expect(accuracy).toBeGreaterThan(0.95);
+    expect(replies[0]).toMatchObject({ modelVersion: '1.0.0', modelDigest: `sha256:${sha256(modelBytes)}` });
+    expect(Object.keys(replies[0]?.probabilities ?? {})).toEqual(spec.outputs.labels);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const batches = Number(metrics.match(/aurora_triage_batch_size_count (\d+)/)?.[1]);
+    expect(batches).toBeGreaterThan(0);
+    expect(batches).toBeLessThan(golden.length);
+  });
+
+  it.each([
+    ['a missing feature', { features: { spo2: 97 } }, /^features\.respiration_rate: required$/],
+    ['a value out of range', asBody([16, 40, 0, 120, 70, 0, 37]), /^features\.spo2: must be at least 50 %$/],
+    [
+      'a string',
+      { features: { ...asBody([16, 97, 0, 120, 70, 0, 37]).features, pulse: 'fast' } },
+      /^features\.pulse: must be a number$/,
+    ],
+    [
+      'an unknown feature',
+      { features: { ...asBody([16, 97, 0, 120, 70, 0, 37]).features, lactate: 2 } },
+      /^features\.lactate: not a feature/,
+    ],
+  ])('answers 400 naming the field for %s', async (_name, body, message) => {
+    const res = await classify(body);
+    expect(res.status).toBe(400);
+    expect((await json(res)).error).toMatch(message);
+  });
+
+  it('answers 400 for a body that is not JSON, and reports the model it serves', async () => {
+    const res = await fetch(`${base}/v1/classify`, { method: 'POST', body: '{"features":' });
+    expect([res.status, (await json(res)).error]).toEqual([400, 'the body is not JSON']);
+    const model = await json(await fetch(`${base}/v1/model`));
+    expect(model).toMatchObject({
+      version: '1.0.0',
+      executionProvider: process.platform === 'darwin' ? 'coreml' : 'cpu',
+    });
+  });
+
+  it('never reports ready with a model file whose digest is not the one pinned', async () => {
+    const port = await freePort();
+    const wrong = startServer({
+      AURORA_MODEL_FILE: exampleModelFiles.underTriage,
+      AURORA_MODEL_SHA256: sha256(modelBytes),
+      AURORA_MODEL_SPEC: modelSpec,
+      AURORA_PORT: String(port),
+    });
+    expect(await wrong.exit).toBe(1);
+    expect(wrong.output()).toMatch(
+      /the model file has sha256 [0-9a-f]{64}, AURORA_MODEL_SHA256 is [0-9a-f]{64}/,
+    );
+  });
+});
