@@ -26,3 +26,9 @@ export const appleChips = [
   'm4-max',
 ] as const;
 export type AppleChip = (typeof appleChips)[number];
+
+/**
+ * The extended resource through which the scheduler packs models by unified memory: the operator puts
+ * it in each profiled Apple node's status, pool pods request it.
+ */
+export const unifiedMemoryResource = 'aurora.health/unified-memory-mib';
