@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import type { ModelSignature } from './contract.ts';
-import { sessionSignature } from './signature.ts';
+import { openSession, sessionSignature } from './session.ts';
 
 export interface RunnerRequest {
   /** Sent over IPC with advanced serialisation: a copy of the bytes, no base64 string (V8 caps strings). */
@@ -48,21 +48,9 @@ function inputTensor(type: RunnerRequest['elementType'], rows: number[][]): ort.
 async function handle(request: RunnerRequest): Promise<RunnerReply> {
   const bytes = request.model;
   const rssBefore = process.memoryUsage().rss;
-  let session: ort.InferenceSession | undefined;
-  let executionProvider = 'cpu';
-  for (const provider of request.executionProviders) {
-    try {
-      session = await ort.InferenceSession.create(bytes, { executionProviders: [provider] });
-      executionProvider = provider;
-      break;
-    } catch (err) {
-      // An unavailable provider (CoreML off macOS) falls through to the next; a bad model fails on all.
-      if (provider === request.executionProviders.at(-1)) {
-        return { ok: false, stage: 'load', message: (err as Error).message.slice(0, 500) };
-      }
-    }
-  }
-  if (!session) return { ok: false, stage: 'load', message: 'no execution provider could load the model' };
+  const opened = await openSession(bytes, request.executionProviders);
+  if (!opened.ok) return { ok: false, stage: 'load', message: opened.message };
+  const { session, provider: executionProvider } = opened;
   const sessionMemoryMiB = Math.max(0, process.memoryUsage().rss - rssBefore) / 2 ** 20;
   const signature = sessionSignature(session);
   // Names the graph does not have are a contract problem for the caller to report, not a run to fail.

@@ -1,7 +1,6 @@
 // The triage server: node workloads/triage-server/main.ts, configured by environment (see serverConfig).
 // It loads the model, checks its digest and contract before it reports ready, and classifies over HTTP,
 // batching concurrent requests into one model run. It never logs a request's values.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +8,8 @@ import ort from 'onnxruntime-node';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 import { checkContract } from '../../controllers/triagemodel/contract.ts';
-import { sessionSignature } from '../../controllers/triagemodel/signature.ts';
+import { sha256 } from '../../controllers/triagemodel/fetch.ts';
+import { openSession, sessionSignature } from '../../controllers/triagemodel/session.ts';
 import { triageModelSpec } from '../../crds/triagemodel.ts';
 import { createLogger } from '../../operator/log.ts';
 import { createMicroBatcher } from './batcher.ts';
@@ -168,31 +168,25 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
 
   // Ready only after the file is the one pinned and matches the contract.
   const bytes = readFileSync(config.AURORA_MODEL_FILE);
-  const digest = createHash('sha256').update(bytes).digest('hex');
+  const digest = sha256(bytes);
   if (digest !== config.AURORA_MODEL_SHA256) {
     server.close();
     throw new Error(
       `the model file has sha256 ${digest}, AURORA_MODEL_SHA256 is ${config.AURORA_MODEL_SHA256}`,
     );
   }
-  let session: ort.InferenceSession | undefined;
-  let provider = 'cpu';
-  for (const candidate of spec.executionProviders) {
-    try {
-      session = await ort.InferenceSession.create(bytes, { executionProviders: [candidate] });
-      provider = candidate;
-      break;
-    } catch (err) {
-      log.info(
-        { provider: candidate, err: (err as Error).message.slice(0, 200) },
-        'execution provider not available',
-      );
-    }
+  const opened = await openSession(bytes, spec.executionProviders);
+  for (const skip of opened.skipped) {
+    log.info(
+      { provider: skip.provider, err: skip.message.slice(0, 200) },
+      'execution provider not available',
+    );
   }
-  if (!session) {
+  if (!opened.ok) {
     server.close();
     throw new Error('no execution provider could load the model');
   }
+  const { session, provider } = opened;
   const contract = checkContract(spec, sessionSignature(session));
   if (!contract.valid) {
     server.close();

@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { sha256 } from '../../controllers/triagemodel/fetch.ts';
 import { exampleModelFiles } from '../../hack/example-model/generate.ts';
+import { freePort } from '../../test/harness/control-plane.ts';
 
 const root = join(import.meta.dirname, '../..');
 const spec = parse(readFileSync(join(root, 'examples/triage-model.yaml'), 'utf8')).spec;
@@ -25,14 +25,6 @@ const names: string[] = spec.inputs.features.map((f: { name: string }) => f.name
 const asBody = (features: number[]) => ({
   features: Object.fromEntries(names.map((n, i) => [n, features[i]])),
 });
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 function startServer(env: Record<string, string>): {
   child: ChildProcess;
