@@ -1,6 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+/** The image the operator runs triage servers and the node profiler from: its own release by default. */
+export const defaultWorkloadImage = `ghcr.io/aurora-health/aurora:${version}`;
 
 const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -27,6 +34,12 @@ export const operatorConfigSchema = z.object({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   workers: z.coerce.number().int().min(1).max(64).default(2),
   resyncSeconds: z.coerce.number().int().min(0).max(86_400).default(1800),
+  workloadImage: z
+    .string()
+    .min(1)
+    .max(512)
+    .regex(/^[^\s]+$/, 'must be an image reference without spaces')
+    .default(defaultWorkloadImage),
 });
 
 export type OperatorConfig = z.infer<typeof operatorConfigSchema>;
@@ -46,6 +59,7 @@ const sources: Record<keyof OperatorConfig, { flag: string; env: string[] }> = {
   logLevel: { flag: 'log-level', env: ['AURORA_LOG_LEVEL'] },
   workers: { flag: 'workers', env: ['AURORA_WORKERS'] },
   resyncSeconds: { flag: 'resync-seconds', env: ['AURORA_RESYNC_SECONDS'] },
+  workloadImage: { flag: 'workload-image', env: ['AURORA_WORKLOAD_IMAGE'] },
 };
 
 export class ConfigError extends Error {

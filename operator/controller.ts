@@ -22,6 +22,8 @@ export type Reconciler = (request: ReconcileRequest) => Promise<ReconcileResult 
 export interface WatchSource {
   informer: Informer<KubeObject>;
   map: (obj: KubeObject) => string[];
+  /** Which events count; all of them when omitted. */
+  filter?: (event: InformerEvent<KubeObject>) => boolean;
 }
 
 export interface ControllerOptions {
@@ -149,6 +151,7 @@ export function createController(options: ControllerOptions): Controller {
       for (const source of options.watches ?? []) {
         unsubscribe.push(
           source.informer.addHandler((event) => {
+            if (source.filter && !source.filter(event)) return;
             for (const key of source.map(event.object)) queue.add(key);
           }),
         );

@@ -53,6 +53,8 @@ export interface Informer<T extends KubeObject> {
   get(key: string): T | undefined;
   list(namespace?: string): T[];
   byIndex(index: string, value: string): T[];
+  /** Adds indexes before start, so controllers sharing an informer can each index it their way. */
+  addIndexers(indexers: Record<string, IndexFunction<T>>): void;
   /** Adds a handler; it is first told of every object already cached. */
   addHandler(handler: InformerHandler<T>): () => void;
   size(): number;
@@ -80,7 +82,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   const pageSize = options.pageSize ?? 500;
   const backoff = options.backoff ?? { initialMs: 800, maxMs: 30_000 };
   const random = options.random ?? Math.random;
-  const indexers = options.indexers ?? {};
+  const indexers: Record<string, IndexFunction<T>> = { ...options.indexers };
   const store = new Map<string, T>();
   const indexes = new Map<string, Map<string, Set<string>>>();
   for (const name of Object.keys(indexers)) indexes.set(name, new Map());
@@ -311,6 +313,15 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
       abort?.abort();
       wake?.();
       await loop;
+    },
+    addIndexers(more) {
+      if (started) throw new Error(`indexers for ${kind} added after the informer started`);
+      for (const [name, fn] of Object.entries(more)) {
+        if (indexers[name] && indexers[name] !== fn)
+          throw new Error(`index ${name} of ${kind} defined twice`);
+        indexers[name] = fn;
+        indexes.set(name, new Map());
+      }
     },
     hasSynced: () => hasSynced,
     synced: () => syncedPromise,

@@ -1,5 +1,7 @@
 // The operator's entry point: node operator/main.ts [--flags]; see operator/config.ts for settings.
 import { KubeConfig } from '@kubernetes/client-node';
+import { registerInferencePoolController } from '../controllers/inferencepool/reconcile.ts';
+import { registerNodeCapacityController } from '../controllers/node/reconcile.ts';
 import { registerTriageModelController } from '../controllers/triagemodel/reconcile.ts';
 import { ConfigError, loadOperatorConfig, type OperatorConfig } from './config.ts';
 import { createKubeClient, type KubeClient } from './kube/client.ts';
@@ -36,7 +38,7 @@ export interface RunningOperator {
  */
 export async function runOperator(
   config: OperatorConfig,
-  register: (manager: Manager) => void,
+  register: (manager: Manager, config: OperatorConfig) => void,
   options: { handleSignals?: boolean } = {},
 ): Promise<RunningOperator> {
   const log = createLogger({ level: config.logLevel });
@@ -58,7 +60,7 @@ export async function runOperator(
         }
       : {}),
   });
-  register(manager);
+  register(manager, config);
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= manager.stop();
@@ -78,8 +80,10 @@ export async function runOperator(
 }
 
 /** The product's controllers; each issue that adds a kind registers it here. */
-export function registerAuroraControllers(manager: Manager): void {
+export function registerAuroraControllers(manager: Manager, config: OperatorConfig): void {
   registerTriageModelController(manager);
+  registerNodeCapacityController(manager);
+  registerInferencePoolController(manager, { image: config.workloadImage });
 }
 
 if (import.meta.main) {

@@ -58,6 +58,7 @@ export function createManager(options: ManagerOptions): Manager {
   const log = options.log;
   const metrics = options.metrics ?? createMetrics();
   const informers = new Map<string, Informer<KubeObject>>();
+  const transforms = new Map<string, unknown>();
   metrics.cacheSizes(() => [...informers.values()].map((i) => ({ kind: i.kind, objects: i.size() })));
   const controllerOptions: ManagedControllerOptions[] = [];
   const controllers: Controller[] = [];
@@ -112,6 +113,13 @@ export function createManager(options: ManagerOptions): Manager {
           ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
         });
         informers.set(key, informer);
+        transforms.set(key, opts.transform);
+      } else {
+        // One cache per kind and selector: a second transform would silently lose to the first.
+        if (opts.transform && transforms.get(key) !== opts.transform)
+          throw new Error(`informer for ${kind} requested with a different transform`);
+        if (opts.indexers)
+          informer.addIndexers(opts.indexers as InformerOptions<KubeObject>['indexers'] & {});
       }
       return informer as unknown as Informer<T>;
     },

@@ -72,7 +72,8 @@ export async function readConfigMapKey(
  * Downloads over HTTP(S) within a time limit and a size limit, checking the SHA-256 the spec pins. A
  * server that sends more than the limit, or declares it, is cut off before the excess is read.
  */
-async function fetchHttp(
+/** Downloads a model over HTTP(S) within the spec's time and size limits and checks its digest. */
+export async function fetchHttp(
   source: NonNullable<TriageModelSpec['source']['http']>,
   options: FetchOptions,
 ): Promise<Fetched> {

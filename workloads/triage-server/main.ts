@@ -8,7 +8,7 @@ import ort from 'onnxruntime-node';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 import { checkContract } from '../../controllers/triagemodel/contract.ts';
-import { sha256 } from '../../controllers/triagemodel/fetch.ts';
+import { fetchHttp, sha256 } from '../../controllers/triagemodel/fetch.ts';
 import { openSession, sessionSignature } from '../../controllers/triagemodel/session.ts';
 import { triageModelSpec } from '../../crds/triagemodel.ts';
 import { createLogger } from '../../operator/log.ts';
@@ -22,24 +22,68 @@ const modelContract = triageModelSpec.pick({
   executionProviders: true,
 });
 
-export const serverConfig = z.object({
-  AURORA_MODEL_FILE: z.string().min(1).describe('Path of the model file (a mounted ConfigMap or volume).'),
-  AURORA_MODEL_SHA256: z.string().regex(/^[a-f0-9]{64}$/, 'must be 64 lower-case hex digits'),
-  AURORA_MODEL_SPEC: z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(modelContract),
-  AURORA_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
-  AURORA_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(1024).default(16),
-  AURORA_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(5),
-});
+export const serverConfig = z
+  .object({
+    AURORA_MODEL_FILE: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Path of the model file (a mounted ConfigMap or volume).'),
+    AURORA_MODEL_URL: z
+      .string()
+      .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
+      .optional()
+      .describe('Where to download the model file, when it is not mounted.'),
+    AURORA_MODEL_DOWNLOAD_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+    AURORA_MODEL_MAX_SIZE_MIB: z.coerce.number().int().min(1).max(4096).default(512),
+    AURORA_MODEL_SHA256: z.string().regex(/^[a-f0-9]{64}$/, 'must be 64 lower-case hex digits'),
+    AURORA_MODEL_SPEC: z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+          return z.NEVER;
+        }
+      })
+      .pipe(modelContract),
+    AURORA_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+    AURORA_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(1024).default(16),
+    AURORA_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(5),
+  })
+  .refine((c) => (c.AURORA_MODEL_FILE === undefined) !== (c.AURORA_MODEL_URL === undefined), {
+    message: 'set exactly one of AURORA_MODEL_FILE and AURORA_MODEL_URL',
+    path: ['AURORA_MODEL_FILE'],
+  });
+
+type ServerConfig = z.infer<typeof serverConfig>;
+
+/**
+ * The model file's bytes: read from the mount, or downloaded with the digest checked. A download that
+ * fails for want of the network is tried again (the pod stays unready); a wrong file is fatal.
+ */
+async function loadModelBytes(
+  config: ServerConfig,
+  log: ReturnType<typeof createLogger>,
+): Promise<Uint8Array> {
+  if (config.AURORA_MODEL_FILE) return readFileSync(config.AURORA_MODEL_FILE);
+  const source = {
+    url: config.AURORA_MODEL_URL ?? '',
+    sha256: config.AURORA_MODEL_SHA256,
+    timeoutSeconds: config.AURORA_MODEL_DOWNLOAD_TIMEOUT_SECONDS,
+    maxSizeMiB: config.AURORA_MODEL_MAX_SIZE_MIB,
+  };
+  for (let attempt = 1; ; attempt++) {
+    // The pod's own loopback is no risk; link-local (cloud metadata) stays refused.
+    const fetched = await fetchHttp(source, { maxModelMiB: source.maxSizeMiB, allowLoopback: true });
+    if (fetched.ok) return fetched.bytes;
+    if (fetched.reason !== 'SourceUnavailable') throw new Error(fetched.message);
+    const delayMs = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5));
+    log.warn({ attempt, err: fetched.message, retryInMs: delayMs }, 'model download failed; trying again');
+    await new Promise((r) => setTimeout(r, delayMs));
+  }
+}
 
 const maxBodyBytes = 64 * 1024;
 
@@ -167,7 +211,13 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
   log.info({ port }, 'listening; loading the model');
 
   // Ready only after the file is the one pinned and matches the contract.
-  const bytes = readFileSync(config.AURORA_MODEL_FILE);
+  let bytes: Uint8Array;
+  try {
+    bytes = await loadModelBytes(config, log);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
   const digest = sha256(bytes);
   if (digest !== config.AURORA_MODEL_SHA256) {
     server.close();

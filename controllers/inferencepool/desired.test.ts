@@ -1,0 +1,259 @@
+import { describe, expect, it } from 'vitest';
+import { inferencePoolSpec } from '../../crds/inferencepool.ts';
+import type { InferencePool, TriageModel } from '../../crds/kinds.ts';
+import { unifiedMemoryResource } from '../../crds/node-labels.ts';
+import {
+  desiredDeployment,
+  desiredRelease,
+  desiredReplicas,
+  type ModelRelease,
+  modelState,
+  parseRelease,
+  poolPodMemoryMiB,
+  quantityToMiB,
+  releaseName,
+} from './desired.ts';
+
+const digest = 'ab'.repeat(32);
+const pool = (spec: Record<string, unknown> = {}) =>
+  ({
+    apiVersion: 'aurora.health/v1alpha1',
+    kind: 'InferencePool',
+    metadata: { name: 'er-triage', namespace: 'emergency', uid: 'u1', generation: 1 },
+    spec: inferencePoolSpec.parse({ modelRef: { name: 'er' }, ...spec }),
+  }) as InferencePool & { spec: ReturnType<typeof inferencePoolSpec.parse> };
+const release: ModelRelease = {
+  model: 'er',
+  version: '1.0.0',
+  digest,
+  measuredMemoryMiB: 1000,
+  contract: {
+    version: '1.0.0',
+    inputs: { tensorName: 'vitals', elementType: 'float32', features: [{ name: 'pulse' }] },
+    outputs: { tensorName: 'probabilities', labels: ['high', 'low'] },
+    executionProviders: ['coreml', 'cpu'],
+  },
+};
+const model = (status: Record<string, unknown> | undefined, generation = 3, http = false): TriageModel =>
+  ({
+    apiVersion: 'aurora.health/v1alpha1',
+    kind: 'TriageModel',
+    metadata: { name: 'er', namespace: 'emergency', generation },
+    spec: {
+      version: '1.0.0',
+      source: http
+        ? {
+            http: {
+              url: 'https://models.example/er.onnx',
+              sha256: digest,
+              timeoutSeconds: 60,
+              maxSizeMiB: 512,
+            },
+          }
+        : { configMap: { name: 'er-model', key: 'model.onnx' } },
+      inputs: release.contract.inputs,
+      outputs: release.contract.outputs,
+      executionProviders: ['coreml', 'cpu'],
+    },
+    status,
+  }) as unknown as TriageModel;
+const ready = (status: 'True' | 'False' | 'Unknown', reason = 'Validated') => ({
+  type: 'Ready',
+  status,
+  reason,
+  message: 'm',
+  lastTransitionTime: '2026-11-23T10:00:00Z',
+});
+
+describe('modelState', () => {
+  const validatedStatus = {
+    observedGeneration: 3,
+    conditions: [ready('True')],
+    digest: `sha256:${digest}`,
+    validatedVersion: '1.0.0',
+    validatedDigest: `sha256:${digest}`,
+    measuredMemoryMiB: 22.7,
+  };
+  it.each([
+    ['no TriageModel', undefined, 'missing'],
+    ['no status yet', model(undefined), 'pending'],
+    ['status of an older generation', model({ ...validatedStatus, observedGeneration: 2 }), 'pending'],
+    ['Ready Unknown', model({ ...validatedStatus, conditions: [ready('Unknown', 'Validating')] }), 'pending'],
+    [
+      'failed acceptance',
+      model({ ...validatedStatus, conditions: [ready('False', 'AcceptanceFailed')] }),
+      'rejected',
+    ],
+    ['validated', model(validatedStatus), 'validated'],
+    [
+      'Ready but the validated digest is an older file',
+      model({ ...validatedStatus, digest: `sha256:${'cd'.repeat(32)}` }),
+      'pending',
+    ],
+  ])('%s → %s', (_name, m, kind) => {
+    expect(modelState('er', m).kind).toBe(kind);
+  });
+
+  it('records what the pods need from a validated model', () => {
+    const state = modelState('er', model(validatedStatus, 3, true));
+    expect(state).toMatchObject({
+      kind: 'validated',
+      release: {
+        version: '1.0.0',
+        digest,
+        measuredMemoryMiB: 22.7,
+        http: { url: 'https://models.example/er.onnx', sha256: digest },
+      },
+    });
+  });
+
+  it('carries the reason a version was rejected', () => {
+    const state = modelState(
+      'er',
+      model({ ...validatedStatus, conditions: [ready('False', 'ContractMismatch')] }),
+    );
+    expect(state).toMatchObject({ kind: 'rejected', reason: 'ContractMismatch', version: '1.0.0' });
+  });
+});
+
+describe('desiredReplicas', () => {
+  it.each([
+    [{}, 1],
+    [{ minReplicas: 2, maxReplicas: 6 }, 2],
+    [{ minReplicas: 2, maxReplicas: 6, replicas: 4 }, 4],
+    [{ minReplicas: 0, maxReplicas: 6, replicas: 0 }, 0],
+  ])('%j → %i', (spec, expected) => {
+    expect(desiredReplicas(pool(spec).spec)).toBe(expected);
+  });
+});
+
+describe('quantityToMiB and pod memory', () => {
+  it.each([
+    ['512Mi', 512],
+    ['2Gi', 2048],
+    ['1G', 954],
+    ['1073741824', 1024],
+    ['1.5Gi', 1536],
+  ])('%s → %i MiB', (q, mib) => {
+    expect(quantityToMiB(q)).toBe(mib);
+  });
+
+  it('sizes pods from the measured memory plus headroom unless resources.memory is set', () => {
+    expect(poolPodMemoryMiB(pool().spec, release)).toBe(1500);
+    expect(poolPodMemoryMiB(pool({ resources: { memoryHeadroomPercent: 20 } }).spec, release)).toBe(1200);
+    expect(poolPodMemoryMiB(pool({ resources: { memory: '12Gi' } }).spec, release)).toBe(12_288);
+  });
+});
+
+describe('releases', () => {
+  it('names a release by file and contract, so a changed contract is a new release', () => {
+    const changed = { ...release, contract: { ...release.contract, executionProviders: ['cpu' as const] } };
+    expect(releaseName('er-triage', release)).toMatch(/^er-triage-model-[0-9a-f]{10}$/);
+    expect(releaseName('er-triage', changed)).not.toBe(releaseName('er-triage', release));
+    expect(releaseName('er-triage', { ...release, measuredMemoryMiB: 5 })).toBe(
+      releaseName('er-triage', release),
+    );
+  });
+
+  it('writes an immutable ConfigMap owned by the pool that reads back as the same release', () => {
+    const cm = desiredRelease(pool(), release, new Uint8Array([1, 2, 3]));
+    expect(cm).toMatchObject({
+      immutable: true,
+      binaryData: { 'model.onnx': 'AQID' },
+      metadata: { ownerReferences: [{ kind: 'InferencePool', name: 'er-triage', controller: true }] },
+    });
+    expect(parseRelease(cm)).toEqual(release);
+    expect(parseRelease({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } })).toBeUndefined();
+  });
+});
+
+describe('desiredDeployment', () => {
+  // biome-ignore lint/suspicious/noExplicitAny: the test walks the manifest as the API server would
+  const podSpec = (d: any) => d.spec.template.spec;
+
+  it('asks for unified memory and Apple nodes of the allowed chips and size, spread by host', () => {
+    const d = desiredDeployment(
+      pool({
+        minReplicas: 2,
+        maxReplicas: 4,
+        placement: { chips: ['m4', 'm4-pro'], minUnifiedMemoryGiB: 16 },
+      }),
+      release,
+      'aurora:test',
+    );
+    const spec = podSpec(d);
+    expect((d as unknown as { spec: { replicas: number } }).spec.replicas).toBe(2);
+    expect(spec.containers[0].resources).toEqual({
+      requests: { cpu: '500m', memory: '1500Mi', [unifiedMemoryResource]: '1500' },
+      limits: { memory: '1500Mi', [unifiedMemoryResource]: '1500' },
+    });
+    expect(
+      spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms,
+    ).toEqual([
+      {
+        matchExpressions: [
+          { key: 'aurora.health/apple-silicon', operator: 'In', values: ['true'] },
+          { key: 'aurora.health/chip', operator: 'In', values: ['m4', 'm4-pro'] },
+          { key: 'aurora.health/unified-memory-gib', operator: 'Gt', values: ['15'] },
+        ],
+      },
+    ]);
+    expect(spec.topologySpreadConstraints[0]).toMatchObject({
+      topologyKey: 'kubernetes.io/hostname',
+      maxSkew: 1,
+      labelSelector: { matchLabels: { 'aurora.health/pool': 'er-triage' } },
+    });
+  });
+
+  it('mounts the release ConfigMap and pins the digest and contract in the environment', () => {
+    const spec = podSpec(desiredDeployment(pool(), release, 'aurora:test'));
+    const env = Object.fromEntries(
+      spec.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]),
+    );
+    expect(env.AURORA_MODEL_FILE).toBe('/var/run/aurora/model/model.onnx');
+    expect(env.AURORA_MODEL_SHA256).toBe(digest);
+    expect(JSON.parse(env.AURORA_MODEL_SPEC)).toEqual(release.contract);
+    expect(spec.volumes[0].configMap.name).toBe(releaseName('er-triage', release));
+  });
+
+  it('downloads a file served over HTTP into an emptyDir instead', () => {
+    const http = {
+      url: 'https://models.example/er.onnx',
+      sha256: digest,
+      timeoutSeconds: 60,
+      maxSizeMiB: 100,
+    };
+    const spec = podSpec(desiredDeployment(pool(), { ...release, http }, 'aurora:test'));
+    const env = Object.fromEntries(
+      spec.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]),
+    );
+    expect(env.AURORA_MODEL_URL).toBe(http.url);
+    expect(env.AURORA_MODEL_FILE).toBeUndefined();
+    expect(spec.volumes[0]).toEqual({ name: 'model', emptyDir: { sizeLimit: '100Mi' } });
+  });
+
+  it('with Preferred placement, prefers Apple nodes and does not ask for a resource only they offer', () => {
+    const spec = podSpec(
+      desiredDeployment(
+        pool({ placement: { appleSilicon: 'Preferred', nodeSelector: { zone: 'er' } } }),
+        release,
+        'i',
+      ),
+    );
+    expect(spec.containers[0].resources.requests[unifiedMemoryResource]).toBeUndefined();
+    expect(spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight).toBe(100);
+    expect(
+      spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms,
+    ).toEqual([{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['er'] }] }]);
+  });
+
+  it('changes the pod template only when the release changes', () => {
+    const a = desiredDeployment(pool(), release, 'i');
+    const b = desiredDeployment(pool(), { ...release }, 'i');
+    const c = desiredDeployment(pool(), { ...release, version: '1.1.0', digest: 'cd'.repeat(32) }, 'i');
+    // biome-ignore lint/suspicious/noExplicitAny: reading the manifest
+    const template = (d: any) => JSON.stringify(d.spec.template);
+    expect(template(a)).toBe(template(b));
+    expect(template(a)).not.toBe(template(c));
+  });
+});

@@ -1,0 +1,284 @@
+import { describe, expect, it } from 'vitest';
+import { inferencePoolSpec } from '../../crds/inferencepool.ts';
+import type { InferencePool } from '../../crds/kinds.ts';
+import { unifiedMemoryResource } from '../../crds/node-labels.ts';
+import type { NodeView } from '../node/desired.ts';
+import { type ModelRelease, type ModelState, releaseName } from './desired.ts';
+import { inferencePoolStatus, type PodView, type PoolObservations, podView } from './status.ts';
+
+const now = new Date('2026-11-23T10:00:00Z');
+const release = (version: string, digestByte: string): ModelRelease => ({
+  model: 'er',
+  version,
+  digest: digestByte.repeat(32),
+  measuredMemoryMiB: 1000,
+  contract: {
+    version,
+    inputs: { tensorName: 'vitals', elementType: 'float32', features: [{ name: 'pulse' }] },
+    outputs: { tensorName: 'probabilities', labels: ['high', 'low'] },
+    executionProviders: ['cpu'],
+  },
+});
+const v1 = release('1.0.0', 'ab');
+const v2 = release('1.1.0', 'cd');
+const pool = (spec: Record<string, unknown> = {}) =>
+  ({
+    apiVersion: 'aurora.health/v1alpha1',
+    kind: 'InferencePool',
+    metadata: { name: 'er-triage', namespace: 'emergency', uid: 'u1', generation: 4 },
+    spec: inferencePoolSpec.parse({ modelRef: { name: 'er' }, minReplicas: 2, maxReplicas: 4, ...spec }),
+  }) as InferencePool & { spec: ReturnType<typeof inferencePoolSpec.parse> };
+const node = (name: string, chip: string | undefined, allocatableMiB: number): NodeView => ({
+  apiVersion: 'v1',
+  kind: 'Node',
+  metadata: {
+    name,
+    labels: chip
+      ? {
+          'aurora.health/apple-silicon': 'true',
+          'aurora.health/chip': chip,
+          'aurora.health/unified-memory-gib': '24',
+        }
+      : { 'kubernetes.io/arch': 'amd64' },
+  },
+  spec: {},
+  status: {
+    allocatable: chip ? { [unifiedMemoryResource]: String(allocatableMiB) } : {},
+    conditions: [{ type: 'Ready', status: 'True' }],
+  },
+});
+const fleet = [node('m4-1', 'm4', 20_480), node('m4-2', 'm4', 20_480), node('cloud-1', undefined, 0)];
+const pod = (
+  name: string,
+  o: {
+    node?: string;
+    ready?: boolean;
+    release?: ModelRelease;
+    unschedulable?: string;
+    mib?: number;
+    pool?: string;
+  },
+): PodView =>
+  podView({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: 'emergency',
+      labels: { 'aurora.health/pool': o.pool ?? 'er-triage' },
+      annotations: { 'aurora.health/release': releaseName(o.pool ?? 'er-triage', o.release ?? v1) },
+    },
+    spec: {
+      ...(o.node ? { nodeName: o.node } : {}),
+      containers: [{ resources: { requests: { [unifiedMemoryResource]: String(o.mib ?? 1500) } } }],
+    },
+    status: {
+      phase: o.node ? 'Running' : 'Pending',
+      conditions: [
+        ...(o.unschedulable
+          ? [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: o.unschedulable }]
+          : []),
+        { type: 'Ready', status: o.ready ? 'True' : 'False' },
+      ],
+    },
+  });
+const deployment = (target: ModelRelease, status: Record<string, unknown> = {}) => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'er-triage', generation: 2 },
+  spec: {
+    template: { metadata: { annotations: { 'aurora.health/release': releaseName('er-triage', target) } } },
+  },
+  status: { observedGeneration: 2, ...status },
+});
+const validated = (r: ModelRelease): ModelState => ({ kind: 'validated', name: 'er', release: r });
+const observe = (o: Partial<PoolObservations>): PoolObservations => {
+  const pods = o.pods ?? [];
+  return {
+    pool: pool(),
+    model: validated(v1),
+    served: v1,
+    podMemoryMiB: 1500,
+    desiredReplicas: 2,
+    deployment: deployment(v1),
+    pods,
+    allPoolPods: pods,
+    nodes: fleet,
+    releases: new Map([
+      [releaseName('er-triage', v1), v1],
+      [releaseName('er-triage', v2), v2],
+    ]),
+    now,
+    ...o,
+  };
+};
+const condition = (status: ReturnType<typeof inferencePoolStatus>, type: string) =>
+  status.conditions?.find((c) => c.type === type);
+
+describe('inferencePoolStatus', () => {
+  it('a pool serving on two machines: Ready, placement per node with chip, served version', () => {
+    const status = inferencePoolStatus(
+      observe({ pods: [pod('a', { node: 'm4-1', ready: true }), pod('b', { node: 'm4-2', ready: true })] }),
+    );
+    expect(condition(status, 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'Serving',
+      observedGeneration: 4,
+    });
+    expect(condition(status, 'ModelCurrent')).toMatchObject({ status: 'True', reason: 'Current' });
+    expect(condition(status, 'Placed')).toMatchObject({ status: 'True', reason: 'AllPlaced' });
+    expect(condition(status, 'Progressing')).toMatchObject({ status: 'False', reason: 'Complete' });
+    expect(condition(status, 'Degraded')).toMatchObject({ status: 'False' });
+    expect(status.placement).toEqual([
+      { node: 'm4-1', chip: 'm4', replicas: 1 },
+      { node: 'm4-2', chip: 'm4', replicas: 1 },
+    ]);
+    expect(status.servedModel).toEqual({ name: 'er', version: '1.0.0', digest: `sha256:${v1.digest}` });
+    expect(status).toMatchObject({ replicas: 2, readyReplicas: 2, selector: 'aurora.health/pool=er-triage' });
+  });
+
+  it.each<[string, ModelState, ModelRelease | undefined, string, string]>([
+    ['no TriageModel, nothing served', { kind: 'missing', name: 'er' }, undefined, 'ModelNotFound', 'False'],
+    [
+      'never validated',
+      { kind: 'pending', name: 'er', version: '1.0.0' },
+      undefined,
+      'AwaitingValidation',
+      'False',
+    ],
+    [
+      'first version rejected',
+      {
+        kind: 'rejected',
+        name: 'er',
+        version: '1.0.0',
+        reason: 'AcceptanceFailed',
+        message: 'recall high 64%',
+      },
+      undefined,
+      'ModelNotValidated',
+      'False',
+    ],
+  ])('%s: Ready False with the model reason', (_name, model, served, reason, readyStatus) => {
+    const status = inferencePoolStatus(observe({ model, served, deployment: undefined }));
+    expect(condition(status, 'ModelCurrent')).toMatchObject({ status: 'False', reason });
+    expect(condition(status, 'Ready')).toMatchObject({ status: readyStatus, reason });
+    expect(status.servedModel).toBeUndefined();
+  });
+
+  it('a rejected new version keeps the old one serving and says so', () => {
+    const status = inferencePoolStatus(
+      observe({
+        model: {
+          kind: 'rejected',
+          name: 'er',
+          version: '1.1.0',
+          reason: 'AcceptanceFailed',
+          message: 'recall high 64.4%',
+        },
+        pods: [pod('a', { node: 'm4-1', ready: true }), pod('b', { node: 'm4-2', ready: true })],
+      }),
+    );
+    const current = condition(status, 'ModelCurrent');
+    expect(current).toMatchObject({ status: 'False', reason: 'VersionRejected' });
+    expect(current?.message).toContain(
+      'version 1.1.0 was not validated (AcceptanceFailed): recall high 64.4%',
+    );
+    expect(current?.message).toContain('still serving version 1.0.0');
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
+    expect(condition(status, 'Degraded')).toMatchObject({ status: 'True', reason: 'VersionRejected' });
+    expect(status.servedModel?.version).toBe('1.0.0');
+  });
+
+  it('a rollout in progress: served is what most ready pods serve, Progressing names both versions', () => {
+    const status = inferencePoolStatus(
+      observe({
+        model: validated(v2),
+        served: v2,
+        deployment: deployment(v2, { replicas: 3, updatedReplicas: 1 }),
+        pods: [
+          pod('old-a', { node: 'm4-1', ready: true }),
+          pod('old-b', { node: 'm4-2', ready: true }),
+          pod('new-a', { node: 'm4-1', ready: false, release: v2 }),
+        ],
+      }),
+    );
+    expect(condition(status, 'Progressing')).toMatchObject({
+      status: 'True',
+      reason: 'RollingOut',
+      message: 'moving from version 1.0.0 to version 1.1.0: 1 of 2 pod(s) updated, 2 ready',
+    });
+    expect(status.servedModel?.version).toBe('1.0.0');
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'False' });
+  });
+
+  it('pods waiting for unified memory: the shortfall in MiB and where the most is free', () => {
+    const insufficient = `0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient ${unifiedMemoryResource}.`;
+    const others = [
+      pod('big-1', { node: 'm4-1', ready: true, mib: 19_000, pool: 'other' }),
+      pod('big-2', { node: 'm4-2', ready: true, mib: 19_500, pool: 'other' }),
+    ];
+    const mine = [pod('a', { unschedulable: insufficient }), pod('b', { unschedulable: insufficient })];
+    const status = inferencePoolStatus(observe({ pods: mine, allPoolPods: [...mine, ...others] }));
+    expect(condition(status, 'Placed')).toMatchObject({
+      status: 'False',
+      reason: 'InsufficientUnifiedMemory',
+      message:
+        '2 of 2 pod(s) cannot be placed: each needs 1500 MiB of unified memory; the most free on an allowed node is 1480 MiB (m4-1), 20 MiB short',
+    });
+    expect(condition(status, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'InsufficientUnifiedMemory',
+    });
+  });
+
+  it('a model larger than any allowed node: ModelTooLarge with both figures', () => {
+    const status = inferencePoolStatus(
+      observe({
+        podMemoryMiB: 30_000,
+        pods: [
+          pod('a', { unschedulable: `0/3 nodes are available: 2 Insufficient ${unifiedMemoryResource}.` }),
+        ],
+      }),
+    );
+    expect(condition(status, 'Placed')).toMatchObject({
+      status: 'False',
+      reason: 'ModelTooLarge',
+      message:
+        '1 of 1 pod(s) cannot be placed: each needs 30000 MiB of unified memory; the largest allowed node (m4-1) offers 20480 MiB',
+    });
+  });
+
+  it('no node matches the placement: NoMatchingNodes names the placement', () => {
+    const status = inferencePoolStatus(
+      observe({
+        pool: pool({ placement: { chips: ['m4-max'] } }),
+        pods: [
+          pod('a', {
+            unschedulable: "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
+          }),
+        ],
+      }),
+    );
+    expect(condition(status, 'Placed')).toMatchObject({
+      status: 'False',
+      reason: 'NoMatchingNodes',
+      message:
+        '1 of 1 pod(s) cannot be placed: no ready node matches the placement (Apple silicon, chip m4-max)',
+    });
+  });
+
+  it('keeps lastTransitionTime when nothing flips', () => {
+    const first = inferencePoolStatus(
+      observe({ pods: [pod('a', { node: 'm4-1', ready: true }), pod('b', { node: 'm4-2', ready: true })] }),
+    );
+    const again = inferencePoolStatus({
+      ...observe({
+        pods: [pod('a', { node: 'm4-1', ready: true }), pod('b', { node: 'm4-2', ready: true })],
+      }),
+      pool: { ...pool(), status: first },
+      now: new Date('2026-11-23T11:00:00Z'),
+    });
+    expect(again.conditions).toEqual(first.conditions);
+  });
+});

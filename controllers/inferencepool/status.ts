@@ -1,0 +1,445 @@
+import type { InferencePoolSpec, InferencePoolStatus } from '../../crds/inferencepool.ts';
+import type { InferencePool } from '../../crds/kinds.ts';
+import { nodeLabels, unifiedMemoryResource } from '../../crds/node-labels.ts';
+import { type ConditionInput, setConditions } from '../../operator/conditions.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { allocatableUnifiedMemoryMiB, type NodeView } from '../node/desired.ts';
+import {
+  appleRequirements,
+  type ModelRelease,
+  type ModelState,
+  poolLabel,
+  poolSelector,
+  releaseAnnotations,
+} from './desired.ts';
+
+/** The parts of a pool pod that status and placement read. */
+export interface PodView extends KubeObject {
+  pod: {
+    pool: string;
+    nodeName?: string;
+    phase: string;
+    ready: boolean;
+    terminating: boolean;
+    /** The scheduler's message while it cannot place the pod. */
+    unschedulable?: string;
+    release?: string;
+    unifiedMemoryMiB: number;
+  };
+}
+
+interface RawPod extends KubeObject {
+  spec?: { nodeName?: string; containers?: Array<{ resources?: { requests?: Record<string, string> } }> };
+  status?: {
+    phase?: string;
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+  };
+}
+
+/** Keeps what the pool controller needs of a pod: its cache holds every pool's pods. */
+export function podView(obj: KubeObject): PodView {
+  const raw = obj as RawPod;
+  const conditions = raw.status?.conditions ?? [];
+  const scheduled = conditions.find((c) => c.type === 'PodScheduled');
+  const unifiedMemoryMiB = (raw.spec?.containers ?? []).reduce(
+    (sum, c) => sum + Number(c.resources?.requests?.[unifiedMemoryResource] ?? 0),
+    0,
+  );
+  return {
+    apiVersion: raw.apiVersion,
+    kind: raw.kind,
+    metadata: {
+      name: raw.metadata.name,
+      namespace: raw.metadata.namespace,
+      ...(raw.metadata.uid ? { uid: raw.metadata.uid } : {}),
+      ...(raw.metadata.resourceVersion ? { resourceVersion: raw.metadata.resourceVersion } : {}),
+    },
+    pod: {
+      pool: raw.metadata.labels?.[poolLabel] ?? '',
+      ...(raw.spec?.nodeName ? { nodeName: raw.spec.nodeName } : {}),
+      phase: raw.status?.phase ?? 'Pending',
+      ready: conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
+      terminating: Boolean(raw.metadata.deletionTimestamp),
+      ...(scheduled?.status === 'False' && scheduled.reason === 'Unschedulable'
+        ? { unschedulable: scheduled.message ?? 'unschedulable' }
+        : {}),
+      ...(raw.metadata.annotations?.[releaseAnnotations.configMap]
+        ? { release: raw.metadata.annotations[releaseAnnotations.configMap] }
+        : {}),
+      unifiedMemoryMiB: Number.isFinite(unifiedMemoryMiB) ? unifiedMemoryMiB : 0,
+    },
+  };
+}
+
+const live = (p: PodView) => p.pod.phase !== 'Succeeded' && p.pod.phase !== 'Failed';
+
+/** Unified memory per node: what it offers and what pool pods bound to it take. */
+export function unifiedMemoryUsage(
+  nodes: readonly NodeView[],
+  pods: readonly PodView[],
+): Map<string, { allocatableMiB: number; usedMiB: number }> {
+  const usage = new Map(
+    nodes.map((n) => [n.metadata.name, { allocatableMiB: allocatableUnifiedMemoryMiB(n), usedMiB: 0 }]),
+  );
+  for (const pod of pods) {
+    if (!live(pod) || !pod.pod.nodeName) continue;
+    const entry = usage.get(pod.pod.nodeName);
+    if (entry) entry.usedMiB += pod.pod.unifiedMemoryMiB;
+  }
+  return usage;
+}
+
+function labelMatches(
+  labels: Record<string, string>,
+  r: { key: string; operator: string; values?: string[] },
+) {
+  const value = labels[r.key];
+  switch (r.operator) {
+    case 'In':
+      return value !== undefined && (r.values ?? []).includes(value);
+    case 'Gt':
+      return value !== undefined && /^-?[0-9]+$/.test(value) && Number(value) > Number(r.values?.[0]);
+    default:
+      return false;
+  }
+}
+
+function tolerated(taint: { key: string; value?: string; effect: string }, pool: InferencePoolSpec): boolean {
+  return (pool.placement.tolerations ?? []).some(
+    (t) =>
+      (t.effect === undefined || t.effect === taint.effect) &&
+      (t.key === undefined || t.key === '' || t.key === taint.key) &&
+      (t.operator === 'Exists' || (t.value ?? '') === (taint.value ?? '')),
+  );
+}
+
+/** Nodes a pool pod may go to by its placement: profile labels, node selector, taints, readiness. */
+export function allowedNodes(spec: InferencePoolSpec, nodes: readonly NodeView[]): NodeView[] {
+  const requirements = [
+    ...(spec.placement.appleSilicon === 'Required' ? appleRequirements(spec.placement) : []),
+    ...Object.entries(spec.placement.nodeSelector ?? {}).map(([key, value]) => ({
+      key,
+      operator: 'In',
+      values: [value],
+    })),
+  ];
+  return nodes.filter((node) => {
+    const labels = node.metadata.labels ?? {};
+    if (node.spec?.unschedulable) return false;
+    if (!node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
+    if (!requirements.every((r) => labelMatches(labels, r))) return false;
+    return (node.spec?.taints ?? [])
+      .filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute')
+      .every((t) => tolerated(t, spec));
+  });
+}
+
+function placementDescription(spec: InferencePoolSpec): string {
+  const parts = [spec.placement.appleSilicon === 'Required' ? 'Apple silicon' : 'any node'];
+  if (spec.placement.appleSilicon === 'Required' && spec.placement.chips?.length)
+    parts.push(`chip ${spec.placement.chips.join(' or ')}`);
+  if (spec.placement.appleSilicon === 'Required' && spec.placement.minUnifiedMemoryGiB)
+    parts.push(`at least ${spec.placement.minUnifiedMemoryGiB} GiB unified memory`);
+  for (const [k, v] of Object.entries(spec.placement.nodeSelector ?? {})) parts.push(`${k}=${v}`);
+  return parts.join(', ');
+}
+
+/**
+ * Why pods cannot be placed, in the pool's own terms: no node matches, the model is larger than any
+ * allowed node, or the allowed nodes are full (with the figures), else the scheduler's words.
+ */
+export function placementCondition(input: {
+  spec: InferencePoolSpec;
+  podMemoryMiB: number | undefined;
+  pods: readonly PodView[];
+  allPoolPods: readonly PodView[];
+  nodes: readonly NodeView[];
+}): ConditionInput {
+  const { spec, podMemoryMiB } = input;
+  const pods = input.pods.filter((p) => live(p) && !p.pod.terminating);
+  const stuck = pods.filter((p) => p.pod.unschedulable !== undefined);
+  const placedNodes = new Set(pods.flatMap((p) => (p.pod.nodeName ? [p.pod.nodeName] : [])));
+  const allowed = allowedNodes(spec, input.nodes);
+  if (stuck.length === 0) {
+    return {
+      type: 'Placed',
+      status: 'True',
+      reason: 'AllPlaced',
+      message: `${pods.length} pod(s) placed on ${placedNodes.size} machine(s)`,
+    };
+  }
+  const scheduler = stuck[0]?.pod.unschedulable ?? '';
+  const of = `${stuck.length} of ${pods.length} pod(s) cannot be placed`;
+  if (allowed.length === 0) {
+    return {
+      type: 'Placed',
+      status: 'False',
+      reason: 'NoMatchingNodes',
+      message: `${of}: no ready node matches the placement (${placementDescription(spec)})`,
+    };
+  }
+  const usesUnified = spec.placement.appleSilicon === 'Required' && podMemoryMiB !== undefined;
+  if (usesUnified) {
+    const usage = unifiedMemoryUsage(allowed, input.allPoolPods);
+    const byAllocatable = [...usage.entries()].sort((a, b) => b[1].allocatableMiB - a[1].allocatableMiB);
+    const largest = byAllocatable[0];
+    if (largest && podMemoryMiB > largest[1].allocatableMiB) {
+      return {
+        type: 'Placed',
+        status: 'False',
+        reason: 'ModelTooLarge',
+        message: `${of}: each needs ${podMemoryMiB} MiB of unified memory; the largest allowed node (${largest[0]}) offers ${largest[1].allocatableMiB} MiB`,
+      };
+    }
+    if (scheduler.includes(`Insufficient ${unifiedMemoryResource}`)) {
+      const mostFree = [...usage.entries()]
+        .map(([name, u]) => ({ name, freeMiB: Math.max(0, u.allocatableMiB - u.usedMiB) }))
+        .sort((a, b) => b.freeMiB - a.freeMiB)[0];
+      const shortMiB = podMemoryMiB - (mostFree?.freeMiB ?? 0);
+      return {
+        type: 'Placed',
+        status: 'False',
+        reason: 'InsufficientUnifiedMemory',
+        message: `${of}: each needs ${podMemoryMiB} MiB of unified memory; the most free on an allowed node is ${mostFree?.freeMiB ?? 0} MiB (${mostFree?.name})${shortMiB > 0 ? `, ${shortMiB} MiB short` : ''}`,
+      };
+    }
+  }
+  return {
+    type: 'Placed',
+    status: 'False',
+    reason: 'Unschedulable',
+    message: `${of}: ${scheduler}`.slice(0, 1024),
+  };
+}
+
+function modelCondition(model: ModelState, served: ModelRelease | undefined): ConditionInput {
+  const still = served ? `; still serving version ${served.version}` : '';
+  switch (model.kind) {
+    case 'missing':
+      return {
+        type: 'ModelCurrent',
+        status: 'False',
+        reason: 'ModelNotFound',
+        message: `TriageModel ${model.name} does not exist${still}`,
+      };
+    case 'pending':
+      return {
+        type: 'ModelCurrent',
+        status: 'False',
+        reason: 'AwaitingValidation',
+        message: `TriageModel ${model.name} version ${model.version} has not passed acceptance yet${still}`,
+      };
+    case 'rejected':
+      return {
+        type: 'ModelCurrent',
+        status: 'False',
+        reason: served ? 'VersionRejected' : 'ModelNotValidated',
+        message:
+          `TriageModel ${model.name} version ${model.version} was not validated (${model.reason}): ${model.message}${still}`.slice(
+            0,
+            1024,
+          ),
+      };
+    case 'validated':
+      if (!served || served.digest !== model.release.digest || served.version !== model.release.version) {
+        return {
+          type: 'ModelCurrent',
+          status: 'False',
+          reason: 'AwaitingRelease',
+          message: `version ${model.release.version} passed acceptance; its release is being prepared${still}`,
+        };
+      }
+      return {
+        type: 'ModelCurrent',
+        status: 'True',
+        reason: 'Current',
+        message: `serving TriageModel ${model.name} version ${served.version} (sha256 ${served.digest.slice(0, 12)})`,
+      };
+  }
+}
+
+interface DeploymentView {
+  metadata: { generation?: number };
+  spec?: { template?: { metadata?: { annotations?: Record<string, string> } } };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    readyReplicas?: number;
+    availableReplicas?: number;
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+  };
+}
+
+export interface PoolObservations {
+  pool: InferencePool & { spec: InferencePoolSpec };
+  model: ModelState;
+  /** The release the Deployment's template serves (the target of any rollout). */
+  served?: ModelRelease;
+  desiredReplicas: number;
+  podMemoryMiB?: number;
+  deployment?: KubeObject;
+  /** This pool's pods. */
+  pods: readonly PodView[];
+  /** Every pool's pods, for the memory already taken on each node. */
+  allPoolPods: readonly PodView[];
+  nodes: readonly NodeView[];
+  /** Releases by ConfigMap name, to name what older pods serve. */
+  releases: ReadonlyMap<string, ModelRelease>;
+  now: Date;
+}
+
+/** The pool's status: what it serves, where, and conditions that say why when it does not. */
+export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
+  const { pool, served } = o;
+  const generation = pool.metadata.generation;
+  const deployment = o.deployment as (KubeObject & DeploymentView) | undefined;
+  const pods = o.pods.filter((p) => live(p) && !p.pod.terminating);
+  const readyPods = pods.filter((p) => p.pod.ready);
+  const modelCurrent = modelCondition(o.model, served);
+  const placed = placementCondition({
+    spec: pool.spec,
+    podMemoryMiB: o.podMemoryMiB,
+    pods,
+    allPoolPods: o.allPoolPods,
+    nodes: o.nodes,
+  });
+  const targetRelease = deployment?.spec?.template?.metadata?.annotations?.[releaseAnnotations.configMap];
+  const updated = pods.filter((p) => targetRelease !== undefined && p.pod.release === targetRelease);
+  const dstatus = deployment?.status;
+  const deploymentCurrent =
+    deployment !== undefined && (dstatus?.observedGeneration ?? 0) >= (deployment.metadata.generation ?? 0);
+  const stalled = dstatus?.conditions?.find(
+    (c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded',
+  );
+  const rolling =
+    served !== undefined &&
+    (!deploymentCurrent || updated.length < o.desiredReplicas || pods.length > updated.length);
+  // Pods still on an older release serve it until the rollout replaces them.
+  const olderVersions = [
+    ...new Set(
+      pods
+        .filter((p) => p.pod.release !== targetRelease && p.pod.release)
+        .map((p) => o.releases.get(p.pod.release ?? '')?.version ?? 'an older version'),
+    ),
+  ];
+  let progressing: ConditionInput;
+  if (!served) {
+    progressing = {
+      type: 'Progressing',
+      status: 'False',
+      reason: modelCurrent.reason,
+      message: 'nothing to serve yet',
+    };
+  } else if (stalled) {
+    progressing = {
+      type: 'Progressing',
+      status: 'False',
+      reason: 'RolloutStalled',
+      message: `the rollout to version ${served.version} made no progress: ${stalled.message ?? ''}`.slice(
+        0,
+        1024,
+      ),
+    };
+  } else if (rolling) {
+    const from = olderVersions.length ? `from version ${olderVersions.join(', ')} ` : '';
+    progressing = {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'RollingOut',
+      message: `moving ${from}to version ${served.version}: ${updated.length} of ${o.desiredReplicas} pod(s) updated, ${readyPods.length} ready`,
+    };
+  } else {
+    progressing = {
+      type: 'Progressing',
+      status: 'False',
+      reason: 'Complete',
+      message: `${o.desiredReplicas} pod(s) serve version ${served.version}`,
+    };
+  }
+
+  let ready: ConditionInput;
+  if (!served) {
+    ready = { type: 'Ready', status: 'False', reason: modelCurrent.reason, message: modelCurrent.message };
+  } else if (o.desiredReplicas === 0) {
+    ready = { type: 'Ready', status: 'True', reason: 'ScaledToZero', message: 'scaled to zero replicas' };
+  } else if (readyPods.length >= o.desiredReplicas && !rolling) {
+    ready = {
+      type: 'Ready',
+      status: 'True',
+      reason: 'Serving',
+      message: `${readyPods.length} pod(s) ready, serving version ${served.version}`,
+    };
+  } else if (placed.status === 'False') {
+    ready = { type: 'Ready', status: 'False', reason: placed.reason, message: placed.message };
+  } else {
+    ready = {
+      type: 'Ready',
+      status: 'False',
+      reason: rolling ? 'RollingOut' : 'PodsNotReady',
+      message: `${readyPods.length} of ${o.desiredReplicas} pod(s) ready`,
+    };
+  }
+
+  const degradedBy: ConditionInput | undefined =
+    served && modelCurrent.reason === 'VersionRejected'
+      ? { type: 'Degraded', status: 'True', reason: 'VersionRejected', message: modelCurrent.message }
+      : stalled
+        ? { type: 'Degraded', status: 'True', reason: 'RolloutStalled', message: progressing.message }
+        : served && readyPods.length > 0 && readyPods.length < o.desiredReplicas
+          ? {
+              type: 'Degraded',
+              status: 'True',
+              reason: placed.status === 'False' ? placed.reason : 'PodsNotReady',
+              message: `${readyPods.length} of ${o.desiredReplicas} pod(s) ready${placed.status === 'False' ? `; ${placed.message}` : ''}`,
+            }
+          : undefined;
+  const degraded = degradedBy ?? {
+    type: 'Degraded',
+    status: 'False',
+    reason: 'AsExpected',
+    message: 'nothing is degraded',
+  };
+
+  const byNode = new Map<string, number>();
+  for (const p of pods) if (p.pod.nodeName) byNode.set(p.pod.nodeName, (byNode.get(p.pod.nodeName) ?? 0) + 1);
+  const nodeChip = new Map(o.nodes.map((n) => [n.metadata.name, n.metadata.labels?.[nodeLabels.chip]]));
+  // Served is what most ready pods serve: during a rollout that is still the older version.
+  const servedBy = new Map<string, number>();
+  for (const p of readyPods)
+    if (p.pod.release) servedBy.set(p.pod.release, (servedBy.get(p.pod.release) ?? 0) + 1);
+  const majority = [...servedBy.entries()].sort(
+    (a, b) => b[1] - a[1] || (a[0] === targetRelease ? -1 : 1),
+  )[0];
+  const servedRelease =
+    (majority && o.releases.get(majority[0])) ?? (readyPods.length === 0 ? undefined : served);
+
+  const previous = pool.status ?? {};
+  return {
+    observedGeneration: generation,
+    conditions: setConditions(
+      previous.conditions,
+      [ready, modelCurrent, placed, progressing, degraded],
+      generation,
+      o.now,
+    ),
+    replicas: pods.length,
+    readyReplicas: readyPods.length,
+    selector: poolSelector(pool.metadata.name),
+    placement: [...byNode.entries()]
+      .sort((a, b) => a[0].localeCompare(b[0]))
+      .map(([node, replicas]) => {
+        const chip = nodeChip.get(node);
+        return { node, ...(chip ? { chip } : {}), replicas };
+      }),
+    ...(servedRelease
+      ? {
+          servedModel: {
+            name: servedRelease.model,
+            version: servedRelease.version,
+            digest: `sha256:${servedRelease.digest}`,
+          },
+        }
+      : {}),
+  };
+}

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { unifiedMemoryResource } from '../../crds/node-labels.ts';
+import {
+  capacityPatch,
+  desiredUnifiedMemoryMiB,
+  type NodeView,
+  nodeView,
+  placementChanged,
+} from './desired.ts';
+
+const apple = (gib: string) => ({
+  'aurora.health/apple-silicon': 'true',
+  'aurora.health/unified-memory-gib': gib,
+});
+const node = (labels: Record<string, string>, advertised?: string): NodeView => ({
+  apiVersion: 'v1',
+  kind: 'Node',
+  metadata: { name: 'mac-mini-m4-1', labels },
+  status: advertised
+    ? {
+        capacity: { [unifiedMemoryResource]: advertised },
+        allocatable: { [unifiedMemoryResource]: advertised },
+      }
+    : { capacity: {}, allocatable: {} },
+});
+
+describe('desiredUnifiedMemoryMiB', () => {
+  it.each([
+    ['Mac mini M4, 24 GiB', apple('24'), 20_480],
+    ['Mac mini M4 Pro, 64 GiB', apple('64'), 55_705],
+    ['an amd64 node', { 'kubernetes.io/arch': 'amd64' }, undefined],
+    ['apple-silicon=false', { ...apple('24'), 'aurora.health/apple-silicon': 'false' }, undefined],
+    ['no memory label', { 'aurora.health/apple-silicon': 'true' }, undefined],
+    ['a memory label that is not a whole number', apple('24.5'), undefined],
+    ['a zero memory label', apple('0'), undefined],
+  ])('%s → %s', (_name, labels, expected) => {
+    expect(desiredUnifiedMemoryMiB(labels)).toBe(expected);
+  });
+});
+
+describe('capacityPatch', () => {
+  it.each([
+    ['adds the resource to a profiled node', node(apple('24')), 20_480, '20480'],
+    ['changes a stale figure', node(apple('24'), '16000'), 20_480, '20480'],
+    ['removes it from a node no longer profiled', node({}, '20480'), undefined, null],
+  ])('%s', (_name, n, desired, value) => {
+    expect(capacityPatch(n, desired)).toEqual({
+      status: {
+        capacity: { [unifiedMemoryResource]: value },
+        allocatable: { [unifiedMemoryResource]: value },
+      },
+    });
+  });
+
+  it.each([
+    ['a node already advertising the figure', node(apple('24'), '20480'), 20_480],
+    ['a plain node without the resource', node({}), undefined],
+  ])('writes nothing for %s', (_name, n, desired) => {
+    expect(capacityPatch(n, desired)).toBeUndefined();
+  });
+});
+
+describe('nodeView and placementChanged', () => {
+  const raw = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: 'n', labels: apple('24'), managedFields: [{}], annotations: { big: 'x' } },
+    spec: { podCIDR: '10.0.0.0/24' },
+    status: {
+      capacity: { cpu: '10' },
+      allocatable: { cpu: '10' },
+      images: [{ names: ['a'], sizeBytes: 1 }],
+      conditions: [
+        { type: 'Ready', status: 'True', lastHeartbeatTime: '2026-11-23T10:00:00Z' },
+        { type: 'MemoryPressure', status: 'False' },
+      ],
+    },
+  };
+
+  it('keeps labels, allocatable and readiness, drops images and heartbeats', () => {
+    const view = nodeView(raw);
+    expect(view.status?.conditions).toEqual([{ type: 'Ready', status: 'True' }]);
+    expect(view.metadata.labels).toEqual(apple('24'));
+    expect(JSON.stringify(view)).not.toContain('images');
+    expect(view.metadata.managedFields).toBeUndefined();
+  });
+
+  it('ignores a heartbeat and sees a label, readiness or resource change', () => {
+    const before = nodeView(raw);
+    const heartbeat = nodeView({
+      ...raw,
+      status: {
+        ...raw.status,
+        conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: '2026-11-23T10:00:20Z' }],
+      },
+    });
+    expect(placementChanged(before, heartbeat)).toBe(false);
+    expect(
+      placementChanged(before, nodeView({ ...raw, metadata: { ...raw.metadata, labels: apple('64') } })),
+    ).toBe(true);
+    expect(
+      placementChanged(
+        before,
+        nodeView({ ...raw, status: { ...raw.status, conditions: [{ type: 'Ready', status: 'False' }] } }),
+      ),
+    ).toBe(true);
+    expect(
+      placementChanged(
+        before,
+        nodeView({
+          ...raw,
+          status: { ...raw.status, allocatable: { cpu: '10', [unifiedMemoryResource]: '20480' } },
+        }),
+      ),
+    ).toBe(true);
+    expect(placementChanged(undefined, before)).toBe(true);
+  });
+});
