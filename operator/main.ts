@@ -1,30 +1,12 @@
 // The operator's entry point: node operator/main.ts [--flags]; see operator/config.ts for settings.
-import { KubeConfig } from '@kubernetes/client-node';
 import { registerInferencePoolController } from '../controllers/inferencepool/reconcile.ts';
 import { registerNodeCapacityController } from '../controllers/node/reconcile.ts';
 import { registerTriageModelController } from '../controllers/triagemodel/reconcile.ts';
 import { ConfigError, loadOperatorConfig, type OperatorConfig } from './config.ts';
 import { createKubeClient, type KubeClient } from './kube/client.ts';
+import { loadKubeConfig } from './kube/kubeconfig.ts';
 import { createLogger } from './log.ts';
 import { createManager, type Manager } from './manager.ts';
-
-/** The cluster to talk to: --kubeconfig, else the pod's service account, else the user's default. */
-export function loadKubeConfig(kubeconfig: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (kubeconfig) kc.loadFromFile(kubeconfig);
-    else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-    else kc.loadFromDefault();
-  } catch (err) {
-    throw new ConfigError(`--kubeconfig (KUBECONFIG): cannot load ${kubeconfig}: ${(err as Error).message}`);
-  }
-  if (!kc.getCurrentCluster()) {
-    throw new ConfigError(
-      '--kubeconfig (KUBECONFIG): no cluster to talk to: the kubeconfig has no current context',
-    );
-  }
-  return kc;
-}
 
 export interface RunningOperator {
   manager: Manager;

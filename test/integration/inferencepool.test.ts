@@ -1,0 +1,430 @@
+// The InferencePool and node-capacity controllers on the real control plane: the real scheduler places
+// pool pods on the simulated Mac minis by the unified memory the operator advertises. The tests share
+// the four Apple nodes, so they run one after another and each removes its pools before the next.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { firstFitDecreasing } from '../../controllers/inferencepool/memory.ts';
+import { registerInferencePoolController } from '../../controllers/inferencepool/reconcile.ts';
+import { registerNodeCapacityController } from '../../controllers/node/reconcile.ts';
+import { registerTriageModelController } from '../../controllers/triagemodel/reconcile.ts';
+import type { InferencePool, TriageModel } from '../../crds/kinds.ts';
+import { unifiedMemoryResource } from '../../crds/node-labels.ts';
+import { exampleModelFiles } from '../../hack/example-model/generate.ts';
+import { createKubeClient } from '../../operator/kube/client.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { silentLogger } from '../../operator/log.ts';
+import { createManager, type Manager } from '../../operator/manager.ts';
+import { createMetrics } from '../../operator/metrics.ts';
+import { createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { parseYamlObjects, repoRoot } from '../harness/control-plane.ts';
+import { hospitalFleet } from '../harness/fleet.ts';
+import { waitFor } from '../harness/process.ts';
+
+const client = createKubeClient(testKubeConfig());
+const appleNodes = hospitalFleet.filter((m) => m.apple).map((m) => m.name);
+const exampleModel = parseYamlObjects(
+  readFileSync(join(repoRoot, 'examples/triage-model.yaml'), 'utf8'),
+)[0] as TriageModel;
+const examplePool = parseYamlObjects(
+  readFileSync(join(repoRoot, 'examples/inference-pool.yaml'), 'utf8'),
+)[0] as InferencePool;
+const exampleConfigMap = parseYamlObjects(
+  readFileSync(exampleModelFiles.configMap, 'utf8'),
+)[0] as KubeObject & {
+  binaryData: Record<string, string>;
+  data: Record<string, string>;
+};
+const goodModel = readFileSync(exampleModelFiles.model);
+// The same network with a doc_string appended (ModelProto field 6): behaves alike, another digest.
+const docString = Buffer.from('re-exported 2026-11 for the 1.2.0 release');
+const goodModelVariant = Buffer.concat([goodModel, Buffer.from([0x32, docString.length]), docString]);
+const underTriageModel = readFileSync(exampleModelFiles.underTriage);
+
+let namespace: string;
+let cleanup: () => Promise<void>;
+let manager: Manager;
+
+interface Pod extends KubeObject {
+  spec: { nodeName?: string; containers: Array<{ resources: { requests: Record<string, string> } }> };
+  status?: { conditions?: Array<{ type: string; status: string; reason?: string }> };
+}
+interface Deployment extends KubeObject {
+  spec: { template: { metadata: { annotations: Record<string, string> } } };
+}
+interface Node extends KubeObject {
+  status: { allocatable: Record<string, string> };
+}
+
+const ref = (kind: string, name: string, apiVersion = 'aurora.health/v1alpha1') => ({
+  apiVersion,
+  kind,
+  metadata: { name, namespace },
+});
+const getPool = (name: string) => client.get<InferencePool>(ref('InferencePool', name));
+const condition = (pool: InferencePool | undefined, type: string) =>
+  pool?.status?.conditions?.find((c) => c.type === type);
+const podsOf = async (pool: string) =>
+  (
+    await client.list<Pod>('v1', 'Pod', { namespace, labelSelector: `aurora.health/pool=${pool}` })
+  ).items.filter((p) => !p.metadata.deletionTimestamp);
+
+function modelConfigMap(name: string, model: Uint8Array): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace },
+    binaryData: { 'model.onnx': Buffer.from(model).toString('base64') },
+    data: { 'golden-vectors.jsonl': exampleConfigMap.data['golden-vectors.jsonl'] as string },
+  };
+}
+
+function triageModel(name: string, version: string, configMap: string): TriageModel {
+  const spec = structuredClone(exampleModel.spec);
+  spec.version = version;
+  spec.source = { configMap: { name: configMap, key: 'model.onnx' } };
+  spec.acceptance.goldenVectors = { configMap: { name: configMap, key: 'golden-vectors.jsonl' } };
+  // Latency is measured on whatever machine runs the tests; this suite is about placement.
+  delete spec.acceptance.maxLatencyMs;
+  return { ...exampleModel, metadata: { name, namespace }, spec };
+}
+
+function pool(name: string, spec: Record<string, unknown> = {}): InferencePool {
+  return {
+    apiVersion: 'aurora.health/v1alpha1',
+    kind: 'InferencePool',
+    metadata: { name, namespace },
+    spec: { ...structuredClone(examplePool.spec), ...spec } as InferencePool['spec'],
+  };
+}
+
+async function waitPool(
+  name: string,
+  what: string,
+  check: (p: InferencePool) => boolean,
+  timeoutMs = 60_000,
+) {
+  return waitFor(
+    `InferencePool ${name}: ${what}`,
+    async () => {
+      const p = await getPool(name);
+      return p && p.status?.observedGeneration === p.metadata.generation && check(p) ? p : undefined;
+    },
+    { timeoutMs },
+  );
+}
+
+async function removePools(...names: string[]) {
+  for (const name of names) await client.delete(ref('InferencePool', name));
+  await waitFor(
+    'the pools and their pods to be gone',
+    async () => {
+      const left = (
+        await client.list<Pod>('v1', 'Pod', { namespace, labelSelector: 'aurora.health/pool' })
+      ).items.filter((p) => names.includes(p.metadata.labels?.['aurora.health/pool'] ?? ''));
+      return left.length === 0 ? true : undefined;
+    },
+    { timeoutMs: 90_000 },
+  );
+}
+
+/** Unified memory requested by the pods bound to each Apple node, next to what the node offers. */
+async function unifiedMemoryByNode() {
+  const pods = (await client.list<Pod>('v1', 'Pod', { labelSelector: 'aurora.health/pool' })).items;
+  const nodes = (await client.list<Node>('v1', 'Node')).items;
+  return nodes
+    .filter((n) => appleNodes.includes(n.metadata.name))
+    .map((n) => ({
+      node: n.metadata.name,
+      allocatableMiB: Number(n.status.allocatable[unifiedMemoryResource]),
+      requestedMiB: pods
+        .filter((p) => p.spec.nodeName === n.metadata.name && !p.metadata.deletionTimestamp)
+        .reduce(
+          (sum, p) => sum + Number(p.spec.containers[0]?.resources.requests[unifiedMemoryResource] ?? 0),
+          0,
+        ),
+    }));
+}
+
+beforeAll(async () => {
+  ({ name: namespace, cleanup } = await createTestNamespace('pool'));
+  await client.create(modelConfigMap('er-model-v1', goodModel));
+  await client.create(triageModel('er-news2-risk', '1.0.0', 'er-model-v1'));
+  manager = createManager({
+    client,
+    log: silentLogger,
+    namespace,
+    metrics: createMetrics({ defaultMetrics: false }),
+  });
+  registerTriageModelController(manager);
+  registerNodeCapacityController(manager);
+  registerInferencePoolController(manager, { image: 'ghcr.io/aurora-health/aurora:test' });
+  await manager.start();
+  await waitFor(
+    'TriageModel er-news2-risk validated',
+    async () => {
+      const m = await client.get<TriageModel>(ref('TriageModel', 'er-news2-risk'));
+      return m?.status?.validatedVersion === '1.0.0' ? m : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await manager?.stop();
+  await cleanup?.();
+});
+
+describe('unified memory as an extended resource', () => {
+  it('each profiled Mac advertises its unified memory less the system share; other nodes none', async () => {
+    const nodes = await waitFor('Apple nodes to advertise unified memory', async () => {
+      const list = (await client.list<Node>('v1', 'Node')).items;
+      const apple = list.filter((n) => appleNodes.includes(n.metadata.name));
+      return apple.every((n) => n.status.allocatable[unifiedMemoryResource]) ? list : undefined;
+    });
+    const fleet = hospitalFleet.map((m) => m.name);
+    const advertised = Object.fromEntries(
+      nodes
+        .filter((n) => fleet.includes(n.metadata.name))
+        .map((n) => [n.metadata.name, n.status.allocatable[unifiedMemoryResource] ?? 'none']),
+    );
+    expect(advertised).toEqual({
+      'mac-mini-m4-1': '20480',
+      'mac-mini-m4-2': '20480',
+      'mac-mini-m4-3': '20480',
+      'mac-mini-m4-pro-1': '55705',
+      'cloud-amd64-1': 'none',
+      'cloud-amd64-2': 'none',
+    });
+  });
+});
+
+describe('the InferencePool controller', () => {
+  it('serves the example pool on Apple nodes only, one pod per machine, with Service and PDB', async () => {
+    await client.create(pool('er-triage', { minReplicas: 3 }));
+    const ready = await waitPool('er-triage', 'Ready', (p) => condition(p, 'Ready')?.status === 'True');
+    expect(condition(ready, 'Ready')?.reason).toBe('Serving');
+    expect(condition(ready, 'ModelCurrent')).toMatchObject({ status: 'True', reason: 'Current' });
+    expect(ready.status?.servedModel).toMatchObject({ name: 'er-news2-risk', version: '1.0.0' });
+    expect(ready.status?.readyReplicas).toBe(3);
+
+    const pods = await podsOf('er-triage');
+    const nodes = pods.map((p) => p.spec.nodeName ?? '');
+    expect(nodes.every((n) => appleNodes.includes(n))).toBe(true);
+    expect(new Set(nodes).size).toBe(3);
+    expect(ready.status?.placement?.map((p) => p.replicas)).toEqual([1, 1, 1]);
+    expect(ready.status?.placement?.every((p) => p.chip === 'm4' || p.chip === 'm4-pro')).toBe(true);
+    // 22.7 MiB measured plus 50 % headroom is under the 64 MiB floor.
+    expect(pods[0]?.spec.containers[0]?.resources.requests[unifiedMemoryResource]).toBe('64');
+
+    const service = await client.get<KubeObject & { spec: { selector: Record<string, string> } }>(
+      ref('Service', 'er-triage', 'v1'),
+    );
+    expect(service?.spec.selector).toEqual({ 'aurora.health/pool': 'er-triage' });
+    const pdb = await client.get<KubeObject & { spec: { maxUnavailable: number } }>(
+      ref('PodDisruptionBudget', 'er-triage', 'policy/v1'),
+    );
+    expect(pdb?.spec.maxUnavailable).toBe(1);
+
+    // The scale subresource moves replicas, as a CareQueue or an HPA would.
+    await client.patch(
+      ref('InferencePool', 'er-triage'),
+      { spec: { replicas: 4 } },
+      { type: 'merge', subresource: 'scale' },
+    );
+    const scaled = await waitPool(
+      'er-triage',
+      '4 ready',
+      (p) => p.status?.readyReplicas === 4 && condition(p, 'Ready')?.status === 'True',
+    );
+    expect(scaled.status?.placement?.map((p) => p.node).sort()).toEqual([...appleNodes].sort());
+    const scale = await client.request<{ status: { replicas: number; selector: string } }>(
+      'GET',
+      `/apis/aurora.health/v1alpha1/namespaces/${namespace}/inferencepools/er-triage/scale`,
+    );
+    expect(scale.status).toEqual({ replicas: 4, selector: 'aurora.health/pool=er-triage' });
+    await removePools('er-triage');
+  });
+
+  it('places a pool that needs 30 GiB per pod on the only Mac that can hold it', async () => {
+    await client.create(pool('er-large', { minReplicas: 1, resources: { memory: '30Gi' } }));
+    const ready = await waitPool('er-large', 'Ready', (p) => condition(p, 'Ready')?.status === 'True');
+    expect(ready.status?.placement).toEqual([{ node: 'mac-mini-m4-pro-1', chip: 'm4-pro', replicas: 1 }]);
+    await removePools('er-large');
+  });
+
+  it('a model too large for any node stays Pending with ModelTooLarge and both figures', async () => {
+    await client.create(pool('er-huge', { minReplicas: 1, resources: { memory: '60Gi' } }));
+    const stuck = await waitPool(
+      'er-huge',
+      'Placed False',
+      (p) => condition(p, 'Placed')?.status === 'False',
+    );
+    expect(condition(stuck, 'Placed')).toMatchObject({
+      reason: 'ModelTooLarge',
+      message:
+        '1 of 1 pod(s) cannot be placed: each needs 61440 MiB of unified memory; the largest allowed node (mac-mini-m4-pro-1) offers 55705 MiB',
+    });
+    expect(condition(stuck, 'Ready')).toMatchObject({ status: 'False', reason: 'ModelTooLarge' });
+    const [pod] = await podsOf('er-huge');
+    expect(pod?.spec.nodeName).toBeUndefined();
+    await removePools('er-huge');
+  });
+
+  it('pods that do not fit beside others wait with InsufficientUnifiedMemory and the shortfall', async () => {
+    // 18 GiB per pod fits once on each M4 (20,480 MiB), so the fourth M4-only pod has nowhere to go.
+    await client.create(
+      pool('er-m4', { minReplicas: 4, placement: { chips: ['m4'] }, resources: { memory: '18Gi' } }),
+    );
+    const stuck = await waitPool(
+      'er-m4',
+      'one pod unplaced',
+      (p) => condition(p, 'Placed')?.reason === 'InsufficientUnifiedMemory' && p.status?.readyReplicas === 3,
+    );
+    expect(condition(stuck, 'Placed')?.message).toMatch(
+      /^1 of 4 pod\(s\) cannot be placed: each needs 18432 MiB of unified memory; the most free on an allowed node is 2048 MiB \(mac-mini-m4-\d\), 16384 MiB short$/,
+    );
+    expect(condition(stuck, 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'InsufficientUnifiedMemory',
+    });
+    expect(stuck.status?.placement?.map((p) => p.node).sort()).toEqual([
+      'mac-mini-m4-1',
+      'mac-mini-m4-2',
+      'mac-mini-m4-3',
+    ]);
+    await removePools('er-m4');
+  });
+
+  it('moves to a new version only after it passed acceptance; a failing version keeps the old one serving', async () => {
+    await client.create(pool('er-roll', { minReplicas: 2 }));
+    const first = await waitPool('er-roll', 'Ready', (p) => condition(p, 'Ready')?.status === 'True');
+    expect(first.status?.servedModel?.version).toBe('1.0.0');
+    const templates: string[] = [];
+    const watch = setInterval(() => {
+      void client.get<Deployment>(ref('Deployment', 'er-roll', 'apps/v1')).then((d) => {
+        const v = d?.spec.template.metadata.annotations['aurora.health/model-version'];
+        if (v && templates.at(-1) !== v) templates.push(v);
+      });
+    }, 100);
+    try {
+      // 1.1.0 under-triages: acceptance refuses it.
+      await client.create(modelConfigMap('er-model-v1-1', underTriageModel));
+      await patchModel('1.1.0', 'er-model-v1-1');
+      const rejected = await waitPool(
+        'er-roll',
+        'VersionRejected',
+        (p) => condition(p, 'ModelCurrent')?.reason === 'VersionRejected',
+      );
+      expect(condition(rejected, 'ModelCurrent')?.message).toMatch(
+        /^TriageModel er-news2-risk version 1\.1\.0 was not validated \(AcceptanceFailed\): .*recall.*; still serving version 1\.0\.0$/,
+      );
+      expect(condition(rejected, 'Degraded')).toMatchObject({ status: 'True', reason: 'VersionRejected' });
+      expect(condition(rejected, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
+      expect(rejected.status?.servedModel?.version).toBe('1.0.0');
+      const pods = await podsOf('er-roll');
+      expect(pods.map((p) => p.metadata.annotations?.['aurora.health/model-version'])).toEqual([
+        '1.0.0',
+        '1.0.0',
+      ]);
+
+      // 1.2.0 passes: the pods move.
+      await client.create(modelConfigMap('er-model-v1-2', goodModelVariant));
+      await patchModel('1.2.0', 'er-model-v1-2');
+      const moved = await waitPool(
+        'er-roll',
+        'serving 1.2.0',
+        (p) =>
+          condition(p, 'Progressing')?.reason === 'Complete' && p.status?.servedModel?.version === '1.2.0',
+        90_000,
+      );
+      expect(condition(moved, 'ModelCurrent')).toMatchObject({ status: 'True', reason: 'Current' });
+      expect(moved.status?.servedModel?.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(moved.status?.servedModel?.digest).not.toBe(first.status?.servedModel?.digest);
+      const after = await podsOf('er-roll');
+      expect(after.map((p) => p.metadata.annotations?.['aurora.health/model-version'])).toEqual([
+        '1.2.0',
+        '1.2.0',
+      ]);
+      // The old release is pruned once no pod needs it; the new one stays.
+      const releases = await waitFor('the old release to be pruned', async () => {
+        const list = (
+          await client.list('v1', 'ConfigMap', { namespace, labelSelector: 'aurora.health/pool=er-roll' })
+        ).items;
+        return list.length === 1 ? list : undefined;
+      });
+      expect(releases[0]?.metadata.annotations?.['aurora.health/model-version']).toBe('1.2.0');
+    } finally {
+      clearInterval(watch);
+    }
+    // The Deployment never named the version that failed.
+    expect(templates).toEqual(['1.0.0', '1.2.0']);
+    await removePools('er-roll');
+  }, 240_000);
+});
+
+async function patchModel(version: string, configMap: string) {
+  await client.patch(
+    ref('TriageModel', 'er-news2-risk'),
+    {
+      spec: {
+        version,
+        source: { configMap: { name: configMap, key: 'model.onnx' } },
+        acceptance: { goldenVectors: { configMap: { name: configMap, key: 'golden-vectors.jsonl' } } },
+      },
+    },
+    { type: 'merge' },
+  );
+}
+
+describe('packing 20 pools onto the four Macs', () => {
+  it('places every pool first-fit-decreasing places, and overcommits no node', async () => {
+    const sizesMiB = [
+      61_440, 30_720, 16_384, 12_288, 10_240, 8_192, 6_144, 5_120, 4_096, 3_584, 3_072, 2_560, 2_048, 1_536,
+      1_024, 1_024, 768, 512, 512, 256,
+    ];
+    const pools = sizesMiB.map((mib, i) => ({ name: `pack-${String(i).padStart(2, '0')}`, mib }));
+    const nodes = await unifiedMemoryByNode();
+    const reference = firstFitDecreasing(
+      pools,
+      nodes.map((n) => ({ name: n.node, mib: n.allocatableMiB - n.requestedMiB })),
+    );
+    expect(reference.unplaced).toEqual(['pack-00']);
+    // Largest first, each bound (or refused) before the next, as first-fit-decreasing orders them.
+    for (const p of [...pools].sort((a, b) => b.mib - a.mib)) {
+      await client.create(
+        pool(p.name, {
+          minReplicas: 1,
+          placement: { appleSilicon: 'Required' },
+          resources: { memory: `${p.mib}Mi` },
+        }),
+      );
+      await waitFor(`pool ${p.name}'s pod to be bound or refused`, async () => {
+        const [pod] = await podsOf(p.name);
+        const refused = pod?.status?.conditions?.some(
+          (c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable',
+        );
+        return pod && (pod.spec.nodeName || refused) ? true : undefined;
+      });
+      process.stdout.write(`  packed ${p.name} (${p.mib} MiB)\n`);
+    }
+    const placed = new Set<string>();
+    for (const p of pools) if ((await podsOf(p.name))[0]?.spec.nodeName) placed.add(p.name);
+    for (const { item } of reference.placed) expect(placed, `${item} is placed`).toContain(item);
+    const usage = await unifiedMemoryByNode();
+    for (const n of usage)
+      expect(n.requestedMiB, `${n.node} not overcommitted`).toBeLessThanOrEqual(n.allocatableMiB);
+    process.stdout.write(
+      `  placed ${placed.size}/20 (first-fit-decreasing: ${reference.placed.length}); ${usage
+        .map((n) => `${n.node} ${n.requestedMiB}/${n.allocatableMiB} MiB`)
+        .join(', ')}\n`,
+    );
+    const refused = await waitPool(
+      'pack-00',
+      'ModelTooLarge',
+      (p) => condition(p, 'Placed')?.reason === 'ModelTooLarge',
+    );
+    expect(condition(refused, 'Ready')?.status).toBe('False');
+    await removePools(...pools.map((p) => p.name));
+  }, 300_000);
+});

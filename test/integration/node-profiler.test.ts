@@ -1,0 +1,87 @@
+// The node profiler as the DaemonSet runs it: a process that reads the machine (here a /proc built from
+// outputs recorded on a real Asahi Mac) and labels its Node in the real API server.
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { createKubeClient } from '../../operator/kube/client.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { testKubeConfig, uniqueSuffix } from '../harness/cluster.ts';
+import { repoRoot } from '../harness/control-plane.ts';
+
+const execFileAsync = promisify(execFile);
+const client = createKubeClient(testKubeConfig());
+const fixtures = join(repoRoot, 'workloads/node-profiler/fixtures');
+const nodeName = `profiled-mac-${uniqueSuffix()}`;
+const nodeRef = { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } };
+
+beforeAll(async () => {
+  // Not a kwok node: nothing schedules to it, and it starts with stale labels the profiler must fix.
+  await client.create({
+    ...nodeRef,
+    metadata: {
+      name: nodeName,
+      labels: {
+        'aurora.health/chip': 'm4-max',
+        'aurora.health/gpu-cores': '40',
+        'aurora.health/test': 'true',
+      },
+    },
+    spec: { taints: [{ key: 'aurora.health/test', effect: 'NoSchedule' }] },
+  } as KubeObject);
+});
+
+afterAll(async () => {
+  await client.delete(nodeRef);
+});
+
+async function profile(procRoot: string) {
+  const run = await execFileAsync(
+    join(repoRoot, 'node_modules/.bin/node'),
+    [join(repoRoot, 'workloads/node-profiler/main.ts')],
+    {
+      env: {
+        ...process.env,
+        NODE_NAME: nodeName,
+        KUBECONFIG: inject('kubeconfigPath'),
+        AURORA_PROC_ROOT: procRoot,
+        AURORA_PROFILE_INTERVAL_SECONDS: '0',
+      },
+      timeout: 30_000,
+    },
+  );
+  expect(run.stdout).toContain('node labelled');
+  return (await client.get<KubeObject>(nodeRef))?.metadata.labels ?? {};
+}
+
+it('labels an Asahi Mac mini M1 from its /proc/cpuinfo and device tree, replacing stale labels', async () => {
+  const proc = mkdtempSync(join(tmpdir(), 'aurora-proc-'));
+  writeFileSync(join(proc, 'cpuinfo'), readFileSync(join(fixtures, 'linux-cpuinfo-asahi-mac-mini-m1.txt')));
+  mkdirSync(join(proc, 'device-tree'));
+  // The kernel separates compatible entries with NUL bytes.
+  const compatible = readFileSync(
+    join(fixtures, 'linux-device-tree-compatible-asahi-macbook-pro-m1.txt'),
+    'utf8',
+  );
+  writeFileSync(join(proc, 'device-tree/compatible'), `${compatible.trim().split('\n').join('\0')}\0`);
+  const labels = await profile(proc);
+  expect(labels).toMatchObject({
+    'aurora.health/apple-silicon': 'true',
+    'aurora.health/chip': 'm1',
+    'aurora.health/cpu-cores': '3',
+    'aurora.health/test': 'true',
+  });
+  // The stale GPU figure is gone: Linux does not tell GPU cores, so no label rather than a wrong one.
+  expect(labels['aurora.health/gpu-cores']).toBeUndefined();
+});
+
+it('removes the profile from a node that turns out not to be a Mac', async () => {
+  const proc = mkdtempSync(join(tmpdir(), 'aurora-proc-'));
+  writeFileSync(join(proc, 'cpuinfo'), 'processor\t: 0\nvendor_id\t: GenuineIntel\n');
+  const labels = await profile(proc);
+  expect(
+    Object.keys(labels).filter((l) => l.startsWith('aurora.health/') && l !== 'aurora.health/test'),
+  ).toEqual([]);
+});

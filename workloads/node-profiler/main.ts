@@ -1,0 +1,84 @@
+// The node profiler: node workloads/node-profiler/main.ts, run as a DaemonSet with NODE_NAME from the
+// downward API. It recognises an Apple-silicon machine and labels its own Node with chip, CPU and GPU
+// cores and unified memory; the operator turns the memory label into schedulable unified memory.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+import { createKubeClient } from '../../operator/kube/client.ts';
+import { loadKubeConfig } from '../../operator/kube/kubeconfig.ts';
+import { createLogger } from '../../operator/log.ts';
+import { type MachineProfile, profileFromLinux, profileFromSysctl, profileLabels } from './profile.ts';
+
+const fieldManager = 'aurora-node-profiler';
+
+export const profilerConfig = z.object({
+  NODE_NAME: z.string().min(1, 'must name the node this pod runs on (downward API spec.nodeName)'),
+  AURORA_PROC_ROOT: z
+    .string()
+    .min(1)
+    .default('/proc')
+    .describe('Where /proc is mounted (the host /proc in a pod).'),
+  AURORA_PROFILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
+  KUBECONFIG: z.string().optional(),
+});
+
+const readOptional = (path: string) => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
+
+/** Profiles the machine the process runs on. */
+export async function profileThisMachine(procRoot: string): Promise<MachineProfile> {
+  if (process.platform === 'darwin') {
+    const run = promisify(execFile);
+    const sysctl = await run('sysctl', ['hw', 'machdep']);
+    const displays = await run('system_profiler', ['SPDisplaysDataType']).catch(() => ({ stdout: '' }));
+    return profileFromSysctl(sysctl.stdout, displays.stdout);
+  }
+  return profileFromLinux({
+    cpuinfo: readOptional(join(procRoot, 'cpuinfo')) ?? '',
+    ...(readOptional(join(procRoot, 'device-tree/compatible')) !== undefined
+      ? { deviceTreeCompatible: readOptional(join(procRoot, 'device-tree/compatible')) as string }
+      : {}),
+    ...(readOptional(join(procRoot, 'meminfo')) !== undefined
+      ? { meminfo: readOptional(join(procRoot, 'meminfo')) as string }
+      : {}),
+  });
+}
+
+export async function runProfiler(env: NodeJS.ProcessEnv, options: { once?: boolean } = {}) {
+  const log = createLogger({ name: 'node-profiler' });
+  const parsed = profilerConfig.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(
+      `invalid configuration: ${parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`).join('; ')}`,
+    );
+  }
+  const config = parsed.data;
+  const client = createKubeClient(loadKubeConfig(config.KUBECONFIG));
+  for (;;) {
+    const profile = await profileThisMachine(config.AURORA_PROC_ROOT);
+    const labels = profileLabels(profile);
+    await client.patch(
+      { apiVersion: 'v1', kind: 'Node', metadata: { name: config.NODE_NAME } },
+      { metadata: { labels } },
+      { type: 'merge', fieldManager },
+    );
+    log.info({ node: config.NODE_NAME, evidence: profile.evidence, labels }, 'node labelled');
+    if (options.once || config.AURORA_PROFILE_INTERVAL_SECONDS === 0) return profile;
+    await new Promise((r) => setTimeout(r, config.AURORA_PROFILE_INTERVAL_SECONDS * 1000));
+  }
+}
+
+if (import.meta.main) {
+  process.once('SIGTERM', () => process.exit(0));
+  runProfiler(process.env).catch((err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
