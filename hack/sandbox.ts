@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { nodeLabels } from '../crds/node-labels.ts';
+import { nodeLabels, unifiedMemoryResource } from '../crds/node-labels.ts';
 import { createKubeClient } from '../operator/kube/client.ts';
 import { operatorNodeFlags } from '../operator/node-flags.ts';
 import { ensureControlPlaneBinaries } from '../test/harness/binaries.ts';
@@ -111,6 +111,25 @@ const modelReady = await waitFor(
   { timeoutMs: 60_000 },
 ).catch(() => 'not yet reported');
 console.log(`  TriageModel er-news2-risk: ${modelReady} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+const poolReady = await waitFor(
+  'the example InferencePool to serve',
+  async () => {
+    const { stdout } = await run(kubectl, [
+      ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', 'inferencepool', 'er-triage'],
+      ...['-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}'],
+    ]);
+    return stdout === 'Serving' ? stdout : undefined;
+  },
+  { timeoutMs: 60_000 },
+).catch(() => 'not serving yet');
+console.log(`  InferencePool er-triage: ${poolReady} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+const { stdout: pods } = await run(kubectl, [
+  ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', 'pods', '-l', 'aurora.health/pool=er-triage'],
+  ...[
+    '-o',
+    'custom-columns=POD:.metadata.name,NODE:.spec.nodeName,READY:.status.conditions[?(@.type=="Ready")].status,MODEL:.metadata.annotations.aurora\\.health/model-version,UNIFIED-MIB:.spec.containers[0].resources.requests.aurora\\.health/unified-memory-mib',
+  ],
+]);
 const { stdout: aurora } = await run(kubectl, [
   '--kubeconfig',
   kubeconfig,
@@ -120,14 +139,18 @@ const { stdout: aurora } = await run(kubectl, [
   'aurora',
 ]);
 
-const columns = [
-  'kubernetes.io/arch',
-  nodeLabels.chip,
-  nodeLabels.gpuCores,
-  nodeLabels.unifiedMemoryGiB,
-].join(',');
 const { stdout: version } = await run(kubectl, ['--kubeconfig', kubeconfig, 'version']);
-const { stdout: nodes } = await run(kubectl, ['--kubeconfig', kubeconfig, 'get', 'nodes', '-L', columns]);
+const nodeColumns = [
+  'NAME:.metadata.name',
+  'ARCH:.metadata.labels.kubernetes\\.io/arch',
+  `CHIP:.metadata.labels.${nodeLabels.chip.replace('.', '\\.')}`,
+  `GPU-CORES:.metadata.labels.${nodeLabels.gpuCores.replace('.', '\\.')}`,
+  `MEMORY-GIB:.metadata.labels.${nodeLabels.unifiedMemoryGiB.replace('.', '\\.')}`,
+  `ALLOCATABLE-UNIFIED-MIB:.status.allocatable.${unifiedMemoryResource.replace('.', '\\.')}`,
+].join(',');
+const { stdout: nodes } = await run(kubectl, [
+  ...['--kubeconfig', kubeconfig, 'get', 'nodes', '-o', `custom-columns=${nodeColumns}`],
+]);
 console.log(`
 Sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)}s.
 
@@ -138,11 +161,14 @@ kubeconfig: ${kubeconfig}
 $ kubectl version
 ${version.trimEnd()}
 
-$ kubectl get nodes -L ${columns}
+$ kubectl get nodes -o custom-columns=NAME,ARCH,CHIP,GPU-CORES,MEMORY-GIB,ALLOCATABLE-UNIFIED-MIB
 ${nodes.trimEnd()}
 
 $ kubectl -n emergency get aurora
 ${aurora.trimEnd()}
+
+$ kubectl -n emergency get pods -l aurora.health/pool=er-triage   (where the triage servers landed)
+${pods.trimEnd()}
 
 Aurora operator: ${leaseHolder} holds the lease aurora-system/aurora-operator; probes and metrics on http://127.0.0.1:${operatorPort}/readyz and /metrics
 Logs (control plane and operator): ${join(controlPlane.runDir, 'logs')}

@@ -209,7 +209,23 @@ describe('inferencePoolStatus', () => {
       message: 'moving from version 1.0.0 to version 1.1.0: 1 of 2 pod(s) updated, 2 ready',
     });
     expect(status.servedModel?.version).toBe('1.0.0');
-    expect(condition(status, 'Ready')).toMatchObject({ status: 'False' });
+    // Two ready pods still serve at the pool's strength while the third comes up.
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
+  });
+
+  it('a scale-up of the same version is Scaling, not a rollout', () => {
+    const status = inferencePoolStatus(
+      observe({
+        desiredReplicas: 3,
+        pods: [pod('a', { node: 'm4-1', ready: true }), pod('b', { node: 'm4-2', ready: true })],
+      }),
+    );
+    expect(condition(status, 'Progressing')).toMatchObject({
+      status: 'True',
+      reason: 'Scaling',
+      message: 'scaling from 2 to 3 pod(s) of version 1.0.0, 2 ready',
+    });
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'Scaling', message: '2 of 3 pod(s) ready' });
   });
 
   it('pods waiting for unified memory: the shortfall in MiB and where the most is free', () => {

@@ -341,6 +341,13 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
         1024,
       ),
     };
+  } else if (rolling && olderVersions.length === 0 && deploymentCurrent) {
+    progressing = {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'Scaling',
+      message: `scaling from ${pods.length} to ${o.desiredReplicas} pod(s) of version ${served.version}, ${readyPods.length} ready`,
+    };
   } else if (rolling) {
     const from = olderVersions.length ? `from version ${olderVersions.join(', ')} ` : '';
     progressing = {
@@ -363,12 +370,13 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
     ready = { type: 'Ready', status: 'False', reason: modelCurrent.reason, message: modelCurrent.message };
   } else if (o.desiredReplicas === 0) {
     ready = { type: 'Ready', status: 'True', reason: 'ScaledToZero', message: 'scaled to zero replicas' };
-  } else if (readyPods.length >= o.desiredReplicas && !rolling) {
+  } else if (readyPods.length >= o.desiredReplicas) {
+    // A rollout adds a pod before it removes one, so the pool keeps serving at full strength meanwhile.
     ready = {
       type: 'Ready',
       status: 'True',
       reason: 'Serving',
-      message: `${readyPods.length} pod(s) ready, serving version ${served.version}`,
+      message: `${readyPods.length} pod(s) ready${rolling ? `; ${progressing.message}` : `, serving version ${served.version}`}`,
     };
   } else if (placed.status === 'False') {
     ready = { type: 'Ready', status: 'False', reason: placed.reason, message: placed.message };
@@ -376,7 +384,7 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
     ready = {
       type: 'Ready',
       status: 'False',
-      reason: rolling ? 'RollingOut' : 'PodsNotReady',
+      reason: rolling ? progressing.reason : 'PodsNotReady',
       message: `${readyPods.length} of ${o.desiredReplicas} pod(s) ready`,
     };
   }
