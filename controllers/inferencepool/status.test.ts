@@ -225,7 +225,11 @@ describe('inferencePoolStatus', () => {
       reason: 'Scaling',
       message: 'scaling from 2 to 3 pod(s) of version 1.0.0, 2 ready',
     });
-    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'Scaling', message: '2 of 3 pod(s) ready' });
+    expect(condition(status, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'Scaling',
+      message: '2 of 3 pod(s) ready',
+    });
   });
 
   it('pods waiting for unified memory: the shortfall in MiB and where the most is free', () => {
