@@ -245,6 +245,14 @@ export const inferencePoolStatus = z
     observedGeneration,
     conditions,
     replicas: z.number().int().min(0).optional().describe('Pods of the pool.'),
+    desiredReplicas: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        'Replicas the pool asks for: spec.replicas (or minReplicas) within minReplicas and maxReplicas.',
+      ),
     readyReplicas: z.number().int().min(0).optional().describe('Pods ready to serve.'),
     selector: z
       .string()

@@ -123,7 +123,12 @@ export const kinds: readonly KindDefinition[] = [
         jsonPath: '.status.servedModel.version',
         description: 'The version served.',
       },
-      { name: 'Desired', type: 'integer', jsonPath: '.spec.replicas', description: 'Desired replicas.' },
+      {
+        name: 'Desired',
+        type: 'integer',
+        jsonPath: '.status.desiredReplicas',
+        description: 'Replicas the pool asks for (spec.replicas within min and max).',
+      },
       {
         name: 'Ready-Pods',
         type: 'integer',
@@ -131,6 +136,13 @@ export const kinds: readonly KindDefinition[] = [
         description: 'Pods ready to serve.',
       },
       { name: 'Canary', type: 'string', jsonPath: '.status.canary.phase', description: 'Canary phase.' },
+      {
+        name: 'Placed',
+        type: 'string',
+        jsonPath: condition('Placed', 'reason'),
+        description: 'Whether every pod found a node, or why not.',
+        priority: 1,
+      },
       ready,
       age,
     ],

@@ -432,6 +432,7 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
       o.now,
     ),
     replicas: pods.length,
+    desiredReplicas: o.desiredReplicas,
     readyReplicas: readyPods.length,
     selector: poolSelector(pool.metadata.name),
     placement: [...byNode.entries()]

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,16 +60,20 @@ beforeAll(async () => {
     AURORA_PORT: String(port),
     AURORA_BATCH_WINDOW_MS: '5',
   });
+  await waitReady(base, server);
+}, 30_000);
+
+async function waitReady(url: string, started: ReturnType<typeof startServer>) {
   for (let i = 0; i < 100; i++) {
-    const ok = await fetch(`${base}/readyz`).then(
+    const ok = await fetch(`${url}/readyz`).then(
       (r) => r.ok,
       () => false,
     );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`the triage server never became ready:\n${server.output()}`);
-}, 30_000);
+  throw new Error(`the triage server never became ready:\n${started.output()}`);
+}
 afterAll(() => {
   server?.child.kill('SIGTERM');
 });
@@ -156,5 +162,47 @@ describe('the triage server, as a process with the example model', () => {
     expect(wrong.output()).toMatch(
       /the model file has sha256 [0-9a-f]{64}, AURORA_MODEL_SHA256 is [0-9a-f]{64}/,
     );
+  });
+
+  it('downloads a model served over HTTP, checks its digest, then serves it; a wrong file is fatal', async () => {
+    const files = createServer((req, res) => {
+      const body =
+        req.url === '/er.onnx'
+          ? modelBytes
+          : req.url === '/other.onnx'
+            ? readFileSync(exampleModelFiles.underTriage)
+            : undefined;
+      if (!body) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-length': body.length }).end(body);
+    });
+    await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
+    const at = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
+    const start = async (path: string) => {
+      const port = await freePort();
+      const started = startServer({
+        AURORA_MODEL_URL: `${at}${path}`,
+        AURORA_MODEL_SHA256: sha256(modelBytes),
+        AURORA_MODEL_SPEC: modelSpec,
+        AURORA_PORT: String(port),
+      });
+      return { started, url: `http://127.0.0.1:${port}` };
+    };
+    const good = await start('/er.onnx');
+    try {
+      await waitReady(good.url, good.started);
+      const [first] = golden;
+      const res = await fetch(`${good.url}/v1/classify`, {
+        method: 'POST',
+        body: JSON.stringify(asBody(first?.features ?? [])),
+      });
+      expect(res.status).toBe(200);
+      expect((await json(res)).modelDigest).toBe(`sha256:${sha256(modelBytes)}`);
+    } finally {
+      good.started.child.kill('SIGTERM');
+    }
+    const bad = await start('/other.onnx');
+    expect(await bad.started.exit).toBe(1);
+    expect(bad.started.output()).toMatch(/has sha256 [0-9a-f]{64}/);
+    files.close();
   });
 });
