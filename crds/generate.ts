@@ -86,6 +86,11 @@ export function buildCrd(def: KindDefinition): Record<string, unknown> {
               type: 'object',
               description: def.description,
               required: ['spec'],
+              ...(def.nameRule
+                ? {
+                    'x-kubernetes-validations': [{ rule: def.nameRule.rule, message: def.nameRule.message }],
+                  }
+                : {}),
               properties: {
                 apiVersion: {
                   type: 'string',

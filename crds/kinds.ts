@@ -42,6 +42,8 @@ export interface KindDefinition {
   status: z.ZodType;
   printerColumns: PrinterColumn[];
   scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath: string };
+  /** A CEL rule on metadata.name, for kinds whose name becomes the name of children with stricter rules. */
+  nameRule?: { rule: string; message: string };
 }
 
 const condition = (type: string, field: 'status' | 'reason' = 'status') =>
@@ -146,6 +148,12 @@ export const kinds: readonly KindDefinition[] = [
       ready,
       age,
     ],
+    nameRule: {
+      // The pool's name names its Service (a DNS-1035 label) and, with suffixes, its ReplicaSets and pods.
+      rule: "self.metadata.name.size() <= 47 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+      message:
+        'metadata.name must be at most 47 characters of lower-case letters, digits and -, starting with a letter: it names the pool Service and Deployment',
+    },
     scale: {
       specReplicasPath: '.spec.replicas',
       statusReplicasPath: '.status.replicas',

@@ -134,7 +134,12 @@ describe('inferencePoolStatus', () => {
       { node: 'm4-2', chip: 'm4', replicas: 1 },
     ]);
     expect(status.servedModel).toEqual({ name: 'er', version: '1.0.0', digest: `sha256:${v1.digest}` });
-    expect(status).toMatchObject({ replicas: 2, desiredReplicas: 2, readyReplicas: 2, selector: 'aurora.health/pool=er-triage' });
+    expect(status).toMatchObject({
+      replicas: 2,
+      desiredReplicas: 2,
+      readyReplicas: 2,
+      selector: 'aurora.health/pool=er-triage',
+    });
   });
 
   it.each<[string, ModelState, ModelRelease | undefined, string, string]>([

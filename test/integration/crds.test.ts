@@ -539,6 +539,24 @@ describe('invalid manifests', () => {
   });
 });
 
+describe('InferencePool names', () => {
+  it.each([
+    ['too long for the Service and pods it names', `er-${'x'.repeat(46)}`],
+    ['not a DNS-1035 label (starts with a digit)', '1st-floor-triage'],
+  ])('refuses a name %s', async (_why, name) => {
+    const manifest = example('InferencePool', name);
+    const error = await client.create(manifest).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect((error as ApiError).status).toBe(422);
+    expect((error as ApiError).message).toMatch(
+      /is invalid: .*metadata\.name must be at most 47 characters/,
+    );
+    expect(await client.get(manifest)).toBeUndefined();
+  });
+});
+
 describe('kubectl', () => {
   it.each(kinds.map((k) => k.plural))('explain %s.spec describes every field', async (plural) => {
     const { stdout } = await kubectl('explain', `${plural}.spec`);
