@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { isConflict, type KubeClient } from './kube/client.ts';
 import type { KubeObject, OwnerReference } from './kube/types.ts';
@@ -12,6 +13,33 @@ export const fieldManager = 'aurora-operator';
  */
 export function applyChild<T extends KubeObject>(client: KubeClient, desired: T): Promise<T> {
   return client.apply(desired, { fieldManager, force: true });
+}
+
+/**
+ * Applies children only when the intent changed or someone else changed the child since Aurora last
+ * applied it (its generation, or its resourceVersion for kinds without one, moved). A reconcile that
+ * pods wake many times a second then costs no writes.
+ */
+export function createChildApplier(client: KubeClient) {
+  const applied = new Map<string, string>();
+  const version = (obj: KubeObject | undefined) =>
+    obj ? String(obj.metadata.generation ?? obj.metadata.resourceVersion ?? '') : 'absent';
+  const keyOf = (obj: KubeObject) =>
+    `${obj.apiVersion}/${obj.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+  return {
+    /** Returns whether it wrote. current is the child as the cache holds it (undefined: not there). */
+    async apply<T extends KubeObject>(desired: T, current: KubeObject | undefined): Promise<boolean> {
+      const key = keyOf(desired);
+      const intent = createHash('sha256').update(JSON.stringify(desired)).digest('hex');
+      if (current && applied.get(key) === `${intent}@${version(current)}`) return false;
+      const result = await applyChild(client, desired);
+      applied.set(key, `${intent}@${version(result)}`);
+      return true;
+    },
+    forget(obj: KubeObject) {
+      applied.delete(keyOf(obj));
+    },
+  };
 }
 
 /** The ownerReference that makes owner the controller of a child (garbage collection, owner mapping). */

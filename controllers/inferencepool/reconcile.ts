@@ -1,7 +1,7 @@
 import { Gauge } from 'prom-client';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
 import { apiVersion, type InferencePool, type TriageModel } from '../../crds/kinds.ts';
-import { applyChild, fieldManager, writeStatus } from '../../operator/apply.ts';
+import { createChildApplier, fieldManager, writeStatus } from '../../operator/apply.ts';
 import { findCondition, setConditions } from '../../operator/conditions.ts';
 import { isConflict } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
@@ -62,6 +62,7 @@ export function registerInferencePoolController(
   });
   const nodes = nodeInformer(manager);
   const recorder = manager.recorder('aurora-inferencepool');
+  const children = createChildApplier(manager.client);
   const podGauge = new Gauge({
     name: 'aurora_inferencepool_pods',
     help: 'Pods of each pool: desired, ready, and unplaced (waiting for unified memory or a node)',
@@ -183,9 +184,9 @@ export function registerInferencePoolController(
       served ??= currentRelease ? knownReleases.get(currentRelease) : undefined;
 
       if (served) {
-        await applyChild(manager.client, desiredDeployment(pool, served, options.image));
-        await applyChild(manager.client, desiredService(pool));
-        await applyChild(manager.client, desiredDisruptionBudget(pool));
+        await children.apply(desiredDeployment(pool, served, options.image), deployments.get(key));
+        await children.apply(desiredService(pool), services.get(key));
+        await children.apply(desiredDisruptionBudget(pool), budgets.get(key));
       }
       const poolPods = pods.byIndex('pool', key) as ReturnType<typeof podView>[];
       const freshDeployment = deployments.get(key);

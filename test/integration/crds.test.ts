@@ -550,9 +550,7 @@ describe('InferencePool names', () => {
       (err: unknown) => err,
     );
     expect((error as ApiError).status).toBe(422);
-    expect((error as ApiError).message).toMatch(
-      /is invalid: .*metadata\.name must be at most 47 characters/,
-    );
+    expect((error as ApiError).message).toMatch(/is invalid: .*metadata\.name must be at most 47 characters/);
     expect(await client.get(manifest)).toBeUndefined();
   });
 });
