@@ -113,7 +113,9 @@ const placement = z
     appleSilicon: z
       .enum(['Required', 'Preferred'])
       .default('Required')
-      .describe('Required: only Apple-silicon nodes. Preferred: Apple first, other nodes when none fits.'),
+      .describe(
+        'Required: only Apple-silicon nodes, each pod reserving its unified memory. Preferred: Apple first, other nodes when none fits; pods then reserve ordinary memory only, since only profiled Apple nodes offer unified memory.',
+      ),
     chips: z
       .array(z.enum(appleChips))
       .max(appleChips.length)
