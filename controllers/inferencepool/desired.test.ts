@@ -10,7 +10,6 @@ import {
   modelState,
   parseRelease,
   poolPodMemoryMiB,
-  quantityToMiB,
   releaseName,
 } from './desired.ts';
 
@@ -127,20 +126,12 @@ describe('desiredReplicas', () => {
   });
 });
 
-describe('quantityToMiB and pod memory', () => {
-  it.each([
-    ['512Mi', 512],
-    ['2Gi', 2048],
-    ['1G', 954],
-    ['1073741824', 1024],
-    ['1.5Gi', 1536],
-  ])('%s → %i MiB', (q, mib) => {
-    expect(quantityToMiB(q)).toBe(mib);
-  });
-
+describe('pod memory', () => {
   it('sizes pods from the measured memory plus headroom unless resources.memory is set', () => {
-    expect(poolPodMemoryMiB(pool().spec, release)).toBe(1500);
-    expect(poolPodMemoryMiB(pool({ resources: { memoryHeadroomPercent: 20 } }).spec, release)).toBe(1200);
+    expect(poolPodMemoryMiB(pool().spec, release)).toBe(192 + 1500);
+    expect(poolPodMemoryMiB(pool({ resources: { memoryHeadroomPercent: 20 } }).spec, release)).toBe(
+      192 + 1200,
+    );
     expect(poolPodMemoryMiB(pool({ resources: { memory: '12Gi' } }).spec, release)).toBe(12_288);
   });
 });
@@ -184,8 +175,8 @@ describe('desiredDeployment', () => {
     const spec = podSpec(d);
     expect((d as unknown as { spec: { replicas: number } }).spec.replicas).toBe(2);
     expect(spec.containers[0].resources).toEqual({
-      requests: { cpu: '500m', memory: '1500Mi', [unifiedMemoryResource]: '1500' },
-      limits: { memory: '1500Mi', [unifiedMemoryResource]: '1500' },
+      requests: { cpu: '500m', memory: '1692Mi', [unifiedMemoryResource]: '1692' },
+      limits: { memory: '1692Mi', [unifiedMemoryResource]: '1692' },
     });
     expect(
       spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms,

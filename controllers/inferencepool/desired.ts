@@ -5,6 +5,7 @@ import { nodeLabels, unifiedMemoryResource } from '../../crds/node-labels.ts';
 import type { TriageModelSpec } from '../../crds/triagemodel.ts';
 import { controllerReference } from '../../operator/apply.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
+import { quantityToMiB } from '../../operator/quantity.ts';
 import { podUnifiedMemoryMiB } from './memory.ts';
 
 export const poolLabel = 'aurora.health/pool';
@@ -139,19 +140,6 @@ export function parseRelease(configMap: KubeObject | undefined): ModelRelease | 
 export function desiredReplicas(spec: InferencePoolSpec): number {
   const wanted = spec.replicas ?? spec.minReplicas;
   return Math.min(spec.maxReplicas, Math.max(spec.minReplicas, wanted));
-}
-
-const binaryUnits: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
-const decimalUnits: Record<string, number> = { m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
-
-/** A memory quantity (512Mi, 2Gi, 3G) in whole MiB, rounded up. */
-export function quantityToMiB(quantity: string): number {
-  const match = /^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$/.exec(quantity);
-  if (!match) throw new Error(`${quantity} is not a quantity`);
-  const unit = match[2] ?? '';
-  const factor = binaryUnits[unit] ?? decimalUnits[unit] ?? (unit === '' ? 1 : undefined);
-  if (factor === undefined) throw new Error(`${quantity} has an unknown unit`);
-  return Math.ceil((Number(match[1]) * factor) / 2 ** 20);
 }
 
 /** Unified memory each pod takes: resources.memory when set, else the measured model plus headroom. */

@@ -14,10 +14,10 @@ describe('advertisedUnifiedMemoryMiB', () => {
 
 describe('podUnifiedMemoryMiB', () => {
   it.each([
-    [22.7, 50, 64],
-    [1_000, 50, 1_500],
-    [1_000.2, 0, 1_001],
-    [3_000, 25, 3_750],
+    [22.7, 50, 192 + 35],
+    [1_000, 50, 192 + 1_500],
+    [1_000.2, 0, 192 + 1_001],
+    [3_000, 25, 192 + 3_750],
   ])('%d MiB measured, %i %% headroom → %i MiB', (measured, headroom, expected) => {
     expect(podUnifiedMemoryMiB(measured, headroom)).toBe(expected);
   });

@@ -9,9 +9,15 @@ export function advertisedUnifiedMemoryMiB(unifiedMemoryGiB: number): number {
   return Math.max(0, totalMiB - reservedMiB);
 }
 
-/** What one pod asks for: the model's measured memory plus headroom, rounded up to whole MiB, at least 64. */
+/**
+ * Memory a triage server takes before any model: Node, onnxruntime, the HTTP server, the file itself.
+ * workloads/triage-server's process test holds a ready server with the example model under it.
+ */
+export const serverBaseMiB = 192;
+
+/** What one pod asks for: the server's base plus the model's measured memory and headroom, in whole MiB. */
 export function podUnifiedMemoryMiB(measuredMiB: number, headroomPercent: number): number {
-  return Math.max(64, Math.ceil(measuredMiB * (1 + headroomPercent / 100)));
+  return serverBaseMiB + Math.ceil(measuredMiB * (1 + headroomPercent / 100));
 }
 
 export interface PackingResult {

@@ -307,3 +307,15 @@ describe('inferencePoolStatus', () => {
     expect(again.conditions).toEqual(first.conditions);
   });
 });
+
+describe('podView', () => {
+  it('reads the unified-memory request in the canonical form the API server writes (3000 → 3k)', () => {
+    const view = podView({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'a', namespace: 'emergency', labels: { 'aurora.health/pool': 'er-triage' } },
+      spec: { containers: [{ resources: { requests: { [unifiedMemoryResource]: '3k' } } }] },
+    });
+    expect(view.pod.unifiedMemoryMiB).toBe(3000);
+  });
+});

@@ -3,6 +3,7 @@ import type { InferencePool } from '../../crds/kinds.ts';
 import { nodeLabels, unifiedMemoryResource } from '../../crds/node-labels.ts';
 import { type ConditionInput, setConditions } from '../../operator/conditions.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
+import { quantityValue } from '../../operator/quantity.ts';
 import { allocatableUnifiedMemoryMiB, type NodeView } from '../node/desired.ts';
 import {
   appleRequirements,
@@ -42,7 +43,7 @@ export function podView(obj: KubeObject): PodView {
   const conditions = raw.status?.conditions ?? [];
   const scheduled = conditions.find((c) => c.type === 'PodScheduled');
   const unifiedMemoryMiB = (raw.spec?.containers ?? []).reduce(
-    (sum, c) => sum + Number(c.resources?.requests?.[unifiedMemoryResource] ?? 0),
+    (sum, c) => sum + quantityValue(c.resources?.requests?.[unifiedMemoryResource] ?? '0'),
     0,
   );
   return {

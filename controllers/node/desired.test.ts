@@ -55,6 +55,7 @@ describe('capacityPatch', () => {
   it.each([
     ['a node already advertising the figure', node(apple('24'), '20480'), 20_480],
     ['a plain node without the resource', node({}), undefined],
+    ['a figure the server wrote back in canonical form', node(apple('24'), '20k'), 20_000],
   ])('writes nothing for %s', (_name, n, desired) => {
     expect(capacityPatch(n, desired)).toBeUndefined();
   });

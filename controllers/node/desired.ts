@@ -1,5 +1,6 @@
 import { nodeLabels, unifiedMemoryResource } from '../../crds/node-labels.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
+import { quantityValue } from '../../operator/quantity.ts';
 import { advertisedUnifiedMemoryMiB } from '../inferencepool/memory.ts';
 
 /** The parts of a Node that placement reads; the rest (images, heartbeats) is dropped from the cache. */
@@ -65,8 +66,7 @@ export function desiredUnifiedMemoryMiB(labels: Record<string, string> | undefin
 
 /** Unified memory the node offers pods now, in MiB (0 when it advertises none). */
 export function allocatableUnifiedMemoryMiB(node: NodeView): number {
-  const text = node.status?.allocatable?.[unifiedMemoryResource];
-  const value = text === undefined ? 0 : Number(text);
+  const value = quantityValue(node.status?.allocatable?.[unifiedMemoryResource] ?? '0');
   return Number.isFinite(value) ? value : 0;
 }
 
@@ -81,9 +81,13 @@ export function capacityPatch(
   | { status: { capacity: Record<string, string | null>; allocatable: Record<string, string | null> } }
   | undefined {
   const want = desiredMiB === undefined ? null : String(desiredMiB);
-  const capacity = node.status?.capacity?.[unifiedMemoryResource] ?? null;
-  const allocatable = node.status?.allocatable?.[unifiedMemoryResource] ?? null;
-  if (capacity === want && allocatable === want) return undefined;
+  // The server writes quantities canonically (20000 reads back as 20k): compare values, not strings.
+  const current = (field: 'capacity' | 'allocatable') => {
+    const text = node.status?.[field]?.[unifiedMemoryResource];
+    return text === undefined ? null : quantityValue(text);
+  };
+  const wantValue = desiredMiB ?? null;
+  if (current('capacity') === wantValue && current('allocatable') === wantValue) return undefined;
   return {
     status: { capacity: { [unifiedMemoryResource]: want }, allocatable: { [unifiedMemoryResource]: want } },
   };

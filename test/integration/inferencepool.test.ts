@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { firstFitDecreasing } from '../../controllers/inferencepool/memory.ts';
+import { firstFitDecreasing, podUnifiedMemoryMiB } from '../../controllers/inferencepool/memory.ts';
 import { registerInferencePoolController } from '../../controllers/inferencepool/reconcile.ts';
 import { registerNodeCapacityController } from '../../controllers/node/reconcile.ts';
 import { registerTriageModelController } from '../../controllers/triagemodel/reconcile.ts';
@@ -214,8 +214,13 @@ describe('the InferencePool controller', () => {
     expect(new Set(nodes).size).toBe(3);
     expect(ready.status?.placement?.map((p) => p.replicas)).toEqual([1, 1, 1]);
     expect(ready.status?.placement?.every((p) => p.chip === 'm4' || p.chip === 'm4-pro')).toBe(true);
-    // 22.7 MiB measured plus 50 % headroom is under the 64 MiB floor.
-    expect(pods[0]?.spec.containers[0]?.resources.requests[unifiedMemoryResource]).toBe('64');
+    // The server's base plus the measured model memory and 50 % headroom.
+    const measured =
+      (await client.get<TriageModel>(ref('TriageModel', 'er-news2-risk')))?.status?.measuredMemoryMiB ?? 0;
+    expect(measured).toBeGreaterThan(0);
+    expect(pods[0]?.spec.containers[0]?.resources.requests[unifiedMemoryResource]).toBe(
+      String(podUnifiedMemoryMiB(measured, 50)),
+    );
 
     const service = await client.get<KubeObject & { spec: { selector: Record<string, string> } }>(
       ref('Service', 'er-triage', 'v1'),

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { podUnifiedMemoryMiB } from '../../controllers/inferencepool/memory.ts';
 import { sha256 } from '../../controllers/triagemodel/fetch.ts';
 import { exampleModelFiles } from '../../hack/example-model/generate.ts';
 import { freePort } from '../../test/harness/control-plane.ts';
@@ -139,6 +140,19 @@ describe('the triage server, as a process with the example model', () => {
     expect(res.status).toBe(400);
     expect((await json(res)).error).toMatch(message);
   });
+
+  it.skipIf(process.platform !== 'linux')(
+    'stays within the memory a pool pod reserves for it, after serving every golden vector',
+    () => {
+      const status = readFileSync(`/proc/${server.child.pid}/status`, 'utf8');
+      const rssMiB = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
+      // The model session itself measures about 23 MiB in validation (TriageModel status).
+      const reservedMiB = podUnifiedMemoryMiB(23, 0);
+      process.stdout.write(`  triage server RSS ${rssMiB.toFixed(1)} MiB, pod reserves ${reservedMiB} MiB\n`);
+      expect(rssMiB).toBeGreaterThan(20);
+      expect(rssMiB).toBeLessThan(reservedMiB);
+    },
+  );
 
   it('answers 400 for a body that is not JSON, and reports the model it serves', async () => {
     const res = await fetch(`${base}/v1/classify`, { method: 'POST', body: '{"features":' });
