@@ -8,6 +8,8 @@ export const nodeLabels = {
   cpuCores: 'aurora.health/cpu-cores',
   gpuCores: 'aurora.health/gpu-cores',
   unifiedMemoryGiB: 'aurora.health/unified-memory-gib',
+  /** A Linux VM on a Mac: CoreML is out of reach and the memory is the VM's share. */
+  virtualized: 'aurora.health/virtualized',
 } as const;
 
 /** Chips Aurora recognises, as label values. */

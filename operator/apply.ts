@@ -27,14 +27,17 @@ export function createChildApplier(client: KubeClient) {
   const keyOf = (obj: KubeObject) =>
     `${obj.apiVersion}/${obj.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
   return {
-    /** Returns whether it wrote. current is the child as the cache holds it (undefined: not there). */
-    async apply<T extends KubeObject>(desired: T, current: KubeObject | undefined): Promise<boolean> {
+    /**
+     * Returns the object as the server holds it after the write, or undefined when nothing was written.
+     * current is the child as the cache holds it (undefined: not there).
+     */
+    async apply<T extends KubeObject>(desired: T, current: KubeObject | undefined): Promise<T | undefined> {
       const key = keyOf(desired);
       const intent = createHash('sha256').update(JSON.stringify(desired)).digest('hex');
-      if (current && applied.get(key) === `${intent}@${version(current)}`) return false;
+      if (current && applied.get(key) === `${intent}@${version(current)}`) return undefined;
       const result = await applyChild(client, desired);
       applied.set(key, `${intent}@${version(result)}`);
-      return true;
+      return result;
     },
     forget(obj: KubeObject) {
       applied.delete(keyOf(obj));

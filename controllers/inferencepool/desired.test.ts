@@ -11,6 +11,7 @@ import {
   parseRelease,
   poolPodMemoryMiB,
   releaseName,
+  rolloutStrategy,
 } from './desired.ts';
 
 const digest = 'ab'.repeat(32);
@@ -207,7 +208,7 @@ describe('desiredDeployment', () => {
     expect(spec.volumes[0].configMap.name).toBe(releaseName('er-triage', release));
   });
 
-  it('downloads a file served over HTTP into an emptyDir instead', () => {
+  it('has a file served over HTTP downloaded by the server, with time to start', () => {
     const http = {
       url: 'https://models.example/er.onnx',
       sha256: digest,
@@ -220,7 +221,9 @@ describe('desiredDeployment', () => {
     );
     expect(env.AURORA_MODEL_URL).toBe(http.url);
     expect(env.AURORA_MODEL_FILE).toBeUndefined();
-    expect(spec.volumes[0]).toEqual({ name: 'model', emptyDir: { sizeLimit: '100Mi' } });
+    expect(spec.volumes.map((v: { name: string }) => v.name)).toEqual(['tmp']);
+    // Three download time limits plus two minutes before the kubelet gives up on the pod.
+    expect(spec.containers[0].startupProbe).toMatchObject({ periodSeconds: 2, failureThreshold: 150 });
   });
 
   it('with Preferred placement, prefers Apple nodes and does not ask for a resource only they offer', () => {
@@ -246,5 +249,22 @@ describe('desiredDeployment', () => {
     const template = (d: any) => JSON.stringify(d.spec.template);
     expect(template(a)).toBe(template(b));
     expect(template(a)).not.toBe(template(c));
+  });
+});
+
+describe('rolloutStrategy', () => {
+  it.each([
+    ['room for a surge pod', 3, true, undefined, { maxSurge: 1, maxUnavailable: 0 }],
+    ['full Macs, several pods: one at a time', 3, false, undefined, { maxSurge: 0, maxUnavailable: 1 }],
+    ['full Macs, one pod: never taken away first', 1, false, undefined, { maxSurge: 1, maxUnavailable: 0 }],
+    [
+      'a rollout under way keeps its strategy',
+      3,
+      true,
+      { maxSurge: 0, maxUnavailable: 1 },
+      { maxSurge: 0, maxUnavailable: 1 },
+    ],
+  ])('%s', (_name, replicas, room, during, expected) => {
+    expect(rolloutStrategy(replicas, room, during)).toEqual(expected);
   });
 });

@@ -9,6 +9,8 @@ import { quantityToMiB } from '../../operator/quantity.ts';
 import { podUnifiedMemoryMiB } from './memory.ts';
 
 export const poolLabel = 'aurora.health/pool';
+/** Marks a pool's release ConfigMaps; only those owned by the pool are ever reused or pruned. */
+export const releaseLabel = 'aurora.health/release-of';
 export const managedBy = { 'app.kubernetes.io/managed-by': 'aurora-operator' } as const;
 /** Pod-template annotations that say which model release a pod serves. */
 export const releaseAnnotations = {
@@ -111,7 +113,7 @@ export function desiredRelease(
     metadata: {
       name: releaseName(pool.metadata.name, release),
       namespace: pool.metadata.namespace,
-      labels: { ...managedBy, [poolLabel]: pool.metadata.name },
+      labels: { ...managedBy, [releaseLabel]: pool.metadata.name },
       annotations: {
         [releaseAnnotations.version]: release.version,
         [releaseAnnotations.digest]: `sha256:${release.digest}`,
@@ -216,11 +218,33 @@ export const poolSelector = (pool: string) => `${poolLabel}=${pool}`;
  * extended resource so the scheduler packs them by it; only Required placement can ask for it, since
  * only profiled Apple nodes offer it.
  */
+export type RolloutStrategy = { maxSurge: number; maxUnavailable: number };
+
+/**
+ * How a new version replaces the old. A pod is added before one is removed, so the pool never serves
+ * below its count; but on Macs too full for one more pod that rollout could never start, so a pool of
+ * two or more then replaces one pod at a time instead (the PodDisruptionBudget allows one away). A
+ * single pod is never taken away first: a full node blocks its rollout, and status says so. The
+ * choice is made between rollouts (roomForOneMore measured then) and kept while one runs.
+ */
+export function rolloutStrategy(
+  replicas: number,
+  roomForOneMore: boolean,
+  during: RolloutStrategy | undefined,
+): RolloutStrategy {
+  if (during) return during;
+  return replicas >= 2 && !roomForOneMore
+    ? { maxSurge: 0, maxUnavailable: 1 }
+    : { maxSurge: 1, maxUnavailable: 0 };
+}
+
 export function desiredDeployment(
   pool: InferencePool & { spec: InferencePoolSpec },
   release: ModelRelease,
-  image: string,
+  defaultImage: string,
+  strategy: RolloutStrategy = { maxSurge: 1, maxUnavailable: 0 },
 ): KubeObject {
+  const image = pool.spec.server.image ?? defaultImage;
   const { spec } = pool;
   const name = pool.metadata.name;
   const memoryMiB = poolPodMemoryMiB(spec, release);
@@ -241,6 +265,8 @@ export function desiredDeployment(
     { name: 'AURORA_MAX_BATCH_SIZE', value: String(spec.server.maxBatchSize) },
     { name: 'AURORA_BATCH_WINDOW_MS', value: String(spec.server.batchWindowMs) },
   ];
+  // A download is tried again with backoff until it succeeds; the startup probe waits for a few tries.
+  const startupSeconds = release.http ? 120 + 3 * release.http.timeoutSeconds : 300;
   const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
     httpGet: { path, port: 'http' },
     periodSeconds,
@@ -261,8 +287,7 @@ export function desiredDeployment(
       revisionHistoryLimit: 5,
       progressDeadlineSeconds: 600,
       selector: { matchLabels: { [poolLabel]: name } },
-      // A new version adds a pod before it takes one away, so the pool never serves below its count.
-      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      strategy: { type: 'RollingUpdate', rollingUpdate: strategy },
       template: {
         metadata: {
           labels: poolLabels(pool),
@@ -303,7 +328,7 @@ export function desiredDeployment(
                 requests: { cpu: spec.resources.cpu ?? defaultCpu, memory: `${memoryMiB}Mi`, ...unified },
                 limits: { memory: `${memoryMiB}Mi`, ...unified },
               },
-              startupProbe: probe('/readyz', 2, 150),
+              startupProbe: probe('/readyz', 2, Math.ceil(startupSeconds / 2)),
               readinessProbe: probe('/readyz', 5, 3),
               livenessProbe: probe('/healthz', 10, 3),
               securityContext: {
@@ -312,21 +337,24 @@ export function desiredDeployment(
                 capabilities: { drop: ['ALL'] },
               },
               volumeMounts: [
-                { name: 'model', mountPath: modelMountPath, readOnly: !release.http },
+                ...(release.http ? [] : [{ name: 'model', mountPath: modelMountPath, readOnly: true }]),
                 { name: 'tmp', mountPath: '/tmp' },
               ],
             },
           ],
+          // A file downloaded over HTTP is held in memory by the server, so it needs no volume.
           volumes: [
-            release.http
-              ? { name: 'model', emptyDir: { sizeLimit: `${release.http.maxSizeMiB}Mi` } }
-              : {
-                  name: 'model',
-                  configMap: {
-                    name: releaseName(name, release),
-                    items: [{ key: 'model.onnx', path: 'model.onnx' }],
+            ...(release.http
+              ? []
+              : [
+                  {
+                    name: 'model',
+                    configMap: {
+                      name: releaseName(name, release),
+                      items: [{ key: 'model.onnx', path: 'model.onnx' }],
+                    },
                   },
-                },
+                ]),
             { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
           ],
         },

@@ -19,12 +19,17 @@ import {
   parseRelease,
   poolLabel,
   poolPodMemoryMiB,
+  type RolloutStrategy,
   releaseAnnotations,
+  releaseLabel,
   releaseName,
+  rolloutStrategy,
 } from './desired.ts';
-import { inferencePoolStatus, podView } from './status.ts';
+import { allowedNodes, inferencePoolStatus, type PodView, podView, unifiedMemoryUsage } from './status.ts';
 
 const sourceChangedRetryMs = 15_000;
+/** Releases kept beside the current one, so a rollback finds its files. */
+const keptPreviousReleases = 2;
 const managedSelector = 'app.kubernetes.io/managed-by=aurora-operator';
 
 /** Release ConfigMaps are cached without the model file: the controller reads only release.json. */
@@ -32,6 +37,27 @@ function withoutFile(obj: KubeObject): KubeObject {
   const { binaryData: _file, ...rest } = obj as KubeObject & { binaryData?: unknown };
   delete rest.metadata.managedFields;
   return rest as KubeObject;
+}
+
+const ownedBy = (obj: KubeObject, owner: KubeObject) =>
+  obj.metadata.ownerReferences?.some((r) => r.controller === true && r.uid === owner.metadata.uid) ?? false;
+
+interface DeploymentView extends KubeObject {
+  spec?: {
+    template?: { metadata?: { annotations?: Record<string, string> } };
+    strategy?: { rollingUpdate?: RolloutStrategy };
+  };
+  status?: { observedGeneration?: number; updatedReplicas?: number; replicas?: number };
+}
+
+/** Whether the Deployment is between rollouts: its template seen, every pod on it. */
+function rolloutSettled(d: DeploymentView | undefined): boolean {
+  if (!d) return true;
+  const s = d.status;
+  return (
+    (s?.observedGeneration ?? 0) >= (d.metadata.generation ?? 0) &&
+    (s?.updatedReplicas ?? 0) === (s?.replicas ?? 0)
+  );
 }
 
 /**
@@ -51,14 +77,22 @@ export function registerInferencePoolController(
     },
   });
   const models = manager.informer<TriageModel>(apiVersion, 'TriageModel');
-  const deployments = manager.informer('apps/v1', 'Deployment', { labelSelector: managedSelector });
+  const deployments = manager.informer<DeploymentView>('apps/v1', 'Deployment', {
+    labelSelector: managedSelector,
+  });
   const services = manager.informer('v1', 'Service', { labelSelector: managedSelector });
   const budgets = manager.informer('policy/v1', 'PodDisruptionBudget', { labelSelector: managedSelector });
-  const releases = manager.informer('v1', 'ConfigMap', { labelSelector: poolLabel, transform: withoutFile });
-  const pods = manager.informer('v1', 'Pod', {
+  const releases = manager.informer('v1', 'ConfigMap', {
+    labelSelector: releaseLabel,
+    transform: withoutFile,
+  });
+  const pods = manager.informer<PodView>('v1', 'Pod', {
     labelSelector: poolLabel,
-    transform: podView,
-    indexers: { pool: (p) => [`${p.metadata.namespace}/${(p as ReturnType<typeof podView>).pod.pool}`] },
+    transform: podView as never,
+    indexers: {
+      pool: (p) => [`${p.metadata.namespace}/${p.pod.pool}`],
+      node: (p) => (p.pod.nodeName ? [p.pod.nodeName] : []),
+    },
   });
   const nodes = nodeInformer(manager);
   const recorder = manager.recorder('aurora-inferencepool');
@@ -73,22 +107,42 @@ export function registerInferencePoolController(
   const poolsOf = (namespace: string | undefined, name: string) =>
     pools.byIndex('model', `${namespace}/${name}`).map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
 
+  /** The pool's own releases: labelled for it and owned by this incarnation of it (same uid). */
+  const ownReleases = (pool: InferencePool) =>
+    releases
+      .list(pool.metadata.namespace)
+      .filter((cm) => cm.metadata.labels?.[releaseLabel] === pool.metadata.name && ownedBy(cm, pool));
+
   /** Writes the release for a validated version, or says why it cannot yet (the source moved on). */
   const ensureRelease = async (
     pool: InferencePool,
     model: TriageModel,
     release: ModelRelease,
-  ): Promise<{ ok: true } | { ok: false; message: string }> => {
-    const name = releaseName(pool.metadata.name, release);
-    if (releases.get(`${pool.metadata.namespace}/${name}`)) return { ok: true };
+  ): Promise<{ ok: true } | { ok: false; message: string; retryMs: number }> => {
+    const existing = releases.get(`${pool.metadata.namespace}/${releaseName(pool.metadata.name, release)}`);
+    if (existing && ownedBy(existing, pool)) return { ok: true };
+    if (existing) {
+      // Left by an earlier pool of the same name, which garbage collection is about to remove.
+      await manager.client.delete(existing);
+      return {
+        ok: false,
+        message: 'replacing a release left by an earlier pool of this name',
+        retryMs: 2000,
+      };
+    }
     let file: Uint8Array | undefined;
     const source = model.spec.source.configMap;
     if (source) {
       const read = await readConfigMapKey(manager.client, pool.metadata.namespace ?? '', source);
-      if (!read.ok) return { ok: false, message: read.message };
+      if (!read.ok) return { ok: false, message: read.message, retryMs: sourceChangedRetryMs };
       // The ConfigMap may have changed since validation: only the validated bytes are released.
-      if (sha256(read.bytes) !== release.digest)
-        return { ok: false, message: `ConfigMap ${source.name} no longer holds the validated file` };
+      if (sha256(read.bytes) !== release.digest) {
+        return {
+          ok: false,
+          message: `ConfigMap ${source.name} no longer holds the file that passed (sha256 ${release.digest.slice(0, 12)})`,
+          retryMs: sourceChangedRetryMs,
+        };
+      }
       file = read.bytes;
     }
     try {
@@ -99,29 +153,35 @@ export function registerInferencePoolController(
     return { ok: true };
   };
 
-  /** Deletes releases no pod needs: once the rollout is done, only the one the template names stays. */
-  const pruneReleases = async (pool: InferencePool, keep: string | undefined, rolloutDone: boolean) => {
-    if (!rolloutDone || !keep) return;
-    const mine = releases
-      .list(pool.metadata.namespace)
-      .filter((cm) => cm.metadata.labels?.[poolLabel] === pool.metadata.name && cm.metadata.name !== keep);
-    for (const cm of mine) await manager.client.delete(cm);
+  /** Once a rollout is done, deletes the pool's releases beyond the current one and the two before it. */
+  const pruneReleases = async (pool: InferencePool, keep: string) => {
+    const older = ownReleases(pool)
+      .filter((cm) => cm.metadata.name !== keep)
+      .sort((a, b) =>
+        String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)),
+      );
+    for (const cm of older.slice(keptPreviousReleases)) await manager.client.delete(cm);
   };
 
   manager.addController({
     name: 'inferencepool',
     primary: pools as never,
-    owns: [deployments, services, budgets, releases],
+    owns: [deployments as never, services, budgets, releases],
     watches: [
       { informer: models as never, map: (m) => poolsOf(m.metadata.namespace, m.metadata.name) },
+      { informer: pods as never, map: (p) => [`${p.metadata.namespace}/${(p as PodView).pod.pool}`] },
       {
-        informer: pods,
-        map: (p) => [`${p.metadata.namespace}/${(p as ReturnType<typeof podView>).pod.pool}`],
-      },
-      {
+        // A node change matters to the pools with pods on it, and to pools with pods waiting for a node.
         informer: nodes as never,
         filter: nodePlacementEvent,
-        map: () => pools.list().map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
+        map: (node) => [
+          ...new Set(
+            [
+              ...pods.byIndex('node', node.metadata.name),
+              ...pods.list().filter((p) => p.pod.unschedulable),
+            ].map((p) => `${p.metadata.namespace}/${p.pod.pool}`),
+          ),
+        ],
       },
     ],
     workers: options.workers ?? 2,
@@ -152,19 +212,14 @@ export function registerInferencePoolController(
       const pool = { ...cached, spec: parsed.data };
       const model = models.get(`${namespace}/${pool.spec.modelRef.name}`);
       const state = modelState(pool.spec.modelRef.name, model);
-      const deployment = deployments.get(key) as
-        | (KubeObject & { spec?: { template?: { metadata?: { annotations?: Record<string, string> } } } })
-        | undefined;
+      const deployment = deployments.get(key);
       const currentRelease =
         deployment?.spec?.template?.metadata?.annotations?.[releaseAnnotations.configMap];
       const knownReleases = new Map(
-        releases
-          .list(namespace)
-          .filter((cm) => cm.metadata.labels?.[poolLabel] === pool.metadata.name)
-          .flatMap((cm) => {
-            const release = parseRelease(cm);
-            return release ? [[cm.metadata.name, release] as const] : [];
-          }),
+        ownReleases(pool).flatMap((cm) => {
+          const release = parseRelease(cm);
+          return release ? [[cm.metadata.name, release] as const] : [];
+        }),
       );
 
       let served: ModelRelease | undefined;
@@ -173,50 +228,55 @@ export function registerInferencePoolController(
       if (state.kind === 'validated' && model) {
         const ensured = await ensureRelease(pool, model, state.release);
         if (ensured.ok) {
-          served = state.release;
-          knownReleases.set(releaseName(pool.metadata.name, served), served);
+          const name = releaseName(pool.metadata.name, state.release);
+          // Sized from the release once it exists, so a later re-measurement does not roll the pods.
+          served = knownReleases.get(name) ?? state.release;
+          knownReleases.set(name, served);
         } else {
           releaseProblem = ensured.message;
-          requeueAfterMs = sourceChangedRetryMs;
+          requeueAfterMs = ensured.retryMs;
         }
       }
       // Nothing newer that passed: keep what the pods serve now.
       served ??= currentRelease ? knownReleases.get(currentRelease) : undefined;
 
-      if (served) {
-        await children.apply(desiredDeployment(pool, served, options.image), deployments.get(key));
+      const allPoolPods = pods.list();
+      const replicas = desiredReplicas(pool.spec);
+      const podMemoryMiB = served ? poolPodMemoryMiB(pool.spec, served) : undefined;
+      let liveDeployment: DeploymentView | undefined = deployment;
+      if (served && podMemoryMiB !== undefined) {
+        const usage = unifiedMemoryUsage(allowedNodes(pool.spec, nodes.list()), allPoolPods);
+        const roomForOneMore = [...usage.values()].some((u) => u.allocatableMiB - u.usedMiB >= podMemoryMiB);
+        const strategy = rolloutStrategy(
+          replicas,
+          roomForOneMore,
+          rolloutSettled(deployment) ? undefined : deployment?.spec?.strategy?.rollingUpdate,
+        );
+        liveDeployment =
+          (await children.apply(desiredDeployment(pool, served, options.image, strategy), deployment)) ??
+          deployment;
         await children.apply(desiredService(pool), services.get(key));
         await children.apply(desiredDisruptionBudget(pool), budgets.get(key));
       }
-      const poolPods = pods.byIndex('pool', key) as ReturnType<typeof podView>[];
-      const freshDeployment = deployments.get(key);
-      const replicas = desiredReplicas(pool.spec);
+      const poolPods = pods.byIndex('pool', key);
       const status = inferencePoolStatus({
         pool,
-        model:
-          releaseProblem && state.kind === 'validated'
-            ? { kind: 'pending', name: state.name, version: state.release.version }
-            : state,
-        ...(served ? { served, podMemoryMiB: poolPodMemoryMiB(pool.spec, served) } : {}),
+        model: state,
+        ...(releaseProblem ? { releaseProblem } : {}),
+        ...(served ? { served } : {}),
+        ...(podMemoryMiB !== undefined ? { podMemoryMiB } : {}),
         desiredReplicas: replicas,
-        ...(freshDeployment ? { deployment: freshDeployment } : {}),
+        ...(liveDeployment ? { deployment: liveDeployment } : {}),
         pods: poolPods,
-        allPoolPods: pods.list() as ReturnType<typeof podView>[],
+        allPoolPods,
         nodes: nodes.list(),
         releases: knownReleases,
         now: now(),
       });
-      const progressing = findCondition(status.conditions, 'Progressing');
-      if (served) {
-        await pruneReleases(
-          pool,
-          releaseName(pool.metadata.name, served),
-          progressing?.reason === 'Complete' &&
-            freshDeployment?.spec !== undefined &&
-            (freshDeployment as typeof deployment)?.spec?.template?.metadata?.annotations?.[
-              releaseAnnotations.configMap
-            ] === releaseName(pool.metadata.name, served),
-        );
+      const targetRelease =
+        liveDeployment?.spec?.template?.metadata?.annotations?.[releaseAnnotations.configMap];
+      if (served && targetRelease && findCondition(status.conditions, 'Progressing')?.reason === 'Complete') {
+        await pruneReleases(pool, targetRelease);
       }
       const labels = { namespace, pool: pool.metadata.name };
       podGauge.set({ ...labels, state: 'desired' }, replicas);
@@ -227,15 +287,21 @@ export function registerInferencePoolController(
       );
       const wrote = await writeStatus(manager.client, cached, status as Record<string, unknown>);
       if (wrote) {
-        for (const type of ['ModelCurrent', 'Placed', 'Progressing']) {
+        for (const type of ['ModelCurrent', 'Placed', 'Progressing', 'Degraded']) {
           const before = findCondition(cached.status?.conditions, type);
           const after = findCondition(status.conditions, type);
           if (!after || (before?.reason === after.reason && before?.status === after.status)) continue;
+          if (type === 'Degraded' && after.status === 'False') continue;
           const warning =
-            ['VersionRejected', 'ModelNotValidated', 'ModelNotFound', 'RolloutStalled'].includes(
-              after.reason,
-            ) ||
-            (type === 'Placed' && after.status === 'False');
+            [
+              'VersionRejected',
+              'ModelNotValidated',
+              'ModelNotFound',
+              'RolloutStalled',
+              'ReleaseSourceChanged',
+            ].includes(after.reason) ||
+            (type === 'Placed' && after.status === 'False') ||
+            (type === 'Degraded' && after.status === 'True');
           recorder.record(pool, warning ? 'Warning' : 'Normal', after.reason, type, after.message);
         }
       }

@@ -57,6 +57,8 @@ const pod = (
     unschedulable?: string;
     mib?: number;
     pool?: string;
+    waiting?: string;
+    lastTerminated?: string;
   },
 ): PodView =>
   podView({
@@ -80,6 +82,16 @@ const pod = (
           : []),
         { type: 'Ready', status: o.ready ? 'True' : 'False' },
       ],
+      ...(o.waiting
+        ? {
+            containerStatuses: [
+              {
+                state: { waiting: { reason: o.waiting } },
+                ...(o.lastTerminated ? { lastState: { terminated: { reason: o.lastTerminated } } } : {}),
+              },
+            ],
+          }
+        : {}),
     },
   });
 const deployment = (target: ModelRelease, status: Record<string, unknown> = {}) => ({
@@ -317,5 +329,76 @@ describe('podView', () => {
       spec: { containers: [{ resources: { requests: { [unifiedMemoryResource]: '3k' } } }] },
     });
     expect(view.pod.unifiedMemoryMiB).toBe(3000);
+  });
+});
+
+describe('inferencePoolStatus, beyond the happy path', () => {
+  it('during a rollout the model is not yet current, and says which version still serves', () => {
+    const status = inferencePoolStatus(
+      observe({
+        model: validated(v2),
+        served: v2,
+        deployment: deployment(v2, { replicas: 3, updatedReplicas: 1 }),
+        pods: [
+          pod('old-a', { node: 'm4-1', ready: true }),
+          pod('old-b', { node: 'm4-2', ready: true }),
+          pod('new-a', { node: 'm4-1', release: v2 }),
+        ],
+      }),
+    );
+    expect(condition(status, 'ModelCurrent')).toMatchObject({
+      status: 'False',
+      reason: 'RollingOut',
+      message: 'version 1.1.0 passed acceptance; the pods are moving to it; still serving version 1.0.0',
+    });
+  });
+
+  it('crash-looping pods make the pool Degraded with the kubelet reason and OOMKilled named', () => {
+    const status = inferencePoolStatus(
+      observe({
+        pods: [
+          pod('a', { node: 'm4-1', ready: true }),
+          pod('b', { node: 'm4-2', waiting: 'CrashLoopBackOff', lastTerminated: 'OOMKilled' }),
+        ],
+      }),
+    );
+    expect(condition(status, 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'CrashLoopBackOff',
+      message: '1 of 2 pod(s) ready; 1 pod(s) CrashLoopBackOff (OOMKilled)',
+    });
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'PodsNotReady' });
+  });
+
+  it('no pod ready at all is Degraded too', () => {
+    const status = inferencePoolStatus(
+      observe({ pods: [pod('a', { node: 'm4-1' }), pod('b', { node: 'm4-2' })] }),
+    );
+    expect(condition(status, 'Degraded')).toMatchObject({ status: 'True', reason: 'NoPodsReady' });
+  });
+
+  it('a passed version whose source changed before its release: ReleaseSourceChanged, old version serving', () => {
+    const status = inferencePoolStatus(
+      observe({
+        model: validated(v2),
+        served: v1,
+        releaseProblem: 'ConfigMap er-model no longer holds the file that passed (sha256 cdcdcdcdcdcd)',
+        pods: [pod('a', { node: 'm4-1', ready: true }), pod('b', { node: 'm4-2', ready: true })],
+      }),
+    );
+    expect(condition(status, 'ModelCurrent')).toMatchObject({
+      status: 'False',
+      reason: 'ReleaseSourceChanged',
+      message:
+        'TriageModel er version 1.1.0 passed acceptance, but ConfigMap er-model no longer holds the file that passed (sha256 cdcdcdcdcdcd); it is served once validated again; still serving version 1.0.0',
+    });
+  });
+
+  it('says plainly that spec.canary is not acted on', () => {
+    const status = inferencePoolStatus(
+      observe({ pool: pool({ canary: { modelRef: { name: 'er-next' } } }) }),
+    );
+    expect(condition(status, 'Canary')).toMatchObject({ status: 'False', reason: 'NotSupported' });
+    expect(condition(inferencePoolStatus(observe({})), 'Canary')).toBeUndefined();
   });
 });

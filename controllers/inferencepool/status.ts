@@ -26,7 +26,35 @@ export interface PodView extends KubeObject {
     unschedulable?: string;
     release?: string;
     unifiedMemoryMiB: number;
+    /** Why the pod cannot serve, as the kubelet says: CrashLoopBackOff, OOMKilled, ImagePullBackOff... */
+    problem?: string;
   };
+}
+
+const podProblems = new Set([
+  'CrashLoopBackOff',
+  'ImagePullBackOff',
+  'ErrImagePull',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'InvalidImageName',
+]);
+
+interface ContainerStatus {
+  state?: { waiting?: { reason?: string } };
+  lastState?: { terminated?: { reason?: string } };
+}
+
+/** The kubelet's reason a container is not running, with OOMKilled named when it caused a crash loop. */
+function containerProblem(statuses: ContainerStatus[] | undefined): string | undefined {
+  for (const c of statuses ?? []) {
+    const waiting = c.state?.waiting?.reason;
+    if (waiting && podProblems.has(waiting)) {
+      const last = c.lastState?.terminated?.reason;
+      return last === 'OOMKilled' ? `${waiting} (OOMKilled)` : waiting;
+    }
+  }
+  return undefined;
 }
 
 interface RawPod extends KubeObject {
@@ -34,6 +62,7 @@ interface RawPod extends KubeObject {
   status?: {
     phase?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+    containerStatuses?: ContainerStatus[];
   };
 }
 
@@ -42,6 +71,7 @@ export function podView(obj: KubeObject): PodView {
   const raw = obj as RawPod;
   const conditions = raw.status?.conditions ?? [];
   const scheduled = conditions.find((c) => c.type === 'PodScheduled');
+  const problem = containerProblem(raw.status?.containerStatuses);
   const unifiedMemoryMiB = (raw.spec?.containers ?? []).reduce(
     (sum, c) => sum + quantityValue(c.resources?.requests?.[unifiedMemoryResource] ?? '0'),
     0,
@@ -68,6 +98,7 @@ export function podView(obj: KubeObject): PodView {
         ? { release: raw.metadata.annotations[releaseAnnotations.configMap] }
         : {}),
       unifiedMemoryMiB: Number.isFinite(unifiedMemoryMiB) ? unifiedMemoryMiB : 0,
+      ...(problem ? { problem } : {}),
     },
   };
 }
@@ -213,8 +244,12 @@ export function placementCondition(input: {
   };
 }
 
-function modelCondition(model: ModelState, served: ModelRelease | undefined): ConditionInput {
-  const still = served ? `; still serving version ${served.version}` : '';
+function modelCondition(
+  model: ModelState,
+  served: ModelRelease | undefined,
+  rollout: { complete: boolean; servingVersion?: string | undefined; releaseProblem?: string | undefined },
+): ConditionInput {
+  const still = served ? `; still serving version ${rollout.servingVersion ?? served.version}` : '';
   switch (model.kind) {
     case 'missing':
       return {
@@ -241,13 +276,34 @@ function modelCondition(model: ModelState, served: ModelRelease | undefined): Co
             1024,
           ),
       };
-    case 'validated':
-      if (!served || served.digest !== model.release.digest || served.version !== model.release.version) {
+    case 'validated': {
+      const { version } = model.release;
+      if (rollout.releaseProblem) {
+        return {
+          type: 'ModelCurrent',
+          status: 'False',
+          reason: 'ReleaseSourceChanged',
+          message: `TriageModel ${model.name} version ${version} passed acceptance, but ${rollout.releaseProblem}; it is served once validated again${still}`,
+        };
+      }
+      if (!served || served.digest !== model.release.digest || served.version !== version) {
         return {
           type: 'ModelCurrent',
           status: 'False',
           reason: 'AwaitingRelease',
-          message: `version ${model.release.version} passed acceptance; its release is being prepared${still}`,
+          message: `version ${version} passed acceptance; its release is being prepared${still}`,
+        };
+      }
+      if (!rollout.complete) {
+        const serving =
+          rollout.servingVersion && rollout.servingVersion !== version
+            ? `; still serving version ${rollout.servingVersion}`
+            : '';
+        return {
+          type: 'ModelCurrent',
+          status: 'False',
+          reason: 'RollingOut',
+          message: `version ${version} passed acceptance; the pods are moving to it${serving}`,
         };
       }
       return {
@@ -256,6 +312,7 @@ function modelCondition(model: ModelState, served: ModelRelease | undefined): Co
         reason: 'Current',
         message: `serving TriageModel ${model.name} version ${served.version} (sha256 ${served.digest.slice(0, 12)})`,
       };
+    }
   }
 }
 
@@ -287,6 +344,8 @@ export interface PoolObservations {
   nodes: readonly NodeView[];
   /** Releases by ConfigMap name, to name what older pods serve. */
   releases: ReadonlyMap<string, ModelRelease>;
+  /** Why a version that passed has no release yet (its source changed since). */
+  releaseProblem?: string;
   now: Date;
 }
 
@@ -297,7 +356,6 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   const deployment = o.deployment as (KubeObject & DeploymentView) | undefined;
   const pods = o.pods.filter((p) => live(p) && !p.pod.terminating);
   const readyPods = pods.filter((p) => p.pod.ready);
-  const modelCurrent = modelCondition(o.model, served);
   const placed = placementCondition({
     spec: pool.spec,
     podMemoryMiB: o.podMemoryMiB,
@@ -316,6 +374,20 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   const rolling =
     served !== undefined &&
     (!deploymentCurrent || updated.length < o.desiredReplicas || pods.length > updated.length);
+  // Served is what most ready pods serve: during a rollout that is still the older version.
+  const servedBy = new Map<string, number>();
+  for (const p of readyPods)
+    if (p.pod.release) servedBy.set(p.pod.release, (servedBy.get(p.pod.release) ?? 0) + 1);
+  const majority = [...servedBy.entries()].sort(
+    (a, b) => b[1] - a[1] || (a[0] === targetRelease ? -1 : 1),
+  )[0];
+  const servedRelease =
+    (majority && o.releases.get(majority[0])) ?? (readyPods.length === 0 ? undefined : served);
+  const modelCurrent = modelCondition(o.model, served, {
+    complete: served !== undefined && !rolling && !stalled,
+    servingVersion: servedRelease?.version,
+    releaseProblem: o.releaseProblem,
+  });
   // Pods still on an older release serve it until the rollout replaces them.
   const olderVersions = [
     ...new Set(
@@ -390,17 +462,38 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
     };
   }
 
+  // What the kubelet says is wrong with the pods that do not serve, counted by reason.
+  const problems = new Map<string, number>();
+  for (const p of pods)
+    if (!p.pod.ready && p.pod.problem) problems.set(p.pod.problem, (problems.get(p.pod.problem) ?? 0) + 1);
+  const problemText = [...problems.entries()].map(([why, n]) => `${n} pod(s) ${why}`).join(', ');
+  const firstProblem = [...problems.keys()][0]?.replace(/ \(OOMKilled\)$/, '');
+  const short =
+    served !== undefined && o.desiredReplicas > 0 && readyPods.length < o.desiredReplicas && !rolling;
   const degradedBy: ConditionInput | undefined =
     served && modelCurrent.reason === 'VersionRejected'
       ? { type: 'Degraded', status: 'True', reason: 'VersionRejected', message: modelCurrent.message }
       : stalled
         ? { type: 'Degraded', status: 'True', reason: 'RolloutStalled', message: progressing.message }
-        : served && readyPods.length > 0 && readyPods.length < o.desiredReplicas
+        : short || (served && problems.size > 0)
           ? {
               type: 'Degraded',
               status: 'True',
-              reason: placed.status === 'False' ? placed.reason : 'PodsNotReady',
-              message: `${readyPods.length} of ${o.desiredReplicas} pod(s) ready${placed.status === 'False' ? `; ${placed.message}` : ''}`,
+              reason:
+                firstProblem ??
+                (placed.status === 'False'
+                  ? placed.reason
+                  : readyPods.length === 0
+                    ? 'NoPodsReady'
+                    : 'PodsNotReady'),
+              message: [
+                `${readyPods.length} of ${o.desiredReplicas} pod(s) ready`,
+                problemText,
+                placed.status === 'False' ? placed.message : '',
+              ]
+                .filter(Boolean)
+                .join('; ')
+                .slice(0, 1024),
             }
           : undefined;
   const degraded = degradedBy ?? {
@@ -413,22 +506,29 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   const byNode = new Map<string, number>();
   for (const p of pods) if (p.pod.nodeName) byNode.set(p.pod.nodeName, (byNode.get(p.pod.nodeName) ?? 0) + 1);
   const nodeChip = new Map(o.nodes.map((n) => [n.metadata.name, n.metadata.labels?.[nodeLabels.chip]]));
-  // Served is what most ready pods serve: during a rollout that is still the older version.
-  const servedBy = new Map<string, number>();
-  for (const p of readyPods)
-    if (p.pod.release) servedBy.set(p.pod.release, (servedBy.get(p.pod.release) ?? 0) + 1);
-  const majority = [...servedBy.entries()].sort(
-    (a, b) => b[1] - a[1] || (a[0] === targetRelease ? -1 : 1),
-  )[0];
-  const servedRelease =
-    (majority && o.releases.get(majority[0])) ?? (readyPods.length === 0 ? undefined : served);
 
   const previous = pool.status ?? {};
   return {
     observedGeneration: generation,
     conditions: setConditions(
       previous.conditions,
-      [ready, modelCurrent, placed, progressing, degraded],
+      [
+        ready,
+        modelCurrent,
+        placed,
+        progressing,
+        degraded,
+        ...(pool.spec.canary
+          ? [
+              {
+                type: 'Canary',
+                status: 'False' as const,
+                reason: 'NotSupported',
+                message: `spec.canary is not acted on by this Aurora version: a version that passes acceptance replaces the old by a rolling update; canary ${pool.spec.canary.modelRef.name} is not served`,
+              },
+            ]
+          : []),
+      ],
       generation,
       o.now,
     ),

@@ -41,6 +41,19 @@ function refuseUrl(url: URL, allowLoopback: boolean): string | undefined {
   return undefined;
 }
 
+/**
+ * A URL as messages show it: without credentials or query, which may hold a presigned token, since
+ * messages reach status conditions, Events and logs.
+ */
+export function shownUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    return `${url.protocol}//${url.host}${url.pathname}${url.search ? '?…' : ''}`;
+  } catch {
+    return '(an invalid URL)';
+  }
+}
+
 export type Fetched =
   | { ok: true; bytes: Uint8Array; digest: string }
   | { ok: false; reason: FetchFailureReason; message: string };
@@ -86,7 +99,8 @@ export async function fetchHttp(
   let url = new URL(source.url);
   for (let hop = 0; ; hop++) {
     const refused = refuseUrl(url, options.allowLoopback);
-    if (refused) return { ok: false, reason: 'SourceForbidden', message: `refusing ${url.href}: ${refused}` };
+    if (refused)
+      return { ok: false, reason: 'SourceForbidden', message: `refusing ${shownUrl(url.href)}: ${refused}` };
     try {
       response = await fetch(url, {
         signal: timeout,
@@ -100,7 +114,7 @@ export async function fetchHttp(
       const reason = cause.includes('model downloads may not reach')
         ? 'SourceForbidden'
         : 'SourceUnavailable';
-      return { ok: false, reason, message: `could not download ${url.href}: ${cause}` };
+      return { ok: false, reason, message: `could not download ${shownUrl(url.href)}: ${cause}` };
     }
     const location = response.headers.get('location');
     if (response.status < 300 || response.status >= 400 || !location) break;
@@ -109,7 +123,7 @@ export async function fetchHttp(
       return {
         ok: false,
         reason: 'SourceUnavailable',
-        message: `${source.url} redirected more than ${maxRedirects} times`,
+        message: `${shownUrl(source.url)} redirected more than ${maxRedirects} times`,
       };
     }
     url = new URL(location, url);
@@ -119,7 +133,7 @@ export async function fetchHttp(
     return {
       ok: false,
       reason: 'SourceUnavailable',
-      message: `${source.url} answered HTTP ${response.status}`,
+      message: `${shownUrl(source.url)} answered HTTP ${response.status}`,
     };
   }
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
@@ -128,7 +142,7 @@ export async function fetchHttp(
     return {
       ok: false,
       reason: 'SourceTooLarge',
-      message: `${source.url} is ${(declared / 2 ** 20).toFixed(1)} MiB, over the limit of ${limitMiB} MiB (spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`,
+      message: `${shownUrl(source.url)} is ${(declared / 2 ** 20).toFixed(1)} MiB, over the limit of ${limitMiB} MiB (spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`,
     };
   }
   const chunks: Uint8Array[] = [];
@@ -141,7 +155,7 @@ export async function fetchHttp(
         return {
           ok: false,
           reason: 'SourceTooLarge',
-          message: `${source.url} sent more than the limit of ${limitMiB} MiB (spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`,
+          message: `${shownUrl(source.url)} sent more than the limit of ${limitMiB} MiB (spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`,
         };
       }
       chunks.push(chunk);
@@ -150,7 +164,11 @@ export async function fetchHttp(
     const cause = timeout.aborted
       ? `the download took longer than ${source.timeoutSeconds} s`
       : (err as Error).message;
-    return { ok: false, reason: 'SourceUnavailable', message: `could not download ${source.url}: ${cause}` };
+    return {
+      ok: false,
+      reason: 'SourceUnavailable',
+      message: `could not download ${shownUrl(source.url)}: ${cause}`,
+    };
   }
   const bytes = Buffer.concat(chunks);
   const digest = sha256(bytes);
@@ -158,7 +176,7 @@ export async function fetchHttp(
     return {
       ok: false,
       reason: 'DigestMismatch',
-      message: `the file at ${source.url} (${bytes.length} bytes) has sha256 ${digest}; spec.source.http.sha256 is ${source.sha256}: fix the digest or the file`,
+      message: `the file at ${shownUrl(source.url)} (${bytes.length} bytes) has sha256 ${digest}; spec.source.http.sha256 is ${source.sha256}: fix the digest or the file`,
     };
   }
   return { ok: true, bytes, digest };

@@ -305,13 +305,22 @@ describe('the InferencePool controller', () => {
     await client.create(pool('er-roll', { minReplicas: 2 }));
     const first = await waitPool('er-roll', 'Ready', (p) => condition(p, 'Ready')?.status === 'True');
     expect(first.status?.servedModel?.version).toBe('1.0.0');
+    // Every template the Deployment ever carries, from a watch: none may name a version that failed.
     const templates: string[] = [];
-    const watch = setInterval(() => {
-      void client.get<Deployment>(ref('Deployment', 'er-roll', 'apps/v1')).then((d) => {
-        const v = d?.spec.template.metadata.annotations['aurora.health/model-version'];
-        if (v && templates.at(-1) !== v) templates.push(v);
-      });
-    }, 100);
+    const stopWatch = new AbortController();
+    const deploymentsPath = client.path(await client.resource('apps/v1', 'Deployment'), namespace);
+    const watching = client
+      .watch(
+        deploymentsPath,
+        { fieldSelector: 'metadata.name=er-roll' },
+        (event) => {
+          const d = event.object as unknown as Deployment;
+          const v = d.spec?.template?.metadata?.annotations?.['aurora.health/model-version'];
+          if (v && templates.at(-1) !== v) templates.push(v);
+        },
+        stopWatch.signal,
+      )
+      .catch(() => {});
     try {
       // 1.1.0 under-triages: acceptance refuses it.
       await client.create(modelConfigMap('er-model-v1-1', underTriageModel));
@@ -351,16 +360,14 @@ describe('the InferencePool controller', () => {
         '1.2.0',
         '1.2.0',
       ]);
-      // The old release is pruned once no pod needs it; the new one stays.
-      const releases = await waitFor('the old release to be pruned', async () => {
-        const list = (
-          await client.list('v1', 'ConfigMap', { namespace, labelSelector: 'aurora.health/pool=er-roll' })
-        ).items;
-        return list.length === 1 ? list : undefined;
-      });
-      expect(releases[0]?.metadata.annotations?.['aurora.health/model-version']).toBe('1.2.0');
+      // Releases exist for the versions served, none for the one that failed.
+      const releases = (
+        await client.list('v1', 'ConfigMap', { namespace, labelSelector: 'aurora.health/release-of=er-roll' })
+      ).items.map((cm) => cm.metadata.annotations?.['aurora.health/model-version']);
+      expect(releases.sort()).toEqual(['1.0.0', '1.2.0']);
     } finally {
-      clearInterval(watch);
+      stopWatch.abort();
+      await watching;
     }
     // The Deployment never named the version that failed.
     expect(templates).toEqual(['1.0.0', '1.2.0']);
@@ -368,9 +375,38 @@ describe('the InferencePool controller', () => {
   }, 240_000);
 });
 
-async function patchModel(version: string, configMap: string) {
+describe('a rollout on Macs with no room for one more pod', () => {
+  it('replaces one pod at a time instead of waiting for room that never comes', async () => {
+    await client.create(triageModel('er-full', '1.0.0', 'er-model-v1'));
+    // 18 GiB per pod on each M4 (20,480 MiB): no M4 has room for a fourth, surge, pod.
+    await client.create(
+      pool('er-full', {
+        modelRef: { name: 'er-full' },
+        minReplicas: 3,
+        placement: { chips: ['m4'] },
+        resources: { memory: '18Gi' },
+      }),
+    );
+    await waitPool('er-full', 'Ready', (p) => condition(p, 'Ready')?.status === 'True');
+    await patchModel('1.2.0', 'er-model-v1-2', 'er-full');
+    const moved = await waitPool(
+      'er-full',
+      'serving 1.2.0',
+      (p) => condition(p, 'ModelCurrent')?.status === 'True' && p.status?.servedModel?.version === '1.2.0',
+      90_000,
+    );
+    expect(moved.status?.readyReplicas).toBe(3);
+    const d = await client.get<Deployment & { spec: { strategy: { rollingUpdate: unknown } } }>(
+      ref('Deployment', 'er-full', 'apps/v1'),
+    );
+    expect(d?.spec.strategy.rollingUpdate).toEqual({ maxSurge: 0, maxUnavailable: 1 });
+    await removePools('er-full');
+  }, 180_000);
+});
+
+async function patchModel(version: string, configMap: string, model = 'er-news2-risk') {
   await client.patch(
-    ref('TriageModel', 'er-news2-risk'),
+    ref('TriageModel', model),
     {
       spec: {
         version,

@@ -66,15 +66,42 @@ it('labels an Asahi Mac mini M1 from its /proc/cpuinfo and device tree, replacin
     'utf8',
   );
   writeFileSync(join(proc, 'device-tree/compatible'), `${compatible.trim().split('\n').join('\0')}\0`);
+  // MemTotal as a 16 GB Mac mini's kernel reports it (constructed; no recorded meminfo was found).
+  writeFileSync(join(proc, 'meminfo'), 'MemTotal:       16067780 kB\nMemFree:         9000000 kB\n');
   const labels = await profile(proc);
   expect(labels).toMatchObject({
     'aurora.health/apple-silicon': 'true',
     'aurora.health/chip': 'm1',
     'aurora.health/cpu-cores': '3',
+    'aurora.health/unified-memory-gib': '16',
     'aurora.health/test': 'true',
   });
   // The stale GPU figure is gone: Linux does not tell GPU cores, so no label rather than a wrong one.
   expect(labels['aurora.health/gpu-cores']).toBeUndefined();
+});
+
+it('leaves the labels alone when it cannot read /proc, and fails so the DaemonSet shows it', async () => {
+  const before = (await client.get<KubeObject>(nodeRef))?.metadata.labels ?? {};
+  const failed = await execFileAsync(
+    join(repoRoot, 'node_modules/.bin/node'),
+    [join(repoRoot, 'workloads/node-profiler/main.ts')],
+    {
+      env: {
+        ...process.env,
+        NODE_NAME: nodeName,
+        KUBECONFIG: inject('kubeconfigPath'),
+        AURORA_PROC_ROOT: join(tmpdir(), 'no-such-proc'),
+        AURORA_PROFILE_SOURCE: 'linux',
+        AURORA_PROFILE_INTERVAL_SECONDS: '0',
+      },
+    },
+  ).then(
+    () => undefined,
+    (err: { code?: number; stderr?: string }) => err,
+  );
+  expect(failed?.code).toBe(1);
+  expect(failed?.stderr).toContain('cannot read');
+  expect((await client.get<KubeObject>(nodeRef))?.metadata.labels).toEqual(before);
 });
 
 it('removes the profile from a node that turns out not to be a Mac', async () => {

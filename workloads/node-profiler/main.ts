@@ -20,6 +20,15 @@ export const profilerConfig = z.object({
     .min(1)
     .default('/proc')
     .describe('Where /proc is mounted (the host /proc in a pod).'),
+  AURORA_DEVICE_TREE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Where the device tree is mounted (the host /sys/firmware/devicetree/base).'),
+  AURORA_PROFILE_SOURCE: z
+    .enum(['linux', 'darwin'])
+    .default(process.platform === 'darwin' ? 'darwin' : 'linux')
+    .describe('How to read the machine: sysctl on macOS, /proc and the device tree on Linux.'),
   AURORA_PROFILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
   KUBECONFIG: z.string().optional(),
 });
@@ -32,22 +41,33 @@ const readOptional = (path: string) => {
   }
 };
 
-/** Profiles the machine the process runs on. */
-export async function profileThisMachine(procRoot: string): Promise<MachineProfile> {
-  if (process.platform === 'darwin') {
+/**
+ * Profiles the machine the process runs on. A /proc that cannot be read is an error, not evidence
+ * that the machine is no Mac: labels are changed only on what was read.
+ */
+export async function profileThisMachine(config: {
+  AURORA_PROFILE_SOURCE: 'linux' | 'darwin';
+  AURORA_PROC_ROOT: string;
+  AURORA_DEVICE_TREE?: string | undefined;
+}): Promise<MachineProfile> {
+  if (config.AURORA_PROFILE_SOURCE === 'darwin') {
     const run = promisify(execFile);
     const sysctl = await run('sysctl', ['hw', 'machdep']);
     const displays = await run('system_profiler', ['SPDisplaysDataType']).catch(() => ({ stdout: '' }));
     return profileFromSysctl(sysctl.stdout, displays.stdout);
   }
+  const cpuinfoPath = join(config.AURORA_PROC_ROOT, 'cpuinfo');
+  const cpuinfo = readOptional(cpuinfoPath);
+  if (!cpuinfo?.trim()) throw new Error(`cannot read ${cpuinfoPath}; the node's labels are left as they are`);
+  // In a pod, /proc/device-tree is a link into the host's /sys/firmware, mounted apart.
+  const compatible = readOptional(
+    join(config.AURORA_DEVICE_TREE ?? join(config.AURORA_PROC_ROOT, 'device-tree'), 'compatible'),
+  );
+  const meminfo = readOptional(join(config.AURORA_PROC_ROOT, 'meminfo'));
   return profileFromLinux({
-    cpuinfo: readOptional(join(procRoot, 'cpuinfo')) ?? '',
-    ...(readOptional(join(procRoot, 'device-tree/compatible')) !== undefined
-      ? { deviceTreeCompatible: readOptional(join(procRoot, 'device-tree/compatible')) as string }
-      : {}),
-    ...(readOptional(join(procRoot, 'meminfo')) !== undefined
-      ? { meminfo: readOptional(join(procRoot, 'meminfo')) as string }
-      : {}),
+    cpuinfo,
+    ...(compatible !== undefined ? { deviceTreeCompatible: compatible } : {}),
+    ...(meminfo !== undefined ? { meminfo } : {}),
   });
 }
 
@@ -62,7 +82,7 @@ export async function runProfiler(env: NodeJS.ProcessEnv, options: { once?: bool
   const config = parsed.data;
   const client = createKubeClient(loadKubeConfig(config.KUBECONFIG));
   for (;;) {
-    const profile = await profileThisMachine(config.AURORA_PROC_ROOT);
+    const profile = await profileThisMachine(config);
     const labels = profileLabels(profile);
     await client.patch(
       { apiVersion: 'v1', kind: 'Node', metadata: { name: config.NODE_NAME } },

@@ -66,6 +66,7 @@ describe('macOS: sysctl and system_profiler', () => {
       'aurora.health/cpu-cores': '10',
       'aurora.health/gpu-cores': '10',
       'aurora.health/unified-memory-gib': '24',
+      'aurora.health/virtualized': null,
     });
   });
 
@@ -111,6 +112,25 @@ describe('Linux: /proc/cpuinfo and the device tree', () => {
     expect(profile.chip).toBeUndefined();
     if (cores) expect(profile.cpuCores).toBe(cores);
     expect(profileLabels(profile)['aurora.health/chip']).toBeNull();
+  });
+
+  it('a VM: labelled virtualized, with the memory it was given rounded down, never up', () => {
+    const cpuinfo = fixture('linux-cpuinfo-vm-on-m3-max-fedora.txt');
+    // A 12 GiB VM (MemTotal a little under 12 GiB) must not claim the 16 GiB a Mac would have.
+    const profile = profileFromLinux({ cpuinfo, meminfo: 'MemTotal:       12163184 kB\n' });
+    expect(profile).toMatchObject({ appleSilicon: true, virtualized: true, unifiedMemoryGiB: 11 });
+    expect(profileLabels(profile)['aurora.health/virtualized']).toBe('true');
+  });
+
+  it('an Ultra (t6002, two Max dies reporting Max parts) gets no chip label rather than a wrong one', () => {
+    const cpuinfo = 'processor\t: 0\nCPU implementer\t: 0x61\nCPU part\t: 0x028\n';
+    const profile = profileFromLinux({
+      cpuinfo,
+      deviceTreeCompatible: 'apple,j375d\0apple,t6002\0apple,arm-platform\0',
+    });
+    expect(profile.chip).toBeUndefined();
+    expect(profile.virtualized).toBeUndefined();
+    expect(profile.evidence).toBe('device tree apple,t6002 (a chip without an Aurora label)');
   });
 
   it('an x86 server is not Apple silicon and loses any stale profile labels', () => {

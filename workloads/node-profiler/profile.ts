@@ -7,6 +7,8 @@ export interface MachineProfile {
   cpuCores?: number;
   gpuCores?: number;
   unifiedMemoryGiB?: number;
+  /** A Linux VM on a Mac: its memory is what the VM was given, not the machine's. */
+  virtualized?: boolean;
   /** How the chip was recognised, for the log. */
   evidence: string;
 }
@@ -138,23 +140,32 @@ export function profileFromLinux(input: {
   const implementers = cpus.map((kv) => Number(kv.get('CPU implementer')?.[0]));
   const appleCpu = implementers.length > 0 && implementers.every((i) => i === appleImplementer);
   const compatible = (input.deviceTreeCompatible ?? '').split(/[\0\n]/).map((s) => s.trim());
-  const soc = compatible.map((c) => /^apple,(t[0-9]{4})$/.exec(c)?.[1]).find((s) => s && socChips[s]);
+  // The SoC the device tree names decides; one Aurora has no chip label for (an Ultra) gets none,
+  // rather than the label of the Max dies its cores report.
+  const soc = compatible.map((c) => /^apple,(t[0-9]{4})$/.exec(c)?.[1]).find((s) => s !== undefined);
   const parts = cpus.map((kv) => Number(kv.get('CPU part')?.[0])).filter((p) => partChips[p]);
-  const chip =
-    (soc ? socChips[soc] : undefined) ?? (parts[0] !== undefined ? partChips[parts[0]] : undefined);
+  const chip = soc ? socChips[soc] : parts[0] !== undefined ? partChips[parts[0]] : undefined;
   const appleSilicon = appleCpu || soc !== undefined;
+  // Bare metal shows its SoC or its core part numbers; a hypervisor hides both (part 0x000).
+  const virtualized = appleSilicon && soc === undefined && parts.length === 0;
   const memKiB = Number(/^MemTotal:\s+(\d+) kB/m.exec(input.meminfo ?? '')?.[1]);
   const memGiB = memKiB / 2 ** 20;
-  // The kernel keeps some memory out of MemTotal: the machine has the next size Apple sells.
+  // On the metal the kernel keeps a little out of MemTotal: the machine has the next size Apple sells.
+  // A VM has what it was given, rounded down, never more.
   const unifiedMemoryGiB =
-    memGiB > 0 ? (memorySizesGiB.find((s) => s >= memGiB) ?? Math.ceil(memGiB)) : undefined;
+    memGiB > 0
+      ? virtualized
+        ? Math.floor(memGiB)
+        : (memorySizesGiB.find((size) => size >= memGiB) ?? Math.ceil(memGiB))
+      : undefined;
   return {
     appleSilicon,
     ...(chip ? { chip } : {}),
     ...(processors.length ? { cpuCores: processors.length } : {}),
     ...(unifiedMemoryGiB ? { unifiedMemoryGiB } : {}),
+    ...(virtualized ? { virtualized } : {}),
     evidence: soc
-      ? `device tree apple,${soc}`
+      ? `device tree apple,${soc}${socChips[soc] ? '' : ' (a chip without an Aurora label)'}`
       : parts.length
         ? `CPU part 0x${parts[0]?.toString(16).padStart(3, '0')}`
         : appleCpu
@@ -178,5 +189,6 @@ export function profileLabels(profile: MachineProfile): Record<string, string | 
     [nodeLabels.cpuCores]: value(profile.cpuCores),
     [nodeLabels.gpuCores]: value(profile.gpuCores),
     [nodeLabels.unifiedMemoryGiB]: value(profile.unifiedMemoryGiB),
+    [nodeLabels.virtualized]: profile.virtualized ? 'true' : null,
   };
 }

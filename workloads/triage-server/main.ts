@@ -36,6 +36,10 @@ export const serverConfig = z
       .describe('Where to download the model file, when it is not mounted.'),
     AURORA_MODEL_DOWNLOAD_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     AURORA_MODEL_MAX_SIZE_MIB: z.coerce.number().int().min(1).max(4096).default(512),
+    AURORA_MODEL_ALLOW_LOOPBACK: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
     AURORA_MODEL_SHA256: z.string().regex(/^[a-f0-9]{64}$/, 'must be 64 lower-case hex digits'),
     AURORA_MODEL_SPEC: z
       .string()
@@ -75,8 +79,11 @@ async function loadModelBytes(
     maxSizeMiB: config.AURORA_MODEL_MAX_SIZE_MIB,
   };
   for (let attempt = 1; ; attempt++) {
-    // The pod's own loopback is no risk; link-local (cloud metadata) stays refused.
-    const fetched = await fetchHttp(source, { maxModelMiB: source.maxSizeMiB, allowLoopback: true });
+    // Link-local (cloud metadata) is always refused; loopback (the pod's own ports) unless allowed.
+    const fetched = await fetchHttp(source, {
+      maxModelMiB: source.maxSizeMiB,
+      allowLoopback: config.AURORA_MODEL_ALLOW_LOOPBACK,
+    });
     if (fetched.ok) return fetched.bytes;
     if (fetched.reason !== 'SourceUnavailable') throw new Error(fetched.message);
     const delayMs = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5));

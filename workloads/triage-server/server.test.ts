@@ -195,6 +195,8 @@ describe('the triage server, as a process with the example model', () => {
       const port = await freePort();
       const started = startServer({
         AURORA_MODEL_URL: `${at}${path}`,
+        // The test's file server listens on loopback, which the server refuses unless told otherwise.
+        AURORA_MODEL_ALLOW_LOOPBACK: 'true',
         AURORA_MODEL_SHA256: sha256(modelBytes),
         AURORA_MODEL_SPEC: modelSpec,
         AURORA_PORT: String(port),
