@@ -99,29 +99,22 @@ const exampleFiles = [
 ];
 for (const file of exampleFiles) await run(kubectl, ['--kubeconfig', kubeconfig, 'apply', '-f', file]);
 console.log(`  examples applied in namespace emergency (${((Date.now() - started) / 1000).toFixed(1)}s)`);
-const modelReady = await waitFor(
-  'the example TriageModel to be validated',
-  async () => {
-    const { stdout } = await run(kubectl, [
-      ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', 'triagemodel', 'er-news2-risk'],
-      ...['-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}'],
-    ]);
-    return stdout || undefined;
-  },
-  { timeoutMs: 60_000 },
-).catch(() => 'not yet reported');
+/** The Ready reason of an example object once it is the one wanted (any reason when want is omitted). */
+const readyReason = (kind: string, name: string, want?: string) =>
+  waitFor(
+    `${kind} ${name} to report ${want ?? 'Ready'}`,
+    async () => {
+      const { stdout } = await run(kubectl, [
+        ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', kind, name],
+        ...['-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}'],
+      ]);
+      return stdout && (!want || stdout === want) ? stdout : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
+const modelReady = await readyReason('triagemodel', 'er-news2-risk').catch(() => 'not yet reported');
 console.log(`  TriageModel er-news2-risk: ${modelReady} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
-const poolReady = await waitFor(
-  'the example InferencePool to serve',
-  async () => {
-    const { stdout } = await run(kubectl, [
-      ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', 'inferencepool', 'er-triage'],
-      ...['-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}'],
-    ]);
-    return stdout === 'Serving' ? stdout : undefined;
-  },
-  { timeoutMs: 60_000 },
-).catch(() => 'not serving yet');
+const poolReady = await readyReason('inferencepool', 'er-triage', 'Serving').catch(() => 'not serving yet');
 console.log(`  InferencePool er-triage: ${poolReady} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
 const { stdout: pods } = await run(kubectl, [
   ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', 'pods', '-l', 'aurora.health/pool=er-triage'],

@@ -211,6 +211,16 @@ export function poolLabels(pool: InferencePool): Record<string, string> {
   };
 }
 
+/** Name, labels and controller reference every child of the pool (Deployment, Service, PDB) carries. */
+function childMetadata(pool: InferencePool) {
+  return {
+    name: pool.metadata.name,
+    namespace: pool.metadata.namespace,
+    labels: poolLabels(pool),
+    ownerReferences: [controllerReference(pool)],
+  };
+}
+
 export const poolSelector = (pool: string) => `${poolLabel}=${pool}`;
 
 /**
@@ -276,12 +286,7 @@ export function desiredDeployment(
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: {
-      name,
-      namespace: pool.metadata.namespace,
-      labels: poolLabels(pool),
-      ownerReferences: [controllerReference(pool)],
-    },
+    metadata: childMetadata(pool),
     spec: {
       replicas: desiredReplicas(spec),
       revisionHistoryLimit: 5,
@@ -368,12 +373,7 @@ export function desiredService(pool: InferencePool & { spec: InferencePoolSpec }
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: {
-      name: pool.metadata.name,
-      namespace: pool.metadata.namespace,
-      labels: poolLabels(pool),
-      ownerReferences: [controllerReference(pool)],
-    },
+    metadata: childMetadata(pool),
     spec: {
       type: 'ClusterIP',
       selector: { [poolLabel]: pool.metadata.name },
@@ -390,12 +390,7 @@ export function desiredDisruptionBudget(pool: InferencePool): KubeObject {
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
-    metadata: {
-      name: pool.metadata.name,
-      namespace: pool.metadata.namespace,
-      labels: poolLabels(pool),
-      ownerReferences: [controllerReference(pool)],
-    },
+    metadata: childMetadata(pool),
     spec: {
       maxUnavailable: 1,
       selector: { matchLabels: { [poolLabel]: pool.metadata.name } },

@@ -37,8 +37,9 @@ afterAll(async () => {
   await client.delete(nodeRef);
 });
 
-async function profile(procRoot: string) {
-  const run = await execFileAsync(
+/** Runs the profiler once, as the DaemonSet's container would, against the given /proc. */
+function runProfilerOnce(procRoot: string) {
+  return execFileAsync(
     join(repoRoot, 'node_modules/.bin/node'),
     [join(repoRoot, 'workloads/node-profiler/main.ts')],
     {
@@ -47,11 +48,16 @@ async function profile(procRoot: string) {
         NODE_NAME: nodeName,
         KUBECONFIG: inject('kubeconfigPath'),
         AURORA_PROC_ROOT: procRoot,
+        AURORA_PROFILE_SOURCE: 'linux',
         AURORA_PROFILE_INTERVAL_SECONDS: '0',
       },
       timeout: 30_000,
     },
   );
+}
+
+async function profile(procRoot: string) {
+  const run = await runProfilerOnce(procRoot);
   expect(run.stdout).toContain('node labelled');
   return (await client.get<KubeObject>(nodeRef))?.metadata.labels ?? {};
 }
@@ -82,20 +88,7 @@ it('labels an Asahi Mac mini M1 from its /proc/cpuinfo and device tree, replacin
 
 it('leaves the labels alone when it cannot read /proc, and fails so the DaemonSet shows it', async () => {
   const before = (await client.get<KubeObject>(nodeRef))?.metadata.labels ?? {};
-  const failed = await execFileAsync(
-    join(repoRoot, 'node_modules/.bin/node'),
-    [join(repoRoot, 'workloads/node-profiler/main.ts')],
-    {
-      env: {
-        ...process.env,
-        NODE_NAME: nodeName,
-        KUBECONFIG: inject('kubeconfigPath'),
-        AURORA_PROC_ROOT: join(tmpdir(), 'no-such-proc'),
-        AURORA_PROFILE_SOURCE: 'linux',
-        AURORA_PROFILE_INTERVAL_SECONDS: '0',
-      },
-    },
-  ).then(
+  const failed = await runProfilerOnce(join(tmpdir(), 'no-such-proc')).then(
     () => undefined,
     (err: { code?: number; stderr?: string }) => err,
   );
