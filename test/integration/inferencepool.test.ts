@@ -199,6 +199,44 @@ describe('unified memory as an extended resource', () => {
   });
 });
 
+describe('unified memory follows the profile', () => {
+  it('a Mac that joins is advertised; one whose profile goes is withdrawn', async () => {
+    // Not a kwok node, and tainted, so no pool of these tests lands on it.
+    const name = `joining-mac-${namespace}`;
+    const nodeRef = { apiVersion: 'v1', kind: 'Node', metadata: { name } };
+    await client.create({
+      ...nodeRef,
+      metadata: {
+        name,
+        labels: {
+          'aurora.health/apple-silicon': 'true',
+          'aurora.health/chip': 'm4',
+          'aurora.health/unified-memory-gib': '16',
+        },
+      },
+      spec: { taints: [{ key: 'aurora.health/test', effect: 'NoSchedule' }] },
+    } as KubeObject);
+    try {
+      const advertised = await waitFor('the joining Mac to be advertised', async () => {
+        const n = await client.get<Node>(nodeRef);
+        return n?.status?.allocatable?.[unifiedMemoryResource];
+      });
+      expect(advertised).toBe('12288');
+      await client.patch(
+        nodeRef,
+        { metadata: { labels: { 'aurora.health/apple-silicon': null } } },
+        { type: 'merge' },
+      );
+      await waitFor('the resource to be withdrawn', async () => {
+        const n = await client.get<Node>(nodeRef);
+        return n && n.status?.allocatable?.[unifiedMemoryResource] === undefined ? true : undefined;
+      });
+    } finally {
+      await client.delete(nodeRef);
+    }
+  });
+});
+
 describe('the InferencePool controller', () => {
   it('serves the example pool on Apple nodes only, one pod per machine, with Service and PDB', async () => {
     await client.create(pool('er-triage', { minReplicas: 3 }));
@@ -256,6 +294,17 @@ describe('the InferencePool controller', () => {
     const ready = await waitPool('er-large', 'Ready', (p) => condition(p, 'Ready')?.status === 'True');
     expect(ready.status?.placement).toEqual([{ node: 'mac-mini-m4-pro-1', chip: 'm4-pro', replicas: 1 }]);
     await removePools('er-large');
+  });
+
+  it('Preferred placement falls back to other nodes when no Apple node matches, reserving no unified memory', async () => {
+    await client.create(
+      pool('er-anywhere', { minReplicas: 1, placement: { appleSilicon: 'Preferred', chips: ['m4-max'] } }),
+    );
+    const ready = await waitPool('er-anywhere', 'Ready', (p) => condition(p, 'Ready')?.status === 'True');
+    expect(ready.status?.placement).toHaveLength(1);
+    const [pod] = await podsOf('er-anywhere');
+    expect(pod?.spec.containers[0]?.resources.requests[unifiedMemoryResource]).toBeUndefined();
+    await removePools('er-anywhere');
   });
 
   it('a model too large for any node stays Pending with ModelTooLarge and both figures', async () => {
