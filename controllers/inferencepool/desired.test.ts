@@ -107,6 +107,13 @@ describe('modelState', () => {
     });
   });
 
+  it('releases a small file itself, whatever its source; only a large HTTP file is left to the pods', () => {
+    const small = modelState('er', model({ ...validatedStatus, sizeBytes: 2056 }, 3, true));
+    expect(small.kind === 'validated' && small.release.http).toBeUndefined();
+    const large = modelState('er', model({ ...validatedStatus, sizeBytes: 50 * 2 ** 20 }, 3, true));
+    expect(large.kind === 'validated' && large.release.http?.url).toBe('https://models.example/er.onnx');
+  });
+
   it('carries the reason a version was rejected', () => {
     const state = modelState(
       'er',

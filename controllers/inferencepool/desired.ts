@@ -38,6 +38,9 @@ export interface ModelRelease {
   http?: { url: string; sha256: string; timeoutSeconds: number; maxSizeMiB: number };
 }
 
+/** The largest model file a release ConfigMap carries (ConfigMaps hold 1 MiB in all). */
+export const maxReleasedFileBytes = 960 * 1024;
+
 /** What the pool knows of its TriageModel: validated (servable), being validated, rejected, or missing. */
 export type ModelState =
   | { kind: 'missing'; name: string }
@@ -63,7 +66,10 @@ export function modelState(name: string, model: TriageModel | undefined): ModelS
     status.validatedDigest === status.digest;
   if (!passed || !status?.validatedDigest) return { kind: 'pending', name, version: spec.version };
   const digest = status.validatedDigest.replace(/^sha256:/, '');
-  const http = spec.source.http;
+  // A file small enough for a ConfigMap goes into the release whatever its source, so the pods never
+  // depend on the source again; only larger files are downloaded by each pod.
+  const http =
+    (status.sizeBytes ?? Number.POSITIVE_INFINITY) <= maxReleasedFileBytes ? undefined : spec.source.http;
   return {
     kind: 'validated',
     name,

@@ -7,7 +7,7 @@ import { isConflict } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { nodeInformer, nodePlacementEvent } from '../node/reconcile.ts';
-import { readConfigMapKey, sha256 } from '../triagemodel/fetch.ts';
+import { fetchHttp, readConfigMapKey, sha256 } from '../triagemodel/fetch.ts';
 import {
   desiredDeployment,
   desiredDisruptionBudget,
@@ -15,6 +15,7 @@ import {
   desiredReplicas,
   desiredService,
   type ModelRelease,
+  maxReleasedFileBytes,
   modelState,
   parseRelease,
   poolLabel,
@@ -68,7 +69,7 @@ function rolloutSettled(d: DeploymentView | undefined): boolean {
  */
 export function registerInferencePoolController(
   manager: Manager,
-  options: { image: string; workers?: number; now?: () => Date },
+  options: { image: string; workers?: number; now?: () => Date; allowLoopbackSources?: boolean },
 ): void {
   const now = options.now ?? (() => new Date());
   const pools = manager.informer<InferencePool>(apiVersion, 'InferencePool', {
@@ -132,7 +133,23 @@ export function registerInferencePoolController(
     }
     let file: Uint8Array | undefined;
     const source = model.spec.source.configMap;
-    if (source) {
+    const http = model.spec.source.http;
+    if (http && !release.http) {
+      // Small enough to release: fetched once more, under the operator's egress rules, and checked.
+      const fetched = await fetchHttp(http, {
+        maxModelMiB: Math.ceil(maxReleasedFileBytes / 2 ** 20),
+        allowLoopback: options.allowLoopbackSources ?? false,
+      });
+      if (!fetched.ok) return { ok: false, message: fetched.message, retryMs: sourceChangedRetryMs };
+      if (fetched.digest !== release.digest) {
+        return {
+          ok: false,
+          message: `the file at the source is no longer the one that passed (sha256 ${release.digest.slice(0, 12)})`,
+          retryMs: sourceChangedRetryMs,
+        };
+      }
+      file = fetched.bytes;
+    } else if (source) {
       const read = await readConfigMapKey(manager.client, pool.metadata.namespace ?? '', source);
       if (!read.ok) return { ok: false, message: read.message, retryMs: sourceChangedRetryMs };
       // The ConfigMap may have changed since validation: only the validated bytes are released.

@@ -1,7 +1,10 @@
 // The InferencePool and node-capacity controllers on the real control plane: the real scheduler places
 // pool pods on the simulated Mac minis by the unified memory the operator advertises. The tests share
 // the four Apple nodes, so they run one after another and each removes its pools before the next.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firstFitDecreasing, podUnifiedMemoryMiB } from '../../controllers/inferencepool/memory.ts';
@@ -156,9 +159,13 @@ beforeAll(async () => {
     namespace,
     metrics: createMetrics({ defaultMetrics: false }),
   });
-  registerTriageModelController(manager);
+  // The model server below listens on loopback, which the operator refuses unless told otherwise.
+  registerTriageModelController(manager, { allowLoopbackSources: true });
   registerNodeCapacityController(manager);
-  registerInferencePoolController(manager, { image: 'ghcr.io/aurora-health/aurora:test' });
+  registerInferencePoolController(manager, {
+    image: 'ghcr.io/aurora-health/aurora:test',
+    allowLoopbackSources: true,
+  });
   await manager.start();
   await waitFor(
     'TriageModel er-news2-risk validated',
@@ -305,6 +312,56 @@ describe('the InferencePool controller', () => {
     const [pod] = await podsOf('er-anywhere');
     expect(pod?.spec.containers[0]?.resources.requests[unifiedMemoryResource]).toBeUndefined();
     await removePools('er-anywhere');
+  });
+
+  it('a model served over HTTP is released with its file, so the pods never depend on the server again', async () => {
+    const files = createServer((req, res) => {
+      if (req.url !== '/er.onnx') return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-length': goodModel.length }).end(goodModel);
+    });
+    await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
+    const model = triageModel('er-http', '1.0.0', 'er-model-v1');
+    model.spec.source = {
+      http: {
+        url: `http://127.0.0.1:${(files.address() as AddressInfo).port}/er.onnx`,
+        sha256: createHash('sha256').update(goodModel).digest('hex'),
+        timeoutSeconds: 10,
+        maxSizeMiB: 16,
+      },
+    };
+    await client.create(model);
+    await client.create(pool('er-http', { modelRef: { name: 'er-http' }, minReplicas: 1 }));
+    try {
+      await waitPool('er-http', 'Ready', (p) => condition(p, 'Ready')?.status === 'True');
+    } finally {
+      files.closeAllConnections();
+      files.close();
+    }
+    const [release] = (
+      await client.list<KubeObject & { binaryData?: Record<string, string> }>('v1', 'ConfigMap', {
+        namespace,
+        labelSelector: 'aurora.health/release-of=er-http',
+      })
+    ).items;
+    expect(Buffer.from(release?.binaryData?.['model.onnx'] ?? '', 'base64').equals(goodModel)).toBe(true);
+    const d = await client.get<
+      Deployment & { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string }> }> } } } }
+    >(ref('Deployment', 'er-http', 'apps/v1'));
+    const env = d?.spec.template.spec.containers[0]?.env.map((e) => e.name) ?? [];
+    expect(env).toContain('AURORA_MODEL_FILE');
+    expect(env).not.toContain('AURORA_MODEL_URL');
+    // With the server gone, the pool still scales: new pods mount the release.
+    await client.patch(
+      ref('InferencePool', 'er-http'),
+      { spec: { replicas: 2 } },
+      { type: 'merge', subresource: 'scale' },
+    );
+    await waitPool(
+      'er-http',
+      '2 ready',
+      (p) => p.status?.readyReplicas === 2 && condition(p, 'Ready')?.status === 'True',
+    );
+    await removePools('er-http');
   });
 
   it('a model too large for any node stays Pending with ModelTooLarge and both figures', async () => {
