@@ -38,6 +38,14 @@ describe('createChildApplier', () => {
     expect(await wrote(deployment(3), deployment(3, 2))).toBe(false);
     // A child deleted behind Aurora's back is not in the cache: it is created again.
     expect(await wrote(deployment(3), undefined)).toBe(true);
-    expect(writes.map((w) => (w.spec as { replicas: number }).replicas)).toEqual([2, 3, 3, 3]);
+    // Recreated by someone else at the same generation (a new uid), or relabelled: applied again.
+    const recreated = { ...deployment(3, 2), metadata: { ...deployment(3, 2).metadata, uid: 'another' } };
+    expect(await wrote(deployment(3), recreated)).toBe(true);
+    const relabelled = {
+      ...deployment(3, 2),
+      metadata: { ...deployment(3, 2).metadata, labels: { x: 'y' } },
+    };
+    expect(await wrote(deployment(3), relabelled)).toBe(true);
+    expect(writes.map((w) => (w.spec as { replicas: number }).replicas)).toEqual([2, 3, 3, 3, 3, 3]);
   });
 });

@@ -22,8 +22,16 @@ export function applyChild<T extends KubeObject>(client: KubeClient, desired: T)
  */
 export function createChildApplier(client: KubeClient) {
   const applied = new Map<string, string>();
-  const version = (obj: KubeObject | undefined) =>
-    obj ? String(obj.metadata.generation ?? obj.metadata.resourceVersion ?? '') : 'absent';
+  // Who changed the child since: a new object (uid), a spec edit (generation), or metadata edits, which
+  // move no generation (a dropped ownerReference would cut the child loose from its pool).
+  const version = (obj: KubeObject | undefined) => {
+    if (!obj) return 'absent';
+    const { uid, generation, resourceVersion, labels, annotations, ownerReferences } = obj.metadata;
+    const meta = createHash('sha256')
+      .update(JSON.stringify([labels, annotations, ownerReferences]))
+      .digest('hex');
+    return `${uid ?? ''}/${generation ?? resourceVersion ?? ''}/${meta}`;
+  };
   const keyOf = (obj: KubeObject) =>
     `${obj.apiVersion}/${obj.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
   return {

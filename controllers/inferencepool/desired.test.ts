@@ -260,18 +260,50 @@ describe('desiredDeployment', () => {
 });
 
 describe('rolloutStrategy', () => {
+  const surge = { maxSurge: 1, maxUnavailable: 0 };
+  const oneAtATime = { maxSurge: 0, maxUnavailable: 1 };
+  const base = {
+    replicas: 3,
+    roomForOneMore: true,
+    live: surge,
+    templateChanged: false,
+    surgeBlocked: false,
+  };
   it.each([
-    ['room for a surge pod', 3, true, undefined, { maxSurge: 1, maxUnavailable: 0 }],
-    ['full Macs, several pods: one at a time', 3, false, undefined, { maxSurge: 0, maxUnavailable: 1 }],
-    ['full Macs, one pod: never taken away first', 1, false, undefined, { maxSurge: 1, maxUnavailable: 0 }],
+    ['a new template with room for a surge pod', { templateChanged: true }, surge],
     [
-      'a rollout under way keeps its strategy',
-      3,
-      true,
-      { maxSurge: 0, maxUnavailable: 1 },
-      { maxSurge: 0, maxUnavailable: 1 },
+      'a new template on full Macs: one pod at a time',
+      { templateChanged: true, roomForOneMore: false },
+      oneAtATime,
     ],
-  ])('%s', (_name, replicas, room, during, expected) => {
-    expect(rolloutStrategy(replicas, room, during)).toEqual(expected);
+    [
+      'one pod is never taken away first, even on full Macs',
+      { replicas: 1, templateChanged: true, roomForOneMore: false },
+      surge,
+    ],
+    ['between rollouts a change in room changes nothing', { roomForOneMore: false }, surge],
+    ['a surge pod that found no room after all: one at a time', { surgeBlocked: true }, oneAtATime],
+    ['a rollout under way keeps its strategy', { live: oneAtATime, roomForOneMore: true }, oneAtATime],
+    ['no Deployment yet', { live: undefined }, surge],
+  ])('%s', (_name, change, expected) => {
+    expect(rolloutStrategy({ ...base, ...change })).toEqual(expected);
+  });
+});
+
+describe('template hash', () => {
+  it('changes with the pod template, not with replicas or strategy', () => {
+    const hash = (d: { metadata: { annotations?: Record<string, string> } }) =>
+      d.metadata.annotations?.['aurora.health/template-hash'];
+    const a = desiredDeployment(pool(), release, 'i');
+    expect(hash(a)).toMatch(/^[0-9a-f]{16}$/);
+    expect(
+      hash(
+        desiredDeployment(pool({ minReplicas: 3, maxReplicas: 5 }), release, 'i', {
+          maxSurge: 0,
+          maxUnavailable: 1,
+        }),
+      ),
+    ).toBe(hash(a));
+    expect(hash(desiredDeployment(pool(), release, 'other-image'))).not.toBe(hash(a));
   });
 });

@@ -235,24 +235,34 @@ export const poolSelector = (pool: string) => `${poolLabel}=${pool}`;
  * only profiled Apple nodes offer it.
  */
 export type RolloutStrategy = { maxSurge: number; maxUnavailable: number };
+const surge: RolloutStrategy = { maxSurge: 1, maxUnavailable: 0 };
+const oneAtATime: RolloutStrategy = { maxSurge: 0, maxUnavailable: 1 };
 
 /**
- * How a new version replaces the old. A pod is added before one is removed, so the pool never serves
- * below its count; but on Macs too full for one more pod that rollout could never start, so a pool of
- * two or more then replaces one pod at a time instead (the PodDisruptionBudget allows one away). A
- * single pod is never taken away first: a full node blocks its rollout, and status says so. The
- * choice is made between rollouts (roomForOneMore measured then) and kept while one runs.
+ * How a new pod template replaces the old. A pod is added before one is removed, so the pool never
+ * serves below its count; but on Macs too full for one more pod that rollout could never finish, so a
+ * pool of two or more replaces one pod at a time instead (the PodDisruptionBudget allows one away).
+ * A single pod is never taken away first: a full node blocks its rollout, and status says so. The
+ * choice is made when the template changes and kept while the rollout runs, unless the surge pod turns
+ * out to have no room after all; between rollouts the strategy is left alone, so nothing churns.
  */
-export function rolloutStrategy(
-  replicas: number,
-  roomForOneMore: boolean,
-  during: RolloutStrategy | undefined,
-): RolloutStrategy {
-  if (during) return during;
-  return replicas >= 2 && !roomForOneMore
-    ? { maxSurge: 0, maxUnavailable: 1 }
-    : { maxSurge: 1, maxUnavailable: 0 };
+export function rolloutStrategy(o: {
+  replicas: number;
+  /** Whether an allowed node has unified memory free for one more pod (true when pods reserve none). */
+  roomForOneMore: boolean;
+  live: RolloutStrategy | undefined;
+  templateChanged: boolean;
+  /** A pod of the pool waits for unified memory. */
+  surgeBlocked: boolean;
+}): RolloutStrategy {
+  if (o.replicas < 2) return surge;
+  if (o.templateChanged || !o.live) return o.roomForOneMore ? surge : oneAtATime;
+  if (o.surgeBlocked && o.live.maxUnavailable === 0) return oneAtATime;
+  return o.live;
 }
+
+/** Annotation with a hash of the pod template Aurora wants, so a template change is seen as such. */
+export const templateHashAnnotation = 'aurora.health/template-hash';
 
 export function desiredDeployment(
   pool: InferencePool & { spec: InferencePoolSpec },
@@ -289,87 +299,91 @@ export function desiredDeployment(
     failureThreshold,
     timeoutSeconds: 2,
   });
+  const podSpec = {
+    affinity: { nodeAffinity: nodeAffinity(spec.placement) },
+    topologySpreadConstraints: [
+      {
+        maxSkew: spec.placement.spread.maxSkew,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: spec.placement.spread.whenUnsatisfiable,
+        labelSelector: { matchLabels: { [poolLabel]: name } },
+        matchLabelKeys: ['pod-template-hash'],
+      },
+    ],
+    ...(spec.placement.tolerations?.length ? { tolerations: spec.placement.tolerations } : {}),
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    terminationGracePeriodSeconds: 30,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    containers: [
+      {
+        name: containerName,
+        image,
+        args: ['workloads/triage-server/main.ts'],
+        ports: [{ name: 'http', containerPort: spec.server.port, protocol: 'TCP' }],
+        env,
+        resources: {
+          requests: { cpu: spec.resources.cpu ?? defaultCpu, memory: `${memoryMiB}Mi`, ...unified },
+          limits: { memory: `${memoryMiB}Mi`, ...unified },
+        },
+        startupProbe: probe('/readyz', 2, Math.ceil(startupSeconds / 2)),
+        readinessProbe: probe('/readyz', 5, 3),
+        livenessProbe: probe('/healthz', 10, 3),
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        },
+        volumeMounts: [
+          ...(release.http ? [] : [{ name: 'model', mountPath: modelMountPath, readOnly: true }]),
+          { name: 'tmp', mountPath: '/tmp' },
+        ],
+      },
+    ],
+    // A file downloaded over HTTP is held in memory by the server, so it needs no volume.
+    volumes: [
+      ...(release.http
+        ? []
+        : [
+            {
+              name: 'model',
+              configMap: {
+                name: releaseName(name, release),
+                items: [{ key: 'model.onnx', path: 'model.onnx' }],
+              },
+            },
+          ]),
+      { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+    ],
+  };
+  const template = {
+    metadata: {
+      labels: poolLabels(pool),
+      annotations: {
+        [releaseAnnotations.configMap]: releaseName(name, release),
+        [releaseAnnotations.version]: release.version,
+        [releaseAnnotations.digest]: `sha256:${release.digest}`,
+      },
+    },
+    spec: podSpec,
+  };
+  const hash = createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 16);
+  const metadata = childMetadata(pool);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: childMetadata(pool),
+    metadata: { ...metadata, annotations: { [templateHashAnnotation]: hash } },
     spec: {
       replicas: desiredReplicas(spec),
       revisionHistoryLimit: 5,
       progressDeadlineSeconds: 600,
       selector: { matchLabels: { [poolLabel]: name } },
       strategy: { type: 'RollingUpdate', rollingUpdate: strategy },
-      template: {
-        metadata: {
-          labels: poolLabels(pool),
-          annotations: {
-            [releaseAnnotations.configMap]: releaseName(name, release),
-            [releaseAnnotations.version]: release.version,
-            [releaseAnnotations.digest]: `sha256:${release.digest}`,
-          },
-        },
-        spec: {
-          affinity: { nodeAffinity: nodeAffinity(spec.placement) },
-          topologySpreadConstraints: [
-            {
-              maxSkew: spec.placement.spread.maxSkew,
-              topologyKey: 'kubernetes.io/hostname',
-              whenUnsatisfiable: spec.placement.spread.whenUnsatisfiable,
-              labelSelector: { matchLabels: { [poolLabel]: name } },
-              matchLabelKeys: ['pod-template-hash'],
-            },
-          ],
-          ...(spec.placement.tolerations?.length ? { tolerations: spec.placement.tolerations } : {}),
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          terminationGracePeriodSeconds: 30,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 1000,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
-          containers: [
-            {
-              name: containerName,
-              image,
-              args: ['workloads/triage-server/main.ts'],
-              ports: [{ name: 'http', containerPort: spec.server.port, protocol: 'TCP' }],
-              env,
-              resources: {
-                requests: { cpu: spec.resources.cpu ?? defaultCpu, memory: `${memoryMiB}Mi`, ...unified },
-                limits: { memory: `${memoryMiB}Mi`, ...unified },
-              },
-              startupProbe: probe('/readyz', 2, Math.ceil(startupSeconds / 2)),
-              readinessProbe: probe('/readyz', 5, 3),
-              livenessProbe: probe('/healthz', 10, 3),
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                capabilities: { drop: ['ALL'] },
-              },
-              volumeMounts: [
-                ...(release.http ? [] : [{ name: 'model', mountPath: modelMountPath, readOnly: true }]),
-                { name: 'tmp', mountPath: '/tmp' },
-              ],
-            },
-          ],
-          // A file downloaded over HTTP is held in memory by the server, so it needs no volume.
-          volumes: [
-            ...(release.http
-              ? []
-              : [
-                  {
-                    name: 'model',
-                    configMap: {
-                      name: releaseName(name, release),
-                      items: [{ key: 'model.onnx', path: 'model.onnx' }],
-                    },
-                  },
-                ]),
-            { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
-          ],
-        },
-      },
+      template,
     },
   };
 }

@@ -1,9 +1,10 @@
 import { Gauge } from 'prom-client';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
 import { apiVersion, type InferencePool, type TriageModel } from '../../crds/kinds.ts';
+import { unifiedMemoryResource } from '../../crds/node-labels.ts';
 import { createChildApplier, fieldManager, writeStatus } from '../../operator/apply.ts';
 import { findCondition, setConditions } from '../../operator/conditions.ts';
-import { isConflict } from '../../operator/kube/client.ts';
+import { isConflict, isNotFound } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { nodeInformer, nodePlacementEvent } from '../node/reconcile.ts';
@@ -25,12 +26,14 @@ import {
   releaseLabel,
   releaseName,
   rolloutStrategy,
+  templateHashAnnotation,
 } from './desired.ts';
 import { allowedNodes, inferencePoolStatus, type PodView, podView, unifiedMemoryUsage } from './status.ts';
 
 const sourceChangedRetryMs = 15_000;
 /** Releases kept beside the current one, so a rollback finds its files. */
 const keptPreviousReleases = 2;
+const lastServedAnnotation = 'aurora.health/last-served';
 const managedSelector = 'app.kubernetes.io/managed-by=aurora-operator';
 
 /** Release ConfigMaps are cached without the model file: the controller reads only release.json. */
@@ -49,16 +52,6 @@ interface DeploymentView extends KubeObject {
     strategy?: { rollingUpdate?: RolloutStrategy };
   };
   status?: { observedGeneration?: number; updatedReplicas?: number; replicas?: number };
-}
-
-/** Whether the Deployment is between rollouts: its template seen, every pod on it. */
-function rolloutSettled(d: DeploymentView | undefined): boolean {
-  if (!d) return true;
-  const s = d.status;
-  return (
-    (s?.observedGeneration ?? 0) >= (d.metadata.generation ?? 0) &&
-    (s?.updatedReplicas ?? 0) === (s?.replicas ?? 0)
-  );
 }
 
 /**
@@ -170,13 +163,26 @@ export function registerInferencePoolController(
     return { ok: true };
   };
 
-  /** Once a rollout is done, deletes the pool's releases beyond the current one and the two before it. */
+  /** Records when a release stopped being the one the pods move to: pruning keeps the latest served. */
+  const markLastServed = async (namespace: string, name: string) => {
+    await manager.client
+      .patch(
+        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace } },
+        { metadata: { annotations: { [lastServedAnnotation]: now().toISOString() } } },
+        { type: 'merge', fieldManager },
+      )
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+  };
+
+  /** Once a rollout is done, deletes the pool's releases beyond the current one and the two served last. */
   const pruneReleases = async (pool: InferencePool, keep: string) => {
+    const servedAt = (cm: KubeObject) =>
+      cm.metadata.annotations?.[lastServedAnnotation] ?? String(cm.metadata.creationTimestamp);
     const older = ownReleases(pool)
       .filter((cm) => cm.metadata.name !== keep)
-      .sort((a, b) =>
-        String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)),
-      );
+      .sort((a, b) => servedAt(b).localeCompare(servedAt(a)));
     for (const cm of older.slice(keptPreviousReleases)) await manager.client.delete(cm);
   };
 
@@ -263,15 +269,28 @@ export function registerInferencePoolController(
       let liveDeployment: DeploymentView | undefined = deployment;
       if (served && podMemoryMiB !== undefined) {
         const usage = unifiedMemoryUsage(allowedNodes(pool.spec, nodes.list()), allPoolPods);
-        const roomForOneMore = [...usage.values()].some((u) => u.allocatableMiB - u.usedMiB >= podMemoryMiB);
-        const strategy = rolloutStrategy(
+        const reservesUnifiedMemory = pool.spec.placement.appleSilicon === 'Required';
+        const draft = desiredDeployment(pool, served, options.image);
+        const strategy = rolloutStrategy({
           replicas,
-          roomForOneMore,
-          rolloutSettled(deployment) ? undefined : deployment?.spec?.strategy?.rollingUpdate,
-        );
+          roomForOneMore:
+            !reservesUnifiedMemory ||
+            [...usage.values()].some((u) => u.allocatableMiB - u.usedMiB >= podMemoryMiB),
+          live: deployment?.spec?.strategy?.rollingUpdate,
+          templateChanged:
+            deployment?.metadata.annotations?.[templateHashAnnotation] !==
+            draft.metadata.annotations?.[templateHashAnnotation],
+          surgeBlocked:
+            reservesUnifiedMemory &&
+            pods
+              .byIndex('pool', key)
+              .some((p) => p.pod.unschedulable?.includes(`Insufficient ${unifiedMemoryResource}`)),
+        });
+        const target = releaseName(pool.metadata.name, served);
         liveDeployment =
           (await children.apply(desiredDeployment(pool, served, options.image, strategy), deployment)) ??
           deployment;
+        if (currentRelease && currentRelease !== target) await markLastServed(namespace, currentRelease);
         await children.apply(desiredService(pool), services.get(key));
         await children.apply(desiredDisruptionBudget(pool), budgets.get(key));
       }

@@ -101,7 +101,7 @@ const deployment = (target: ModelRelease, status: Record<string, unknown> = {}) 
   spec: {
     template: { metadata: { annotations: { 'aurora.health/release': releaseName('er-triage', target) } } },
   },
-  status: { observedGeneration: 2, ...status },
+  status: { observedGeneration: 2, replicas: 2, updatedReplicas: 2, ...status },
 });
 const validated = (r: ModelRelease): ModelState => ({ kind: 'validated', name: 'er', release: r });
 const observe = (o: Partial<PoolObservations>): PoolObservations => {
@@ -370,11 +370,52 @@ describe('inferencePoolStatus, beyond the happy path', () => {
     expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'PodsNotReady' });
   });
 
-  it('no pod ready at all is Degraded too', () => {
-    const status = inferencePoolStatus(
-      observe({ pods: [pod('a', { node: 'm4-1' }), pod('b', { node: 'm4-2' })] }),
+  it('pods still starting are not a fault; pods unready past the startup window are', () => {
+    const started = (minutesAgo: number) => new Date(now.getTime() - minutesAgo * 60_000).toISOString();
+    const withStart = (p: PodView, at: string): PodView => ({ ...p, pod: { ...p.pod, startedAt: at } });
+    const starting = inferencePoolStatus(
+      observe({
+        pods: [
+          withStart(pod('a', { node: 'm4-1' }), started(1)),
+          withStart(pod('b', { node: 'm4-2' }), started(1)),
+        ],
+      }),
     );
-    expect(condition(status, 'Degraded')).toMatchObject({ status: 'True', reason: 'NoPodsReady' });
+    expect(condition(starting, 'Degraded')).toMatchObject({ status: 'False' });
+    expect(condition(starting, 'Ready')).toMatchObject({ status: 'False', reason: 'PodsNotReady' });
+    const stuck = inferencePoolStatus(
+      observe({
+        pods: [withStart(pod('a', { node: 'm4-1' }), started(11)), pod('b', { node: 'm4-2', ready: true })],
+      }),
+    );
+    expect(condition(stuck, 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'PodsNotReady',
+      message: '1 of 2 pod(s) ready; 1 pod(s) not ready for over 10 minutes',
+    });
+  });
+
+  it('a rollout that keeps the release (a new image) is still a rollout until the Deployment says done', () => {
+    const status = inferencePoolStatus(
+      observe({
+        deployment: deployment(v1, { replicas: 3, updatedReplicas: 1 }),
+        pods: [
+          pod('a', { node: 'm4-1', ready: true }),
+          pod('b', { node: 'm4-2', ready: true }),
+          pod('c', { node: 'm4-1' }),
+        ],
+      }),
+    );
+    expect(condition(status, 'Progressing')).toMatchObject({ status: 'True' });
+    expect(condition(status, 'ModelCurrent')).toMatchObject({ status: 'False', reason: 'RollingOut' });
+  });
+
+  it('drops the Canary condition once spec.canary is gone', () => {
+    const withCanary = inferencePoolStatus(
+      observe({ pool: pool({ canary: { modelRef: { name: 'er-next' } } }) }),
+    );
+    const after = inferencePoolStatus(observe({ pool: { ...pool(), status: withCanary } }));
+    expect(condition(after, 'Canary')).toBeUndefined();
   });
 
   it('a passed version whose source changed before its release: ReleaseSourceChanged, old version serving', () => {

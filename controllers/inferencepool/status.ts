@@ -28,6 +28,8 @@ export interface PodView extends KubeObject {
     unifiedMemoryMiB: number;
     /** Why the pod cannot serve, as the kubelet says: CrashLoopBackOff, OOMKilled, ImagePullBackOff... */
     problem?: string;
+    /** When the kubelet started the pod. */
+    startedAt?: string;
   };
 }
 
@@ -63,6 +65,7 @@ interface RawPod extends KubeObject {
     phase?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
     containerStatuses?: ContainerStatus[];
+    startTime?: string;
   };
 }
 
@@ -99,9 +102,13 @@ export function podView(obj: KubeObject): PodView {
         : {}),
       unifiedMemoryMiB: Number.isFinite(unifiedMemoryMiB) ? unifiedMemoryMiB : 0,
       ...(problem ? { problem } : {}),
+      ...(raw.status?.startTime ? { startedAt: raw.status.startTime } : {}),
     },
   };
 }
+
+/** How long a started pod may stay unready before the pool counts it as degraded (startup probes included). */
+const notReadyGraceMs = 10 * 60_000;
 
 const live = (p: PodView) => p.pod.phase !== 'Succeeded' && p.pod.phase !== 'Failed';
 
@@ -371,9 +378,18 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   const stalled = dstatus?.conditions?.find(
     (c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded',
   );
+  // The Deployment's own figures count too: a new template that keeps the release (another image,
+  // other resources) leaves the pods' release annotation as it was.
+  const deploymentRolling =
+    dstatus !== undefined &&
+    ((dstatus.updatedReplicas ?? 0) < o.desiredReplicas ||
+      (dstatus.replicas ?? 0) > (dstatus.updatedReplicas ?? 0));
   const rolling =
     served !== undefined &&
-    (!deploymentCurrent || updated.length < o.desiredReplicas || pods.length > updated.length);
+    (!deploymentCurrent ||
+      deploymentRolling ||
+      updated.length < o.desiredReplicas ||
+      pods.length > updated.length);
   // Served is what most ready pods serve: during a rollout that is still the older version.
   const servedBy = new Map<string, number>();
   for (const p of readyPods)
@@ -466,10 +482,23 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   const problems = new Map<string, number>();
   for (const p of pods)
     if (!p.pod.ready && p.pod.problem) problems.set(p.pod.problem, (problems.get(p.pod.problem) ?? 0) + 1);
+  // Pods still starting are not a fault: only those unready past the startup window count.
+  const overdue = pods.filter(
+    (p) =>
+      !p.pod.ready &&
+      p.pod.startedAt !== undefined &&
+      o.now.getTime() - Date.parse(p.pod.startedAt) > notReadyGraceMs,
+  ).length;
+  if (overdue > 0 && problems.size === 0)
+    problems.set(`not ready for over ${notReadyGraceMs / 60_000} minutes`, overdue);
   const problemText = [...problems.entries()].map(([why, n]) => `${n} pod(s) ${why}`).join(', ');
   const firstProblem = [...problems.keys()][0]?.replace(/ \(OOMKilled\)$/, '');
   const short =
-    served !== undefined && o.desiredReplicas > 0 && readyPods.length < o.desiredReplicas && !rolling;
+    served !== undefined &&
+    o.desiredReplicas > 0 &&
+    readyPods.length < o.desiredReplicas &&
+    !rolling &&
+    placed.status === 'False';
   const degradedBy: ConditionInput | undefined =
     served && modelCurrent.reason === 'VersionRejected'
       ? { type: 'Degraded', status: 'True', reason: 'VersionRejected', message: modelCurrent.message }
@@ -480,12 +509,8 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
               type: 'Degraded',
               status: 'True',
               reason:
-                firstProblem ??
-                (placed.status === 'False'
-                  ? placed.reason
-                  : readyPods.length === 0
-                    ? 'NoPodsReady'
-                    : 'PodsNotReady'),
+                (overdue > 0 && firstProblem?.startsWith('not ready') ? 'PodsNotReady' : firstProblem) ??
+                placed.reason,
               message: [
                 `${readyPods.length} of ${o.desiredReplicas} pod(s) ready`,
                 problemText,
@@ -511,7 +536,8 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   return {
     observedGeneration: generation,
     conditions: setConditions(
-      previous.conditions,
+      // A Canary condition goes with spec.canary.
+      previous.conditions?.filter((c) => c.type !== 'Canary' || pool.spec.canary),
       [
         ready,
         modelCurrent,

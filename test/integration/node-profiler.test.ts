@@ -100,6 +100,7 @@ it('leaves the labels alone when it cannot read /proc, and fails so the DaemonSe
 it('removes the profile from a node that turns out not to be a Mac', async () => {
   const proc = mkdtempSync(join(tmpdir(), 'aurora-proc-'));
   writeFileSync(join(proc, 'cpuinfo'), 'processor\t: 0\nvendor_id\t: GenuineIntel\n');
+  writeFileSync(join(proc, 'meminfo'), 'MemTotal:       32795512 kB\n');
   const labels = await profile(proc);
   expect(
     Object.keys(labels).filter((l) => l.startsWith('aurora.health/') && l !== 'aurora.health/test'),

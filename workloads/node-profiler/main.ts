@@ -45,11 +45,14 @@ const readOptional = (path: string) => {
  * Profiles the machine the process runs on. A /proc that cannot be read is an error, not evidence
  * that the machine is no Mac: labels are changed only on what was read.
  */
-export async function profileThisMachine(config: {
-  AURORA_PROFILE_SOURCE: 'linux' | 'darwin';
-  AURORA_PROC_ROOT: string;
-  AURORA_DEVICE_TREE?: string | undefined;
-}): Promise<MachineProfile> {
+export async function profileThisMachine(
+  config: {
+    AURORA_PROFILE_SOURCE: 'linux' | 'darwin';
+    AURORA_PROC_ROOT: string;
+    AURORA_DEVICE_TREE?: string | undefined;
+  },
+  warn?: (message: string) => void,
+): Promise<MachineProfile> {
   if (config.AURORA_PROFILE_SOURCE === 'darwin') {
     const run = promisify(execFile);
     const sysctl = await run('sysctl', ['hw', 'machdep']);
@@ -63,11 +66,19 @@ export async function profileThisMachine(config: {
   const compatible = readOptional(
     join(config.AURORA_DEVICE_TREE ?? join(config.AURORA_PROC_ROOT, 'device-tree'), 'compatible'),
   );
-  const meminfo = readOptional(join(config.AURORA_PROC_ROOT, 'meminfo'));
+  if (compatible === undefined) {
+    warn?.(
+      'no device tree (mount the host /sys/firmware/devicetree/base at AURORA_DEVICE_TREE): the chip comes from CPU part numbers alone',
+    );
+  }
+  const meminfoPath = join(config.AURORA_PROC_ROOT, 'meminfo');
+  const meminfo = readOptional(meminfoPath);
+  // Without it the memory label would go, and with it the node's schedulable unified memory.
+  if (!meminfo?.trim()) throw new Error(`cannot read ${meminfoPath}; the node's labels are left as they are`);
   return profileFromLinux({
     cpuinfo,
     ...(compatible !== undefined ? { deviceTreeCompatible: compatible } : {}),
-    ...(meminfo !== undefined ? { meminfo } : {}),
+    meminfo,
   });
 }
 
@@ -82,7 +93,7 @@ export async function runProfiler(env: NodeJS.ProcessEnv, options: { once?: bool
   const config = parsed.data;
   const client = createKubeClient(loadKubeConfig(config.KUBECONFIG));
   for (;;) {
-    const profile = await profileThisMachine(config);
+    const profile = await profileThisMachine(config, (message) => log.warn(message));
     const labels = profileLabels(profile);
     await client.patch(
       { apiVersion: 'v1', kind: 'Node', metadata: { name: config.NODE_NAME } },

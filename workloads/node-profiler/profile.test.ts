@@ -122,6 +122,14 @@ describe('Linux: /proc/cpuinfo and the device tree', () => {
     expect(profileLabels(profile)['aurora.health/virtualized']).toBe('true');
   });
 
+  it('bare metal with a CPU part newer than the table is still the metal, chip unknown', () => {
+    const cpuinfo = 'processor\t: 0\nCPU implementer\t: 0x61\nCPU part\t: 0x062\n';
+    const profile = profileFromLinux({ cpuinfo, meminfo: 'MemTotal:       32195512 kB\n' });
+    expect(profile).toMatchObject({ appleSilicon: true, unifiedMemoryGiB: 32 });
+    expect(profile.virtualized).toBeUndefined();
+    expect(profile.chip).toBeUndefined();
+  });
+
   it('an Ultra (t6002, two Max dies reporting Max parts) gets no chip label rather than a wrong one', () => {
     const cpuinfo = 'processor\t: 0\nCPU implementer\t: 0x61\nCPU part\t: 0x028\n';
     const profile = profileFromLinux({

@@ -143,11 +143,13 @@ export function profileFromLinux(input: {
   // The SoC the device tree names decides; one Aurora has no chip label for (an Ultra) gets none,
   // rather than the label of the Max dies its cores report.
   const soc = compatible.map((c) => /^apple,(t[0-9]{4})$/.exec(c)?.[1]).find((s) => s !== undefined);
-  const parts = cpus.map((kv) => Number(kv.get('CPU part')?.[0])).filter((p) => partChips[p]);
+  const allParts = cpus.map((kv) => Number(kv.get('CPU part')?.[0]));
+  const parts = allParts.filter((p) => partChips[p]);
   const chip = soc ? socChips[soc] : parts[0] !== undefined ? partChips[parts[0]] : undefined;
   const appleSilicon = appleCpu || soc !== undefined;
-  // Bare metal shows its SoC or its core part numbers; a hypervisor hides both (part 0x000).
-  const virtualized = appleSilicon && soc === undefined && parts.length === 0;
+  // A hypervisor hides the cores' part numbers (0x000 on every one); bare metal shows them, known or
+  // not (a chip newer than the table is still the metal).
+  const virtualized = appleCpu && soc === undefined && allParts.length > 0 && allParts.every((p) => p === 0);
   const memKiB = Number(/^MemTotal:\s+(\d+) kB/m.exec(input.meminfo ?? '')?.[1]);
   const memGiB = memKiB / 2 ** 20;
   // On the metal the kernel keeps a little out of MemTotal: the machine has the next size Apple sells.
