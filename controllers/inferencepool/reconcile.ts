@@ -327,7 +327,10 @@ export function registerInferencePoolController(
           const before = findCondition(cached.status?.conditions, type);
           const after = findCondition(status.conditions, type);
           if (!after || (before?.reason === after.reason && before?.status === after.status)) continue;
+          // Events tell what happened: faults, recoveries and rollouts, not every first look.
           if (type === 'Degraded' && after.status === 'False') continue;
+          if (type === 'Placed' && after.status === 'True' && before?.status !== 'False') continue;
+          if (type === 'Progressing' && !served) continue;
           const warning =
             [
               'VersionRejected',
