@@ -270,6 +270,7 @@ export function registerInferencePoolController(
       if (served && podMemoryMiB !== undefined) {
         const usage = unifiedMemoryUsage(allowedNodes(pool.spec, nodes.list()), allPoolPods);
         const reservesUnifiedMemory = pool.spec.placement.appleSilicon === 'Required';
+        const poolPodsNow = pods.byIndex('pool', key).filter((p) => !p.pod.terminating);
         const draft = desiredDeployment(pool, served, options.image);
         const strategy = rolloutStrategy({
           replicas,
@@ -280,11 +281,11 @@ export function registerInferencePoolController(
           templateChanged:
             deployment?.metadata.annotations?.[templateHashAnnotation] !==
             draft.metadata.annotations?.[templateHashAnnotation],
+          // A surge pod with no room: pods of two templates, and one of them waiting for unified memory.
           surgeBlocked:
             reservesUnifiedMemory &&
-            pods
-              .byIndex('pool', key)
-              .some((p) => p.pod.unschedulable?.includes(`Insufficient ${unifiedMemoryResource}`)),
+            new Set(poolPodsNow.map((p) => p.pod.templateHash)).size > 1 &&
+            poolPodsNow.some((p) => p.pod.unschedulable?.includes(`Insufficient ${unifiedMemoryResource}`)),
         });
         const target = releaseName(pool.metadata.name, served);
         liveDeployment =

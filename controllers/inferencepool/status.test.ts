@@ -101,7 +101,7 @@ const deployment = (target: ModelRelease, status: Record<string, unknown> = {}) 
   spec: {
     template: { metadata: { annotations: { 'aurora.health/release': releaseName('er-triage', target) } } },
   },
-  status: { observedGeneration: 2, replicas: 2, updatedReplicas: 2, ...status },
+  status: { observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2, ...status },
 });
 const validated = (r: ModelRelease): ModelState => ({ kind: 'validated', name: 'er', release: r });
 const observe = (o: Partial<PoolObservations>): PoolObservations => {

@@ -30,6 +30,8 @@ export interface PodView extends KubeObject {
     problem?: string;
     /** When the kubelet started the pod. */
     startedAt?: string;
+    /** The pod template (ReplicaSet) it belongs to: two in one pool mean a rollout is under way. */
+    templateHash?: string;
   };
 }
 
@@ -103,6 +105,9 @@ export function podView(obj: KubeObject): PodView {
       unifiedMemoryMiB: Number.isFinite(unifiedMemoryMiB) ? unifiedMemoryMiB : 0,
       ...(problem ? { problem } : {}),
       ...(raw.status?.startTime ? { startedAt: raw.status.startTime } : {}),
+      ...(raw.metadata.labels?.['pod-template-hash']
+        ? { templateHash: raw.metadata.labels['pod-template-hash'] }
+        : {}),
     },
   };
 }
@@ -383,7 +388,8 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   const deploymentRolling =
     dstatus !== undefined &&
     ((dstatus.updatedReplicas ?? 0) < o.desiredReplicas ||
-      (dstatus.replicas ?? 0) > (dstatus.updatedReplicas ?? 0));
+      (dstatus.replicas ?? 0) > (dstatus.updatedReplicas ?? 0) ||
+      (dstatus.availableReplicas ?? 0) < (dstatus.updatedReplicas ?? 0));
   const rolling =
     served !== undefined &&
     (!deploymentCurrent ||
@@ -493,11 +499,11 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
     problems.set(`not ready for over ${notReadyGraceMs / 60_000} minutes`, overdue);
   const problemText = [...problems.entries()].map(([why, n]) => `${n} pod(s) ${why}`).join(', ');
   const firstProblem = [...problems.keys()][0]?.replace(/ \(OOMKilled\)$/, '');
+  // A pod with no node to go to is a fault, in a rollout or not.
   const short =
     served !== undefined &&
     o.desiredReplicas > 0 &&
     readyPods.length < o.desiredReplicas &&
-    !rolling &&
     placed.status === 'False';
   const degradedBy: ConditionInput | undefined =
     served && modelCurrent.reason === 'VersionRejected'

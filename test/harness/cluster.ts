@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import type { KubeClient } from '../../operator/kube/client.ts';
+import { silentLogger } from '../../operator/log.ts';
+import { createManager, type Manager, type ManagerOptions } from '../../operator/manager.ts';
+import { createMetrics } from '../../operator/metrics.ts';
 
 /** A client configuration for the control plane the global setup started. */
 export function testKubeConfig(): KubeConfig {
@@ -25,4 +29,19 @@ export async function createTestNamespace(
   const name = `${prefix}-${uniqueSuffix()}`;
   await core.createNamespace({ body: { metadata: { name, labels: { 'aurora.health/test': 'true' } } } });
   return { name, cleanup: async () => void (await core.deleteNamespace({ name }).catch(() => {})) };
+}
+
+/** A manager for one test namespace: quiet, with metrics of its own so tests never share counters. */
+export function createTestManager(
+  client: KubeClient,
+  namespace: string,
+  options: Partial<ManagerOptions> = {},
+): Manager {
+  return createManager({
+    client,
+    log: silentLogger,
+    namespace,
+    metrics: createMetrics({ defaultMetrics: false }),
+    ...options,
+  });
 }

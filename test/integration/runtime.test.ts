@@ -13,7 +13,7 @@ import {
   installEchoCrd,
   registerEchoController,
 } from '../fixtures/echo-controller.ts';
-import { createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
 import { waitFor } from '../harness/process.ts';
 
 const client = createKubeClient(testKubeConfig());
@@ -47,13 +47,7 @@ async function waitForReadyGeneration(name: string, generation: number): Promise
 beforeAll(async () => {
   ({ name: namespace, cleanup } = await createTestNamespace('runtime'));
   await installEchoCrd(client);
-  manager = createManager({
-    client,
-    log: silentLogger,
-    namespace,
-    metrics: createMetrics({ defaultMetrics: false }),
-    health: { port: 0, host: '127.0.0.1' },
-  });
+  manager = createTestManager(client, namespace, { health: { port: 0, host: '127.0.0.1' } });
   registerEchoController(manager, { useFinalizer: true, workers: 2 });
   await manager.start();
 });

@@ -11,10 +11,8 @@ import { contract, exampleModelFiles } from '../../hack/example-model/generate.t
 import { classifierToOnnx } from '../../hack/example-model/onnx.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import { silentLogger } from '../../operator/log.ts';
-import { createManager, type Manager } from '../../operator/manager.ts';
-import { createMetrics } from '../../operator/metrics.ts';
-import { createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import type { Manager } from '../../operator/manager.ts';
+import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
 import { parseYamlObjects, repoRoot } from '../harness/control-plane.ts';
 import { waitFor } from '../harness/process.ts';
 
@@ -76,12 +74,7 @@ beforeAll(async () => {
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   ({ name: namespace, cleanup } = await createTestNamespace('triage'));
   await client.create({ ...exampleConfigMap, metadata: { ...exampleConfigMap.metadata, namespace } });
-  manager = createManager({
-    client,
-    log: silentLogger,
-    namespace,
-    metrics: createMetrics({ defaultMetrics: false }),
-  });
+  manager = createTestManager(client, namespace);
   // The test server listens on loopback, which the operator refuses unless told otherwise.
   registerTriageModelController(manager, { allowLoopbackSources: true });
   await manager.start();
