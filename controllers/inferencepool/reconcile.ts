@@ -263,12 +263,11 @@ export function registerInferencePoolController(
       // Nothing newer that passed: keep what the pods serve now.
       served ??= currentRelease ? knownReleases.get(currentRelease) : undefined;
 
-      const allPoolPods = pods.list();
       const replicas = desiredReplicas(pool.spec);
       const podMemoryMiB = served ? poolPodMemoryMiB(pool.spec, served) : undefined;
       let liveDeployment: DeploymentView | undefined = deployment;
       if (served && podMemoryMiB !== undefined) {
-        const usage = unifiedMemoryUsage(allowedNodes(pool.spec, nodes.list()), allPoolPods);
+        const usage = unifiedMemoryUsage(allowedNodes(pool.spec, nodes.list()), pods.list());
         const reservesUnifiedMemory = pool.spec.placement.appleSilicon === 'Required';
         const poolPodsNow = pods.byIndex('pool', key).filter((p) => !p.pod.terminating);
         const draft = desiredDeployment(pool, served, options.image);
@@ -295,7 +294,12 @@ export function registerInferencePoolController(
         await children.apply(desiredService(pool), services.get(key));
         await children.apply(desiredDisruptionBudget(pool), budgets.get(key));
       }
-      const poolPods = pods.byIndex('pool', key);
+      // One look at the cache for status, after the writes' awaits: this pool's pods and every pool's
+      // pods must agree, or a pod counted ready here would be missing from a node's usage there.
+      const allPoolPods = pods.list();
+      const poolPods = allPoolPods.filter(
+        (p) => p.metadata.namespace === namespace && p.pod.pool === pool.metadata.name,
+      );
       const status = inferencePoolStatus({
         pool,
         model: state,
