@@ -21,14 +21,20 @@ import {
   parseRelease,
   poolLabel,
   poolPodMemoryMiB,
-  type RolloutStrategy,
   releaseAnnotations,
   releaseLabel,
   releaseName,
   rolloutStrategy,
   templateHashAnnotation,
 } from './desired.ts';
-import { allowedNodes, inferencePoolStatus, type PodView, podView, unifiedMemoryUsage } from './status.ts';
+import {
+  allowedNodes,
+  type DeploymentView,
+  inferencePoolStatus,
+  type PodView,
+  podView,
+  unifiedMemoryUsage,
+} from './status.ts';
 
 const sourceChangedRetryMs = 15_000;
 /** Releases kept beside the current one, so a rollback finds its files. */
@@ -45,14 +51,6 @@ function withoutFile(obj: KubeObject): KubeObject {
 
 const ownedBy = (obj: KubeObject, owner: KubeObject) =>
   obj.metadata.ownerReferences?.some((r) => r.controller === true && r.uid === owner.metadata.uid) ?? false;
-
-interface DeploymentView extends KubeObject {
-  spec?: {
-    template?: { metadata?: { annotations?: Record<string, string> } };
-    strategy?: { rollingUpdate?: RolloutStrategy };
-  };
-  status?: { observedGeneration?: number; updatedReplicas?: number; replicas?: number };
-}
 
 /**
  * The InferencePool controller: for the version of its TriageModel that passed acceptance, a release
@@ -294,12 +292,10 @@ export function registerInferencePoolController(
         await children.apply(desiredService(pool), services.get(key));
         await children.apply(desiredDisruptionBudget(pool), budgets.get(key));
       }
-      // One look at the cache for status, after the writes' awaits: this pool's pods and every pool's
-      // pods must agree, or a pod counted ready here would be missing from a node's usage there.
+      // Read together, after the writes' awaits: taken either side of an await, this pool's pods and
+      // every pool's pods could disagree, and a pod counted ready would be missing from its node's usage.
       const allPoolPods = pods.list();
-      const poolPods = allPoolPods.filter(
-        (p) => p.metadata.namespace === namespace && p.pod.pool === pool.metadata.name,
-      );
+      const poolPods = pods.byIndex('pool', key);
       const status = inferencePoolStatus({
         pool,
         model: state,

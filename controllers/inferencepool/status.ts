@@ -11,6 +11,7 @@ import {
   type ModelState,
   poolLabel,
   poolSelector,
+  type RolloutStrategy,
   releaseAnnotations,
 } from './desired.ts';
 
@@ -328,9 +329,12 @@ function modelCondition(
   }
 }
 
-interface DeploymentView {
-  metadata: { generation?: number };
-  spec?: { template?: { metadata?: { annotations?: Record<string, string> } } };
+/** The parts of the pool's Deployment the controller and its status read. */
+export interface DeploymentView extends KubeObject {
+  spec?: {
+    template?: { metadata?: { annotations?: Record<string, string> } };
+    strategy?: { rollingUpdate?: RolloutStrategy };
+  };
   status?: {
     observedGeneration?: number;
     replicas?: number;
@@ -348,7 +352,7 @@ export interface PoolObservations {
   served?: ModelRelease;
   desiredReplicas: number;
   podMemoryMiB?: number;
-  deployment?: KubeObject;
+  deployment?: DeploymentView;
   /** This pool's pods. */
   pods: readonly PodView[];
   /** Every pool's pods, for the memory already taken on each node. */
@@ -365,7 +369,7 @@ export interface PoolObservations {
 export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   const { pool, served } = o;
   const generation = pool.metadata.generation;
-  const deployment = o.deployment as (KubeObject & DeploymentView) | undefined;
+  const { deployment } = o;
   const pods = o.pods.filter((p) => live(p) && !p.pod.terminating);
   const readyPods = pods.filter((p) => p.pod.ready);
   const placed = placementCondition({
@@ -466,7 +470,7 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   } else if (o.desiredReplicas === 0) {
     ready = { type: 'Ready', status: 'True', reason: 'ScaledToZero', message: 'scaled to zero replicas' };
   } else if (readyPods.length >= o.desiredReplicas) {
-    // A rollout adds a pod before it removes one, so the pool keeps serving at full strength meanwhile.
+    // Ready counts the pods that serve, whichever version: a rollout in progress does not take it away.
     ready = {
       type: 'Ready',
       status: 'True',

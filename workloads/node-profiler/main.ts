@@ -41,6 +41,13 @@ const readOptional = (path: string) => {
   }
 };
 
+/** A file the profile cannot do without: unreadable or empty, nothing is labelled. */
+const readRequired = (path: string) => {
+  const text = readOptional(path);
+  if (!text?.trim()) throw new Error(`cannot read ${path}; the node's labels are left as they are`);
+  return text;
+};
+
 /**
  * Profiles the machine the process runs on. A /proc that cannot be read is an error, not evidence
  * that the machine is no Mac: labels are changed only on what was read.
@@ -59,9 +66,7 @@ export async function profileThisMachine(
     const displays = await run('system_profiler', ['SPDisplaysDataType']).catch(() => ({ stdout: '' }));
     return profileFromSysctl(sysctl.stdout, displays.stdout);
   }
-  const cpuinfoPath = join(config.AURORA_PROC_ROOT, 'cpuinfo');
-  const cpuinfo = readOptional(cpuinfoPath);
-  if (!cpuinfo?.trim()) throw new Error(`cannot read ${cpuinfoPath}; the node's labels are left as they are`);
+  const cpuinfo = readRequired(join(config.AURORA_PROC_ROOT, 'cpuinfo'));
   // In a pod, /proc/device-tree is a link into the host's /sys/firmware, mounted apart.
   const compatible = readOptional(
     join(config.AURORA_DEVICE_TREE ?? join(config.AURORA_PROC_ROOT, 'device-tree'), 'compatible'),
@@ -71,10 +76,8 @@ export async function profileThisMachine(
       'no device tree (mount the host /sys/firmware/devicetree/base at AURORA_DEVICE_TREE): the chip comes from CPU part numbers alone',
     );
   }
-  const meminfoPath = join(config.AURORA_PROC_ROOT, 'meminfo');
-  const meminfo = readOptional(meminfoPath);
   // Without it the memory label would go, and with it the node's schedulable unified memory.
-  if (!meminfo?.trim()) throw new Error(`cannot read ${meminfoPath}; the node's labels are left as they are`);
+  const meminfo = readRequired(join(config.AURORA_PROC_ROOT, 'meminfo'));
   return profileFromLinux({
     cpuinfo,
     ...(compatible !== undefined ? { deviceTreeCompatible: compatible } : {}),
@@ -82,7 +85,7 @@ export async function profileThisMachine(
   });
 }
 
-export async function runProfiler(env: NodeJS.ProcessEnv, options: { once?: boolean } = {}) {
+export async function runProfiler(env: NodeJS.ProcessEnv) {
   const log = createLogger({ name: 'node-profiler' });
   const parsed = profilerConfig.safeParse(env);
   if (!parsed.success) {
@@ -101,7 +104,7 @@ export async function runProfiler(env: NodeJS.ProcessEnv, options: { once?: bool
       { type: 'merge', fieldManager },
     );
     log.info({ node: config.NODE_NAME, evidence: profile.evidence, labels }, 'node labelled');
-    if (options.once || config.AURORA_PROFILE_INTERVAL_SECONDS === 0) return profile;
+    if (config.AURORA_PROFILE_INTERVAL_SECONDS === 0) return profile;
     await new Promise((r) => setTimeout(r, config.AURORA_PROFILE_INTERVAL_SECONDS * 1000));
   }
 }
