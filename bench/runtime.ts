@@ -9,6 +9,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ensureControlPlaneBinaries } from '../hack/local-cluster/binaries.ts';
+import { repoRoot, startControlPlane } from '../hack/local-cluster/control-plane.ts';
+import type { SimulatedMachine } from '../hack/local-cluster/fleet.ts';
+import { waitFor } from '../hack/local-cluster/process.ts';
 import { createKubeClient, type KubeClient } from '../operator/kube/client.ts';
 import type { KubeObject } from '../operator/kube/types.ts';
 import { silentLogger } from '../operator/log.ts';
@@ -23,10 +27,6 @@ import {
   installEchoCrd,
   registerEchoController,
 } from '../test/fixtures/echo-controller.ts';
-import { ensureControlPlaneBinaries } from '../test/harness/binaries.ts';
-import { repoRoot, startControlPlane } from '../test/harness/control-plane.ts';
-import type { SimulatedMachine } from '../test/harness/fleet.ts';
-import { waitFor } from '../test/harness/process.ts';
 
 // The whole benchmark runs under the operator's V8 flags, so the in-process timing and the separate
 // operator process measure what ships.

@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
-import { percentile } from '../controllers/triagemodel/acceptance.ts';
 import { exampleModelFiles } from '../hack/example-model/generate.ts';
+import { percentile } from '../model/acceptance.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' } } });
 const budgetMs = Number(values.seconds) * 1000;

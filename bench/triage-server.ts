@@ -7,10 +7,10 @@ import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { Pool } from 'undici';
 import { parse } from 'yaml';
-import { percentile } from '../controllers/triagemodel/acceptance.ts';
-import { sha256 } from '../controllers/triagemodel/fetch.ts';
 import { exampleModelFiles } from '../hack/example-model/generate.ts';
-import { freePort, repoRoot } from '../test/harness/control-plane.ts';
+import { freePort, repoRoot } from '../hack/local-cluster/control-plane.ts';
+import { percentile } from '../model/acceptance.ts';
+import { sha256 } from '../model/fetch.ts';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '5' }, concurrency: { type: 'string', default: '32' } },

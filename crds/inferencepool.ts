@@ -8,7 +8,7 @@ import {
   timestamp,
   toleration,
 } from './common.ts';
-import { appleChips } from './node-labels.ts';
+import { appleChips } from './labels.ts';
 
 const analysis = z
   .object({

@@ -4,19 +4,19 @@ import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { nodeLabels, unifiedMemoryResource } from '../crds/node-labels.ts';
+import { nodeLabels, unifiedMemoryResource } from '../crds/labels.ts';
 import { createKubeClient } from '../operator/kube/client.ts';
 import { operatorNodeFlags } from '../operator/node-flags.ts';
-import { ensureControlPlaneBinaries } from '../test/harness/binaries.ts';
+import { ensureControlPlaneBinaries } from './local-cluster/binaries.ts';
 import {
   type ControlPlane,
   defaultToolsDir,
   freePort,
   repoRoot,
   startControlPlane,
-} from '../test/harness/control-plane.ts';
-import { installAuroraCrds } from '../test/harness/crds.ts';
-import { type ManagedProcess, startProcess, waitFor } from '../test/harness/process.ts';
+} from './local-cluster/control-plane.ts';
+import { installAuroraCrds } from './local-cluster/crds.ts';
+import { type ManagedProcess, startProcess, waitFor } from './local-cluster/process.ts';
 
 const run = promisify(execFile);
 const started = Date.now();
@@ -60,7 +60,7 @@ operator = startProcess(
   process.execPath,
   [
     ...operatorNodeFlags,
-    join(repoRoot, 'operator', 'main.ts'),
+    join(repoRoot, 'cmd', 'operator.ts'),
     `--kubeconfig=${kubeconfig}`,
     '--leader-election-namespace=aurora-system',
     `--http-port=${operatorPort}`,

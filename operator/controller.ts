@@ -1,14 +1,23 @@
 import { type Clock, systemClock } from './clock.ts';
 import type { Informer, InformerEvent } from './informer.ts';
-import { apiGroup, type KubeObject, objectKey, parseObjectKey } from './kube/types.ts';
+import { type KubeObject, objectKey, parseObjectKey } from './kube/types.ts';
 import type { Logger } from './log.ts';
 import type { ControllerMetrics } from './metrics.ts';
+import { type EventSource, owned } from './sources.ts';
 import { createWorkQueue, type WorkQueue } from './workqueue.ts';
 
-export interface ReconcileRequest {
-  key: string;
-  namespace?: string;
-  name: string;
+/** What a reconcile is given: the object's key, and the means to stop, log and tell time. */
+export interface ReconcileContext {
+  readonly key: string;
+  readonly namespace?: string;
+  readonly name: string;
+  /** Aborted when the controller stops (shutdown, or leadership lost): long work must give up on it. */
+  readonly signal: AbortSignal;
+  /** Bound to the controller and the object's key. */
+  readonly log: Logger;
+  /** The one clock the runtime runs on; tests inject a fake one. */
+  readonly clock: Clock;
+  now(): Date;
 }
 
 /** What a reconcile asks for next: nothing (wait for a change), or a look again after a delay. */
@@ -16,51 +25,57 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-export type Reconciler = (request: ReconcileRequest) => Promise<ReconcileResult | undefined>;
+export type Reconciler = (ctx: ReconcileContext) => Promise<ReconcileResult | undefined>;
 
-/** A kind whose changes wake other objects, by a mapping from the changed object to their keys. */
-export interface WatchSource {
-  informer: Informer<KubeObject>;
-  map: (obj: KubeObject) => string[];
-  /** Which events count; all of them when omitted. */
-  filter?: (event: InformerEvent<KubeObject>) => boolean;
+/**
+ * A failure that retrying cannot mend, such as a spec that will never work (controller-runtime's
+ * TerminalError): it is reported, and the object is not looked at again until it changes.
+ */
+export class TerminalError extends Error {
+  override name = 'TerminalError';
+  /** CamelCase, as a condition reason. */
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.reason = reason;
+  }
 }
 
-export interface ControllerOptions {
+/** The parts of an informer a controller subscribes to; any kind's informer fits. */
+export interface Subscribable {
+  addHandler(handler: (event: InformerEvent<KubeObject>) => void): () => void;
+}
+
+export interface ControllerOptions<T extends KubeObject> {
   name: string;
   /** The kind this controller reconciles; its keys are the primary objects' namespace/name. */
-  primary: Informer<KubeObject>;
+  primary: Informer<T>;
+  /** Skips primary events that change nothing the controller reads (the default: meaningfulChange). */
+  primaryFilter?: (event: InformerEvent<T>) => boolean;
   /** Kinds this controller creates; a change wakes the owner named by the controller ownerReference. */
-  owns?: Informer<KubeObject>[];
-  watches?: WatchSource[];
+  owns?: readonly Subscribable[];
+  /** Anything else that wakes objects of this kind: other kinds (watch()), or sources outside Kubernetes. */
+  sources?: readonly EventSource[];
   reconcile: Reconciler;
+  /** Reconciles run at once, never two for one key. */
   workers?: number;
   clock?: Clock;
   log: Logger;
   metrics?: ControllerMetrics;
-  /** Skips updates that change nothing but status and metadata noise (the default: generation changes). */
-  primaryFilter?: (event: InformerEvent<KubeObject>) => boolean;
 }
 
 export interface Controller {
   readonly name: string;
   readonly queue: WorkQueue;
-  /** Starts the workers; informers must be started by their owner (the manager). */
+  /** Starts the sources and the workers; informers are started by their owner (the manager). */
   start(): void;
-  /** Stops taking keys, waits for reconciles in progress. */
-  stop(): Promise<void>;
-}
-
-/** The key of the object's controlling owner when that owner is of the given kind. */
-export function controllerOwnerKey(
-  obj: KubeObject,
-  ownerApiVersion: string,
-  ownerKind: string,
-): string | undefined {
-  const ref = obj.metadata.ownerReferences?.find((r) => r.controller === true);
-  if (!ref || ref.kind !== ownerKind || apiGroup(ref.apiVersion) !== apiGroup(ownerApiVersion))
-    return undefined;
-  return obj.metadata.namespace ? `${obj.metadata.namespace}/${ref.name}` : ref.name;
+  /** Aborts the reconciles in progress (their signal), without waiting for them. */
+  abort(reason: string): void;
+  /**
+   * Stops taking keys, aborts the reconciles in progress and waits for them to return, at most
+   * timeoutMs (a reconcile that ignores its signal is left behind rather than holding shutdown).
+   */
+  stop(timeoutMs?: number): Promise<void>;
 }
 
 /**
@@ -82,21 +97,66 @@ export function meaningfulChange(event: InformerEvent<KubeObject>): boolean {
   );
 }
 
+const defaultStopTimeoutMs = 30_000;
+
 /**
- * A controller: informer events only enqueue keys; N workers take keys from the queue and call the
- * reconciler, which reads from the cache. Errors retry with per-key backoff; requeueAfterMs schedules
- * the next look; a success clears the key's backoff.
+ * A controller: sources only enqueue keys; N workers take keys from the queue and call the reconciler,
+ * which reads from the cache. Errors retry with per-key backoff; a TerminalError does not retry;
+ * requeueAfterMs schedules the next look; a success clears the key's backoff.
  */
-export function createController(options: ControllerOptions): Controller {
+export function createController<T extends KubeObject>(options: ControllerOptions<T>): Controller {
   const clock = options.clock ?? systemClock;
   const workers = options.workers ?? 2;
   const log = options.log.child({ controller: options.name });
   const metrics = options.metrics?.forController(options.name);
   const queue = createWorkQueue({ clock, ...(metrics ? { observer: metrics.queue } : {}) });
   const primaryFilter = options.primaryFilter ?? meaningfulChange;
-  const { apiVersion: ownerApiVersion, kind: ownerKind } = options.primary;
+  const owner = { apiVersion: options.primary.apiVersion, kind: options.primary.kind };
+  const aborter = new AbortController();
   const unsubscribe: Array<() => void> = [];
   let running: Promise<void>[] = [];
+
+  const reconcileOne = async (key: string) => {
+    const { namespace, name } = parseObjectKey(key);
+    const ctx: ReconcileContext = {
+      key,
+      name,
+      ...(namespace ? { namespace } : {}),
+      signal: aborter.signal,
+      log: log.child({ key }),
+      clock,
+      now: () => new Date(clock.now()),
+    };
+    try {
+      const result = await options.reconcile(ctx);
+      queue.forget(key);
+      if (result?.requeueAfterMs !== undefined) {
+        queue.addAfter(key, result.requeueAfterMs);
+        metrics?.reconciled('requeue_after');
+      } else {
+        metrics?.reconciled('success');
+      }
+    } catch (err) {
+      if (aborter.signal.aborted) {
+        // Stopping: whoever leads next lists everything again, so the key needs no retry here.
+        ctx.log.debug({ err: (err as Error).message }, 'reconcile ended by shutdown');
+      } else if (err instanceof TerminalError) {
+        queue.forget(key);
+        metrics?.reconciled('error', { terminal: true });
+        ctx.log.warn(
+          { reason: err.reason, err: err.message },
+          'reconcile failed for good; waits for a change',
+        );
+      } else {
+        queue.addRateLimited(key);
+        metrics?.reconciled('error');
+        ctx.log.warn(
+          { err: err instanceof Error ? err.message : String(err), failures: queue.failures(key) },
+          'reconcile failed; will retry',
+        );
+      }
+    }
+  };
 
   const worker = async () => {
     for (;;) {
@@ -105,22 +165,7 @@ export function createController(options: ControllerOptions): Controller {
       const started = clock.now();
       metrics?.activeWorkers(1);
       try {
-        const { namespace, name } = parseObjectKey(key);
-        const result = await options.reconcile({ key, name, ...(namespace ? { namespace } : {}) });
-        queue.forget(key);
-        if (result?.requeueAfterMs !== undefined) {
-          queue.addAfter(key, result.requeueAfterMs);
-          metrics?.reconciled('requeue_after');
-        } else {
-          metrics?.reconciled('success');
-        }
-      } catch (err) {
-        queue.addRateLimited(key);
-        metrics?.reconciled('error');
-        log.warn(
-          { key, err: err instanceof Error ? err.message : String(err), failures: queue.failures(key) },
-          'reconcile failed; will retry',
-        );
+        await reconcileOne(key);
       } finally {
         metrics?.activeWorkers(-1);
         metrics?.reconcileSeconds((clock.now() - started) / 1000);
@@ -133,37 +178,32 @@ export function createController(options: ControllerOptions): Controller {
     name: options.name,
     queue,
     start() {
+      const enqueue = (key: string) => queue.add(key);
       unsubscribe.push(
         options.primary.addHandler((event) => {
-          if (primaryFilter(event)) queue.add(objectKey(event.object));
+          if (primaryFilter(event)) enqueue(objectKey(event.object));
         }),
       );
-      for (const owned of options.owns ?? []) {
-        unsubscribe.push(
-          owned.addHandler((event) => {
-            const keys = [event.object, event.old].map(
-              (o) => o && controllerOwnerKey(o, ownerApiVersion, ownerKind),
-            );
-            for (const key of new Set(keys)) if (key) queue.add(key);
-          }),
-        );
-      }
-      for (const source of options.watches ?? []) {
-        unsubscribe.push(
-          source.informer.addHandler((event) => {
-            if (source.filter && !source.filter(event)) return;
-            for (const key of source.map(event.object)) queue.add(key);
-          }),
-        );
-      }
+      for (const informer of options.owns ?? []) unsubscribe.push(owned(informer, owner).start(enqueue));
+      for (const source of options.sources ?? []) unsubscribe.push(source.start(enqueue));
       metrics?.maxWorkers(workers);
       running = Array.from({ length: workers }, () => worker());
       log.info({ workers }, 'controller started');
     },
-    async stop() {
+    abort(reason) {
+      aborter.abort(new Error(reason));
+    },
+    async stop(timeoutMs = defaultStopTimeoutMs) {
       for (const off of unsubscribe.splice(0)) off();
-      await queue.shutdown();
-      await Promise.all(running);
+      aborter.abort(new Error('the controller is stopping'));
+      const drained = queue.shutdown().then(() => Promise.all(running));
+      let timer: unknown;
+      const late = new Promise<'late'>((resolve) => {
+        timer = clock.setTimeout(() => resolve('late'), timeoutMs);
+      });
+      const outcome = await Promise.race([drained, late]);
+      clock.clearTimeout(timer);
+      if (outcome === 'late') log.warn({ timeoutMs }, 'stopped with reconciles still running');
     },
   };
 }

@@ -24,14 +24,22 @@ export interface ManagerOptions {
   /** Called when the process must end (leadership lost); the default exits with code 1. */
   onFatal?: (reason: string) => void;
   identity?: string;
+  /** Workers per controller, unless a controller asks for its own number. */
+  workers?: number;
+  /** How long stop() waits for reconciles in progress after aborting them. */
+  stopTimeoutMs?: number;
 }
 
-export type ManagedControllerOptions = Omit<ControllerOptions, 'log' | 'clock' | 'metrics'>;
+export type ManagedControllerOptions<T extends KubeObject> = Omit<
+  ControllerOptions<T>,
+  'log' | 'clock' | 'metrics'
+>;
 
 export interface Manager {
   readonly client: KubeClient;
   readonly log: Logger;
   readonly metrics: ControllerMetrics;
+  readonly clock: Clock;
   /** The shared informer for a kind (one per kind, namespace and selector, whoever asks). */
   informer<T extends KubeObject = KubeObject>(
     apiVersion: string,
@@ -39,7 +47,7 @@ export interface Manager {
     options?: Pick<InformerOptions<T>, 'labelSelector' | 'namespace' | 'indexers' | 'transform'>,
   ): Informer<T>;
   /** Registers a controller; it runs once the caches synced and this replica leads. */
-  addController(options: ManagedControllerOptions): void;
+  addController<T extends KubeObject>(options: ManagedControllerOptions<T>): void;
   recorder(controller: string): EventRecorder;
   /** Starts informers, probes and the election; resolves when the caches have synced. */
   start(): Promise<void>;
@@ -60,7 +68,8 @@ export function createManager(options: ManagerOptions): Manager {
   const informers = new Map<string, Informer<KubeObject>>();
   const transforms = new Map<string, unknown>();
   metrics.cacheSizes(() => [...informers.values()].map((i) => ({ kind: i.kind, objects: i.size() })));
-  const controllerOptions: ManagedControllerOptions[] = [];
+  // Each registration as a function that builds its controller, so every kind keeps its own type.
+  const controllerFactories: Array<() => Controller> = [];
   const controllers: Controller[] = [];
   const recorders: EventRecorder[] = [];
   const identity = options.identity ?? options.leaderElection?.identity ?? 'aurora-operator';
@@ -75,8 +84,8 @@ export function createManager(options: ManagerOptions): Manager {
   const startControllers = async () => {
     await Promise.all([...informers.values()].map((i) => i.synced()));
     if (stopping || running) return;
-    for (const c of controllerOptions) {
-      const controller = createController({ ...c, log, clock, metrics });
+    for (const create of controllerFactories) {
+      const controller = create();
       controllers.push(controller);
       controller.start();
     }
@@ -88,6 +97,7 @@ export function createManager(options: ManagerOptions): Manager {
     client: options.client,
     log,
     metrics,
+    clock,
     informer<T extends KubeObject = KubeObject>(
       apiVersion: string,
       kind: string,
@@ -125,7 +135,15 @@ export function createManager(options: ManagerOptions): Manager {
     },
     addController(c) {
       if (started) throw new Error(`controller ${c.name} added after the manager started`);
-      controllerOptions.push(c);
+      controllerFactories.push(() =>
+        createController({
+          ...c,
+          workers: c.workers ?? options.workers ?? 2,
+          log,
+          clock,
+          metrics,
+        }),
+      );
     },
     recorder(controller) {
       const recorder = createEventRecorder({
@@ -176,6 +194,8 @@ export function createManager(options: ManagerOptions): Manager {
           },
           onStoppedLeading: () => {
             metrics.leader(le.name, false);
+            // Another replica may lead already: nothing in progress here may write on.
+            for (const c of controllers) c.abort('leader election lost');
             (options.onFatal ?? defaultFatal)('leader election lost');
           },
         });
@@ -187,7 +207,7 @@ export function createManager(options: ManagerOptions): Manager {
     },
     async stop() {
       stopping = true;
-      await Promise.all(controllers.map((c) => c.stop()));
+      await Promise.all(controllers.map((c) => c.stop(options.stopTimeoutMs)));
       running = false;
       await elector?.stop();
       await Promise.all([...informers.values()].map((i) => i.stop()));

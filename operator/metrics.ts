@@ -6,7 +6,8 @@ export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after'
 /** One controller's view of the shared metrics. */
 export interface ControllerScopedMetrics {
   queue: QueueObserver;
-  reconciled(outcome: ReconcileOutcome): void;
+  /** A terminal error is an error that is not retried; it is counted both ways, as controller-runtime does. */
+  reconciled(outcome: ReconcileOutcome, options?: { terminal?: boolean }): void;
   reconcileSeconds(seconds: number): void;
   activeWorkers(delta: number): void;
   maxWorkers(n: number): void;
@@ -22,7 +23,9 @@ export interface ControllerMetrics {
 
 /**
  * Metrics named like controller-runtime's, so dashboards and alerts written for Go operators work on
- * Aurora unchanged. Labels carry controller names and outcomes only, never object names.
+ * Aurora unchanged. The runtime's labels carry controller, queue and informer names and outcomes; a
+ * kind's own metrics (registered on the same registry) may name the object's namespace and name, never
+ * anything from its spec or status values.
  */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): ControllerMetrics {
   const registry = new Registry();
@@ -36,6 +39,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Contr
   const reconcileErrors = new Counter({
     name: 'controller_runtime_reconcile_errors_total',
     help: 'Total number of reconciliation errors per controller',
+    labelNames: ['controller'],
+    registers: [registry],
+  });
+  const terminalErrors = new Counter({
+    name: 'controller_runtime_terminal_reconcile_errors_total',
+    help: 'Total number of terminal reconciliation errors per controller',
     labelNames: ['controller'],
     registers: [registry],
   });
@@ -99,6 +108,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Contr
       adds.inc(q, 0);
       retries.inc(q, 0);
       reconcileErrors.inc({ controller }, 0);
+      terminalErrors.inc({ controller }, 0);
       activeWorkers.set({ controller }, 0);
       return {
         queue: {
@@ -107,9 +117,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Contr
           retried: () => retries.inc(q),
           queued: (s) => queueDuration.observe(q, s),
         },
-        reconciled(outcome) {
+        reconciled(outcome, options = {}) {
           reconcileTotal.inc({ controller, result: outcome });
           if (outcome === 'error') reconcileErrors.inc({ controller });
+          if (options.terminal) terminalErrors.inc({ controller });
         },
         reconcileSeconds: (s) => reconcileTime.observe({ controller }, s),
         activeWorkers: (delta) => activeWorkers.inc({ controller }, delta),

@@ -1,111 +1,26 @@
 import { createHash } from 'node:crypto';
 import type { InferencePoolSpec } from '../../crds/inferencepool.ts';
-import type { InferencePool, TriageModel } from '../../crds/kinds.ts';
-import { nodeLabels, unifiedMemoryResource } from '../../crds/node-labels.ts';
-import type { TriageModelSpec } from '../../crds/triagemodel.ts';
+import type { InferencePool } from '../../crds/kinds.ts';
+import {
+  managedBy,
+  poolLabel,
+  releaseAnnotations,
+  releaseLabel,
+  unifiedMemoryResource,
+} from '../../crds/labels.ts';
 import { controllerReference } from '../../operator/apply.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { quantityToMiB } from '../../operator/quantity.ts';
-import { podUnifiedMemoryMiB } from './memory.ts';
+import { allowedNodes, appleRequirements, selectorRequirements } from '../../placement/nodes.ts';
+import { podUnifiedMemoryMiB, unifiedMemoryUsage } from '../../placement/unified-memory.ts';
+import type { DeploymentView, RollingUpdate } from '../../views/deployment.ts';
+import type { NodeView } from '../../views/node.ts';
+import type { PodView } from '../../views/pod.ts';
+import { type ModelRelease, releaseName } from './release.ts';
 
-export const poolLabel = 'aurora.health/pool';
-/** Marks a pool's release ConfigMaps; only those owned by the pool are ever reused or pruned. */
-export const releaseLabel = 'aurora.health/release-of';
-export const managedBy = { 'app.kubernetes.io/managed-by': 'aurora-operator' } as const;
-/** Pod-template annotations that say which model release a pod serves. */
-export const releaseAnnotations = {
-  configMap: 'aurora.health/release',
-  version: 'aurora.health/model-version',
-  digest: 'aurora.health/model-digest',
-} as const;
 export const modelMountPath = '/var/run/aurora/model';
 const containerName = 'triage-server';
 const defaultCpu = '500m';
-
-/**
- * A model version that passed acceptance, as a pool serves it: recorded in an immutable ConfigMap (the
- * release) when it passes, so the pool can keep serving it after the TriageModel moves on or its source
- * ConfigMap is rewritten.
- */
-export interface ModelRelease {
-  model: string;
-  version: string;
-  /** sha256 of the file, hex. */
-  digest: string;
-  measuredMemoryMiB: number;
-  contract: Pick<TriageModelSpec, 'version' | 'inputs' | 'outputs' | 'executionProviders'>;
-  /** For files downloaded by the pod; a release without it carries the file itself. */
-  http?: { url: string; sha256: string; timeoutSeconds: number; maxSizeMiB: number };
-}
-
-/** The largest model file a release ConfigMap carries (ConfigMaps hold 1 MiB in all). */
-export const maxReleasedFileBytes = 960 * 1024;
-
-/** What the pool knows of its TriageModel: validated (servable), being validated, rejected, or missing. */
-export type ModelState =
-  | { kind: 'missing'; name: string }
-  | { kind: 'pending'; name: string; version: string }
-  | { kind: 'rejected'; name: string; version: string; reason: string; message: string }
-  | { kind: 'validated'; name: string; release: ModelRelease };
-
-/** Reads the TriageModel's status: only a version whose status speaks of the current spec counts. */
-export function modelState(name: string, model: TriageModel | undefined): ModelState {
-  if (!model) return { kind: 'missing', name };
-  const { spec, status } = model;
-  const ready = status?.conditions?.find((c) => c.type === 'Ready');
-  const current = status?.observedGeneration === model.metadata.generation;
-  if (!current || !ready || ready.status === 'Unknown') {
-    return { kind: 'pending', name, version: spec.version };
-  }
-  if (ready.status !== 'True') {
-    return { kind: 'rejected', name, version: spec.version, reason: ready.reason, message: ready.message };
-  }
-  const passed =
-    status?.validatedVersion === spec.version &&
-    status.validatedDigest !== undefined &&
-    status.validatedDigest === status.digest;
-  if (!passed || !status?.validatedDigest) return { kind: 'pending', name, version: spec.version };
-  const digest = status.validatedDigest.replace(/^sha256:/, '');
-  // A file small enough for a ConfigMap goes into the release whatever its source, so the pods never
-  // depend on the source again; only larger files are downloaded by each pod.
-  const http =
-    (status.sizeBytes ?? Number.POSITIVE_INFINITY) <= maxReleasedFileBytes ? undefined : spec.source.http;
-  return {
-    kind: 'validated',
-    name,
-    release: {
-      model: name,
-      version: spec.version,
-      digest,
-      measuredMemoryMiB: status.measuredMemoryMiB ?? 0,
-      contract: {
-        version: spec.version,
-        inputs: spec.inputs,
-        outputs: spec.outputs,
-        executionProviders: spec.executionProviders,
-      },
-      ...(http
-        ? {
-            http: {
-              url: http.url,
-              sha256: http.sha256,
-              timeoutSeconds: http.timeoutSeconds,
-              maxSizeMiB: http.maxSizeMiB,
-            },
-          }
-        : {}),
-    },
-  };
-}
-
-/** The release ConfigMap's name: the pool and a hash of what is served (file and contract). */
-export function releaseName(pool: string, release: ModelRelease): string {
-  const id = createHash('sha256')
-    .update(JSON.stringify([release.digest, release.contract, release.http ?? null]))
-    .digest('hex')
-    .slice(0, 10);
-  return `${pool}-model-${id}`;
-}
 
 /** The immutable ConfigMap that records a release, with the model file unless the pod downloads it. */
 export function desiredRelease(
@@ -132,18 +47,6 @@ export function desiredRelease(
   };
 }
 
-/** The release a ConfigMap records, or undefined when it is not one. */
-export function parseRelease(configMap: KubeObject | undefined): ModelRelease | undefined {
-  const text = (configMap as { data?: Record<string, string> } | undefined)?.data?.['release.json'];
-  if (!text) return undefined;
-  try {
-    const release = JSON.parse(text) as ModelRelease;
-    return typeof release.digest === 'string' && typeof release.version === 'string' ? release : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Replicas the pool asks for: spec.replicas (set by hand, a CareQueue or an HPA) within min and max. */
 export function desiredReplicas(spec: InferencePoolSpec): number {
   const wanted = spec.replicas ?? spec.minReplicas;
@@ -156,34 +59,8 @@ export function poolPodMemoryMiB(spec: InferencePoolSpec, release: ModelRelease)
   return podUnifiedMemoryMiB(release.measuredMemoryMiB, spec.resources.memoryHeadroomPercent);
 }
 
-interface NodeSelectorRequirement {
-  key: string;
-  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | 'Gt' | 'Lt';
-  values?: string[];
-}
-
-/** The Apple-silicon part of placement: the profile labels a node must carry. */
-export function appleRequirements(placement: InferencePoolSpec['placement']): NodeSelectorRequirement[] {
-  const requirements: NodeSelectorRequirement[] = [
-    { key: nodeLabels.appleSilicon, operator: 'In', values: ['true'] },
-  ];
-  if (placement.chips?.length) {
-    requirements.push({ key: nodeLabels.chip, operator: 'In', values: [...placement.chips] });
-  }
-  if (placement.minUnifiedMemoryGiB !== undefined) {
-    requirements.push({
-      key: nodeLabels.unifiedMemoryGiB,
-      operator: 'Gt',
-      values: [String(placement.minUnifiedMemoryGiB - 1)],
-    });
-  }
-  return requirements;
-}
-
 function nodeAffinity(placement: InferencePoolSpec['placement']) {
-  const selector: NodeSelectorRequirement[] = Object.entries(placement.nodeSelector ?? {}).map(
-    ([key, value]) => ({ key, operator: 'In', values: [value] }),
-  );
+  const selector = selectorRequirements(placement);
   const apple = appleRequirements(placement);
   if (placement.appleSilicon === 'Required') {
     return {
@@ -229,14 +106,8 @@ function childMetadata(pool: InferencePool) {
 
 export const poolSelector = (pool: string) => `${poolLabel}=${pool}`;
 
-/**
- * The Deployment of triage servers for a release. Pods request the model's unified memory as an
- * extended resource so the scheduler packs them by it; only Required placement can ask for it, since
- * only profiled Apple nodes offer it.
- */
-export type RolloutStrategy = { maxSurge: number; maxUnavailable: number };
-const surge: RolloutStrategy = { maxSurge: 1, maxUnavailable: 0 };
-const oneAtATime: RolloutStrategy = { maxSurge: 0, maxUnavailable: 1 };
+const surge: RollingUpdate = { maxSurge: 1, maxUnavailable: 0 };
+const oneAtATime: RollingUpdate = { maxSurge: 0, maxUnavailable: 1 };
 
 /**
  * How a new pod template replaces the old. A pod is added before one is removed, so the pool never
@@ -250,25 +121,67 @@ export function rolloutStrategy(o: {
   replicas: number;
   /** Whether an allowed node has unified memory free for one more pod (true when pods reserve none). */
   roomForOneMore: boolean;
-  live: RolloutStrategy | undefined;
+  live: RollingUpdate | undefined;
   templateChanged: boolean;
   /** A pod of the pool waits for unified memory. */
   surgeBlocked: boolean;
-}): RolloutStrategy {
+}): RollingUpdate {
   if (o.replicas < 2) return surge;
   if (o.templateChanged || !o.live) return o.roomForOneMore ? surge : oneAtATime;
   if (o.surgeBlocked && o.live.maxUnavailable === 0) return oneAtATime;
   return o.live;
 }
 
+/**
+ * The rollout strategy for the pool's Deployment, from what the cluster shows: whether an allowed node
+ * has room for one more pod, whether the template is changing, and whether a surge pod waits for
+ * unified memory (pods of two templates, one of them unschedulable for want of it).
+ */
+export function poolRolloutStrategy(o: {
+  pool: InferencePool & { spec: InferencePoolSpec };
+  served: ModelRelease;
+  image: string;
+  podMemoryMiB: number;
+  deployment: DeploymentView | undefined;
+  nodes: readonly NodeView[];
+  /** Every pool's pods, for the memory already taken on each node. */
+  allPoolPods: readonly PodView[];
+  poolPods: readonly PodView[];
+}): RollingUpdate {
+  const { spec } = o.pool;
+  const reservesUnifiedMemory = spec.placement.appleSilicon === 'Required';
+  const usage = unifiedMemoryUsage(allowedNodes(spec, o.nodes), o.allPoolPods);
+  const poolPodsNow = o.poolPods.filter((p) => !p.pod.terminating);
+  const draft = desiredDeployment(o.pool, o.served, o.image);
+  return rolloutStrategy({
+    replicas: desiredReplicas(spec),
+    roomForOneMore:
+      !reservesUnifiedMemory ||
+      [...usage.values()].some((u) => u.allocatableMiB - u.usedMiB >= o.podMemoryMiB),
+    live: o.deployment?.spec?.strategy?.rollingUpdate,
+    templateChanged:
+      o.deployment?.metadata.annotations?.[templateHashAnnotation] !==
+      draft.metadata.annotations?.[templateHashAnnotation],
+    surgeBlocked:
+      reservesUnifiedMemory &&
+      new Set(poolPodsNow.map((p) => p.pod.templateHash)).size > 1 &&
+      poolPodsNow.some((p) => p.pod.unschedulable?.includes(`Insufficient ${unifiedMemoryResource}`)),
+  });
+}
+
 /** Annotation with a hash of the pod template Aurora wants, so a template change is seen as such. */
 export const templateHashAnnotation = 'aurora.health/template-hash';
 
+/**
+ * The Deployment of triage servers for a release. Pods request the model's unified memory as an
+ * extended resource so the scheduler packs them by it; only Required placement can ask for it, since
+ * only profiled Apple nodes offer it.
+ */
 export function desiredDeployment(
   pool: InferencePool & { spec: InferencePoolSpec },
   release: ModelRelease,
   defaultImage: string,
-  strategy: RolloutStrategy = { maxSurge: 1, maxUnavailable: 0 },
+  strategy: RollingUpdate = { maxSurge: 1, maxUnavailable: 0 },
 ): KubeObject {
   const image = pool.spec.server.image ?? defaultImage;
   const { spec } = pool;

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
 import type { InferencePool } from '../../crds/kinds.ts';
-import { unifiedMemoryResource } from '../../crds/node-labels.ts';
-import type { NodeView } from '../node/desired.ts';
-import { type ModelRelease, type ModelState, releaseName } from './desired.ts';
-import { inferencePoolStatus, type PodView, type PoolObservations, podView } from './status.ts';
+import { unifiedMemoryResource } from '../../crds/labels.ts';
+import type { NodeView } from '../../views/node.ts';
+import { type PodView, podView } from '../../views/pod.ts';
+import { type ModelRelease, type ModelState, releaseName } from './release.ts';
+import { inferencePoolStatus, type PoolObservations } from './status.ts';
 
 const now = new Date('2026-11-23T10:00:00Z');
 const release = (version: string, digestByte: string): ModelRelease => ({

@@ -1,183 +1,17 @@
 import type { InferencePoolSpec, InferencePoolStatus } from '../../crds/inferencepool.ts';
 import type { InferencePool } from '../../crds/kinds.ts';
-import { nodeLabels, unifiedMemoryResource } from '../../crds/node-labels.ts';
+import { nodeLabels, releaseAnnotations, unifiedMemoryResource } from '../../crds/labels.ts';
 import { type ConditionInput, setConditions } from '../../operator/conditions.ts';
-import type { KubeObject } from '../../operator/kube/types.ts';
-import { quantityValue } from '../../operator/quantity.ts';
-import { allocatableUnifiedMemoryMiB, type NodeView } from '../node/desired.ts';
-import {
-  appleRequirements,
-  type ModelRelease,
-  type ModelState,
-  poolLabel,
-  poolSelector,
-  type RolloutStrategy,
-  releaseAnnotations,
-} from './desired.ts';
-
-/** The parts of a pool pod that status and placement read. */
-export interface PodView extends KubeObject {
-  pod: {
-    pool: string;
-    nodeName?: string;
-    phase: string;
-    ready: boolean;
-    terminating: boolean;
-    /** The scheduler's message while it cannot place the pod. */
-    unschedulable?: string;
-    release?: string;
-    unifiedMemoryMiB: number;
-    /** Why the pod cannot serve, as the kubelet says: CrashLoopBackOff, OOMKilled, ImagePullBackOff... */
-    problem?: string;
-    /** When the kubelet started the pod. */
-    startedAt?: string;
-    /** The pod template (ReplicaSet) it belongs to: two in one pool mean a rollout is under way. */
-    templateHash?: string;
-  };
-}
-
-const podProblems = new Set([
-  'CrashLoopBackOff',
-  'ImagePullBackOff',
-  'ErrImagePull',
-  'CreateContainerConfigError',
-  'CreateContainerError',
-  'InvalidImageName',
-]);
-
-interface ContainerStatus {
-  state?: { waiting?: { reason?: string } };
-  lastState?: { terminated?: { reason?: string } };
-}
-
-/** The kubelet's reason a container is not running, with OOMKilled named when it caused a crash loop. */
-function containerProblem(statuses: ContainerStatus[] | undefined): string | undefined {
-  for (const c of statuses ?? []) {
-    const waiting = c.state?.waiting?.reason;
-    if (waiting && podProblems.has(waiting)) {
-      const last = c.lastState?.terminated?.reason;
-      return last === 'OOMKilled' ? `${waiting} (OOMKilled)` : waiting;
-    }
-  }
-  return undefined;
-}
-
-interface RawPod extends KubeObject {
-  spec?: { nodeName?: string; containers?: Array<{ resources?: { requests?: Record<string, string> } }> };
-  status?: {
-    phase?: string;
-    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
-    containerStatuses?: ContainerStatus[];
-    startTime?: string;
-  };
-}
-
-/** Keeps what the pool controller needs of a pod: its cache holds every pool's pods. */
-export function podView(obj: KubeObject): PodView {
-  const raw = obj as RawPod;
-  const conditions = raw.status?.conditions ?? [];
-  const scheduled = conditions.find((c) => c.type === 'PodScheduled');
-  const problem = containerProblem(raw.status?.containerStatuses);
-  const unifiedMemoryMiB = (raw.spec?.containers ?? []).reduce(
-    (sum, c) => sum + quantityValue(c.resources?.requests?.[unifiedMemoryResource] ?? '0'),
-    0,
-  );
-  return {
-    apiVersion: raw.apiVersion,
-    kind: raw.kind,
-    metadata: {
-      name: raw.metadata.name,
-      namespace: raw.metadata.namespace,
-      ...(raw.metadata.uid ? { uid: raw.metadata.uid } : {}),
-      ...(raw.metadata.resourceVersion ? { resourceVersion: raw.metadata.resourceVersion } : {}),
-    },
-    pod: {
-      pool: raw.metadata.labels?.[poolLabel] ?? '',
-      ...(raw.spec?.nodeName ? { nodeName: raw.spec.nodeName } : {}),
-      phase: raw.status?.phase ?? 'Pending',
-      ready: conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
-      terminating: Boolean(raw.metadata.deletionTimestamp),
-      ...(scheduled?.status === 'False' && scheduled.reason === 'Unschedulable'
-        ? { unschedulable: scheduled.message ?? 'unschedulable' }
-        : {}),
-      ...(raw.metadata.annotations?.[releaseAnnotations.configMap]
-        ? { release: raw.metadata.annotations[releaseAnnotations.configMap] }
-        : {}),
-      unifiedMemoryMiB: Number.isFinite(unifiedMemoryMiB) ? unifiedMemoryMiB : 0,
-      ...(problem ? { problem } : {}),
-      ...(raw.status?.startTime ? { startedAt: raw.status.startTime } : {}),
-      ...(raw.metadata.labels?.['pod-template-hash']
-        ? { templateHash: raw.metadata.labels['pod-template-hash'] }
-        : {}),
-    },
-  };
-}
+import { allowedNodes } from '../../placement/nodes.ts';
+import { unifiedMemoryUsage } from '../../placement/unified-memory.ts';
+import type { DeploymentView } from '../../views/deployment.ts';
+import type { NodeView } from '../../views/node.ts';
+import { type PodView, podIsLive } from '../../views/pod.ts';
+import { poolSelector } from './desired.ts';
+import type { ModelRelease, ModelState } from './release.ts';
 
 /** How long a started pod may stay unready before the pool counts it as degraded (startup probes included). */
 const notReadyGraceMs = 10 * 60_000;
-
-const live = (p: PodView) => p.pod.phase !== 'Succeeded' && p.pod.phase !== 'Failed';
-
-/** Unified memory per node: what it offers and what pool pods bound to it take. */
-export function unifiedMemoryUsage(
-  nodes: readonly NodeView[],
-  pods: readonly PodView[],
-): Map<string, { allocatableMiB: number; usedMiB: number }> {
-  const usage = new Map(
-    nodes.map((n) => [n.metadata.name, { allocatableMiB: allocatableUnifiedMemoryMiB(n), usedMiB: 0 }]),
-  );
-  for (const pod of pods) {
-    if (!live(pod) || !pod.pod.nodeName) continue;
-    const entry = usage.get(pod.pod.nodeName);
-    if (entry) entry.usedMiB += pod.pod.unifiedMemoryMiB;
-  }
-  return usage;
-}
-
-function labelMatches(
-  labels: Record<string, string>,
-  r: { key: string; operator: string; values?: string[] },
-) {
-  const value = labels[r.key];
-  switch (r.operator) {
-    case 'In':
-      return value !== undefined && (r.values ?? []).includes(value);
-    case 'Gt':
-      return value !== undefined && /^-?[0-9]+$/.test(value) && Number(value) > Number(r.values?.[0]);
-    default:
-      return false;
-  }
-}
-
-function tolerated(taint: { key: string; value?: string; effect: string }, pool: InferencePoolSpec): boolean {
-  return (pool.placement.tolerations ?? []).some(
-    (t) =>
-      (t.effect === undefined || t.effect === taint.effect) &&
-      (t.key === undefined || t.key === '' || t.key === taint.key) &&
-      (t.operator === 'Exists' || (t.value ?? '') === (taint.value ?? '')),
-  );
-}
-
-/** Nodes a pool pod may go to by its placement: profile labels, node selector, taints, readiness. */
-export function allowedNodes(spec: InferencePoolSpec, nodes: readonly NodeView[]): NodeView[] {
-  const requirements = [
-    ...(spec.placement.appleSilicon === 'Required' ? appleRequirements(spec.placement) : []),
-    ...Object.entries(spec.placement.nodeSelector ?? {}).map(([key, value]) => ({
-      key,
-      operator: 'In',
-      values: [value],
-    })),
-  ];
-  return nodes.filter((node) => {
-    const labels = node.metadata.labels ?? {};
-    if (node.spec?.unschedulable) return false;
-    if (!node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
-    if (!requirements.every((r) => labelMatches(labels, r))) return false;
-    return (node.spec?.taints ?? [])
-      .filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute')
-      .every((t) => tolerated(t, spec));
-  });
-}
 
 function placementDescription(spec: InferencePoolSpec): string {
   const parts = [spec.placement.appleSilicon === 'Required' ? 'Apple silicon' : 'any node'];
@@ -201,7 +35,7 @@ export function placementCondition(input: {
   nodes: readonly NodeView[];
 }): ConditionInput {
   const { spec, podMemoryMiB } = input;
-  const pods = input.pods.filter((p) => live(p) && !p.pod.terminating);
+  const pods = input.pods.filter((p) => podIsLive(p) && !p.pod.terminating);
   const stuck = pods.filter((p) => p.pod.unschedulable !== undefined);
   const placedNodes = new Set(pods.flatMap((p) => (p.pod.nodeName ? [p.pod.nodeName] : [])));
   const allowed = allowedNodes(spec, input.nodes);
@@ -329,22 +163,6 @@ function modelCondition(
   }
 }
 
-/** The parts of the pool's Deployment the controller and its status read. */
-export interface DeploymentView extends KubeObject {
-  spec?: {
-    template?: { metadata?: { annotations?: Record<string, string> } };
-    strategy?: { rollingUpdate?: RolloutStrategy };
-  };
-  status?: {
-    observedGeneration?: number;
-    replicas?: number;
-    updatedReplicas?: number;
-    readyReplicas?: number;
-    availableReplicas?: number;
-    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
-  };
-}
-
 export interface PoolObservations {
   pool: InferencePool & { spec: InferencePoolSpec };
   model: ModelState;
@@ -370,7 +188,7 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
   const { pool, served } = o;
   const generation = pool.metadata.generation;
   const { deployment } = o;
-  const pods = o.pods.filter((p) => live(p) && !p.pod.terminating);
+  const pods = o.pods.filter((p) => podIsLive(p) && !p.pod.terminating);
   const readyPods = pods.filter((p) => p.pod.ready);
   const placed = placementCondition({
     spec: pool.spec,

@@ -1,57 +1,7 @@
-import { nodeLabels, unifiedMemoryResource } from '../../crds/node-labels.ts';
-import type { KubeObject } from '../../operator/kube/types.ts';
+import { nodeLabels, unifiedMemoryResource } from '../../crds/labels.ts';
 import { quantityValue } from '../../operator/quantity.ts';
-import { advertisedUnifiedMemoryMiB } from '../inferencepool/memory.ts';
-
-/** The parts of a Node that placement reads; the rest (images, heartbeats) is dropped from the cache. */
-export interface NodeView extends KubeObject {
-  spec?: { unschedulable?: boolean; taints?: Array<{ key: string; value?: string; effect: string }> };
-  status?: {
-    capacity?: Record<string, string>;
-    allocatable?: Record<string, string>;
-    conditions?: Array<{ type: string; status: string }>;
-  };
-}
-
-/** Keeps what the node controller and placement need, so a large fleet's heartbeats cost little memory. */
-export function nodeView(node: KubeObject): NodeView {
-  const full = node as NodeView & { status?: { conditions?: Array<Record<string, unknown>> } };
-  return {
-    apiVersion: full.apiVersion,
-    kind: full.kind,
-    metadata: {
-      name: full.metadata.name,
-      ...(full.metadata.uid ? { uid: full.metadata.uid } : {}),
-      ...(full.metadata.resourceVersion ? { resourceVersion: full.metadata.resourceVersion } : {}),
-      ...(full.metadata.labels ? { labels: full.metadata.labels } : {}),
-    },
-    spec: {
-      ...(full.spec?.unschedulable ? { unschedulable: true } : {}),
-      ...(full.spec?.taints ? { taints: full.spec.taints } : {}),
-    },
-    status: {
-      ...(full.status?.capacity ? { capacity: full.status.capacity } : {}),
-      ...(full.status?.allocatable ? { allocatable: full.status.allocatable } : {}),
-      conditions: (full.status?.conditions ?? [])
-        .filter((c) => c.type === 'Ready')
-        .map((c) => ({ type: String(c.type), status: String(c.status) })),
-    },
-  };
-}
-
-/** Whether a node event changes anything placement depends on (heartbeats do not). */
-export function placementChanged(old: NodeView | undefined, node: NodeView): boolean {
-  if (!old) return true;
-  const facts = (n: NodeView) =>
-    JSON.stringify([
-      n.metadata.labels,
-      n.spec,
-      n.status?.allocatable?.[unifiedMemoryResource],
-      n.status?.capacity?.[unifiedMemoryResource],
-      n.status?.conditions,
-    ]);
-  return facts(old) !== facts(node);
-}
+import { advertisedUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
+import type { NodeView } from '../../views/node.ts';
 
 /**
  * The unified memory the node should advertise, in MiB: undefined when the node is not a profiled
@@ -62,12 +12,6 @@ export function desiredUnifiedMemoryMiB(labels: Record<string, string> | undefin
   const text = labels[nodeLabels.unifiedMemoryGiB];
   if (!text || !/^[1-9][0-9]{0,4}$/.test(text)) return undefined;
   return advertisedUnifiedMemoryMiB(Number(text));
-}
-
-/** Unified memory the node offers pods now, in MiB (0 when it advertises none). */
-export function allocatableUnifiedMemoryMiB(node: NodeView): number {
-  const value = quantityValue(node.status?.allocatable?.[unifiedMemoryResource] ?? '0');
-  return Number.isFinite(value) ? value : 0;
 }
 
 /**

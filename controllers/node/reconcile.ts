@@ -1,25 +1,9 @@
-import { unifiedMemoryResource } from '../../crds/node-labels.ts';
+import { unifiedMemoryResource } from '../../crds/labels.ts';
 import { fieldManager } from '../../operator/apply.ts';
-import type { InformerEvent } from '../../operator/informer.ts';
-import type { KubeObject } from '../../operator/kube/types.ts';
+import { addKindController } from '../../operator/kind-controller.ts';
 import type { Manager } from '../../operator/manager.ts';
-import {
-  capacityPatch,
-  desiredUnifiedMemoryMiB,
-  type NodeView,
-  nodeView,
-  placementChanged,
-} from './desired.ts';
-
-/** The one Node informer every Aurora controller shares (same transform, so one cache). */
-export function nodeInformer(manager: Manager) {
-  return manager.informer<NodeView>('v1', 'Node', { transform: nodeView });
-}
-
-/** Node events that matter to placement: adds, deletes, and changes other than heartbeats. */
-export function nodePlacementEvent(event: InformerEvent<KubeObject>): boolean {
-  return event.type !== 'updated' || placementChanged(event.old as NodeView, event.object as NodeView);
-}
+import { nodeInformer, nodePlacementEvent } from '../../views/node.ts';
+import { capacityPatch, desiredUnifiedMemoryMiB } from './desired.ts';
 
 /**
  * Advertises each profiled Apple-silicon node's unified memory, less the system's share, as the
@@ -27,16 +11,15 @@ export function nodePlacementEvent(event: InformerEvent<KubeObject>): boolean {
  * a kubelet that resets extended resources (a recreated node) gets it back on the next event.
  */
 export function registerNodeCapacityController(manager: Manager, options: { workers?: number } = {}): void {
-  const nodes = nodeInformer(manager);
-  const recorder = manager.recorder('aurora-node');
-  manager.addController({
+  addKindController(manager, {
     name: 'node-capacity',
-    primary: nodes as never,
+    informer: nodeInformer(manager),
+    // Node is a built-in kind: Aurora patches its capacity and reports on it through Events only.
+    hasStatus: false,
+    reportingController: 'aurora-node',
     primaryFilter: nodePlacementEvent,
-    workers: options.workers ?? 1,
-    async reconcile({ key }) {
-      const node = nodes.get(key);
-      if (!node) return undefined;
+    ...(options.workers ? { workers: options.workers } : {}),
+    async reconcile(ctx, node) {
       const desired = desiredUnifiedMemoryMiB(node.metadata.labels);
       const patch = capacityPatch(node, desired);
       if (!patch) return undefined;
@@ -45,8 +28,7 @@ export function registerNodeCapacityController(manager: Manager, options: { work
         patch,
         { type: 'merge', subresource: 'status', fieldManager },
       );
-      recorder.record(
-        node,
+      ctx.record(
         'Normal',
         desired === undefined ? 'UnifiedMemoryWithdrawn' : 'UnifiedMemoryAdvertised',
         'Advertise',

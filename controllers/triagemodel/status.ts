@@ -1,8 +1,8 @@
 import type { TriageModel } from '../../crds/kinds.ts';
 import type { TriageModelStatus } from '../../crds/triagemodel.ts';
+import type { AcceptanceResult } from '../../model/acceptance.ts';
+import type { FetchFailureReason } from '../../model/fetch.ts';
 import { type ConditionInput, rfc3339Seconds, setConditions } from '../../operator/conditions.ts';
-import type { AcceptanceResult } from './acceptance.ts';
-import type { FetchFailureReason } from './fetch.ts';
 
 export interface ModelFigures {
   digest: string;
@@ -14,7 +14,6 @@ export interface ModelFigures {
 
 /** Where validation got to, and what it found. */
 export type Validation =
-  | { stage: 'spec'; message: string }
   | { stage: 'fetch'; reason: FetchFailureReason; message: string }
   | { stage: 'vectors'; message: string }
   | { stage: 'load'; figures: ModelFigures; message: string }
@@ -31,12 +30,6 @@ const unknown = (type: string, reason: string, message: string): ConditionInput 
 
 function conditionsFor(v: Validation, version: string): ConditionInput[] {
   switch (v.stage) {
-    case 'spec':
-      return [
-        unknown('ContractValid', 'InvalidSpec', 'not checked: the spec is invalid'),
-        unknown('AcceptancePassed', 'InvalidSpec', 'not run: the spec is invalid'),
-        { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: v.message },
-      ];
     case 'fetch':
       return [
         unknown('ContractValid', v.reason, 'the model file could not be fetched'),

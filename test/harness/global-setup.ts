@@ -1,9 +1,9 @@
 import type { TestProject } from 'vitest/node';
+import { ensureControlPlaneBinaries } from '../../hack/local-cluster/binaries.ts';
+import { startControlPlane } from '../../hack/local-cluster/control-plane.ts';
+import { installAuroraCrds } from '../../hack/local-cluster/crds.ts';
+import { ensureServices } from '../../hack/local-cluster/services.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
-import { ensureControlPlaneBinaries } from './binaries.ts';
-import { startControlPlane } from './control-plane.ts';
-import { installAuroraCrds } from './crds.ts';
-import { ensureServices } from './services.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -7,10 +7,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openApiSchema } from '../../crds/generate.ts';
 import { kinds } from '../../crds/kinds.ts';
+import { defaultToolsDir, parseYamlObjects, repoRoot } from '../../hack/local-cluster/control-plane.ts';
 import { ApiError, createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
-import { defaultToolsDir, parseYamlObjects, repoRoot } from '../harness/control-plane.ts';
 
 const run = promisify(execFile);
 const client = createKubeClient(testKubeConfig());

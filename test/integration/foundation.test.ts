@@ -2,12 +2,12 @@ import { AppsV1Api, CoreV1Api, type V1Pod, VersionApi } from '@kubernetes/client
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { nodeLabels } from '../../crds/node-labels.ts';
+import { nodeLabels } from '../../crds/labels.ts';
+import { isNodeReady } from '../../hack/local-cluster/control-plane.ts';
+import { hospitalFleet, kwokNodeAnnotation } from '../../hack/local-cluster/fleet.ts';
+import { waitFor } from '../../hack/local-cluster/process.ts';
+import { pinnedVersions } from '../../hack/local-cluster/versions.ts';
 import { createTestNamespace, testKubeConfig, uniqueSuffix } from '../harness/cluster.ts';
-import { isNodeReady } from '../harness/control-plane.ts';
-import { hospitalFleet, kwokNodeAnnotation } from '../harness/fleet.ts';
-import { waitFor } from '../harness/process.ts';
-import { pinnedVersions } from '../harness/versions.ts';
 
 const kc = testKubeConfig();
 const core = kc.makeApiClient(CoreV1Api);

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { repoRoot } from '../../hack/local-cluster/control-plane.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { testKubeConfig, uniqueSuffix } from '../harness/cluster.ts';
-import { repoRoot } from '../harness/control-plane.ts';
 
 const execFileAsync = promisify(execFile);
 const client = createKubeClient(testKubeConfig());

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ControlPlane, repoRoot, startControlPlane } from '../../hack/local-cluster/control-plane.ts';
+import { waitFor } from '../../hack/local-cluster/process.ts';
 import type { InformerEvent } from '../../operator/informer.ts';
 import { createInformer } from '../../operator/informer.ts';
 import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
@@ -23,8 +25,6 @@ import {
   registerEchoController,
 } from '../fixtures/echo-controller.ts';
 import { uniqueSuffix } from '../harness/cluster.ts';
-import { type ControlPlane, repoRoot, startControlPlane } from '../harness/control-plane.ts';
-import { waitFor } from '../harness/process.ts';
 import { startPausableProxy } from '../harness/proxy.ts';
 
 let controlPlane: ControlPlane;

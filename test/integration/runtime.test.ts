@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../hack/local-cluster/process.ts';
 import { applyChild, writeStatus } from '../../operator/apply.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
@@ -14,7 +15,6 @@ import {
   registerEchoController,
 } from '../fixtures/echo-controller.ts';
 import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
-import { waitFor } from '../harness/process.ts';
 
 const client = createKubeClient(testKubeConfig());
 let namespace: string;

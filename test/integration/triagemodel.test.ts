@@ -9,12 +9,12 @@ import { registerTriageModelController } from '../../controllers/triagemodel/rec
 import type { TriageModel } from '../../crds/kinds.ts';
 import { contract, exampleModelFiles } from '../../hack/example-model/generate.ts';
 import { classifierToOnnx } from '../../hack/example-model/onnx.ts';
+import { parseYamlObjects, repoRoot } from '../../hack/local-cluster/control-plane.ts';
+import { waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
-import { parseYamlObjects, repoRoot } from '../harness/control-plane.ts';
-import { waitFor } from '../harness/process.ts';
 
 const client = createKubeClient(testKubeConfig());
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');

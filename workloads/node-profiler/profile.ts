@@ -1,4 +1,4 @@
-import { type AppleChip, nodeLabels } from '../../crds/node-labels.ts';
+import { type AppleChip, nodeLabels } from '../../crds/labels.ts';
 
 /** What the profiler learned of a machine; undefined fields were not found and get no label. */
 export interface MachineProfile {

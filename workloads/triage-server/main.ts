@@ -4,13 +4,14 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import ort from 'onnxruntime-node';
+import type ort from 'onnxruntime-node';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
-import { checkContract } from '../../controllers/triagemodel/contract.ts';
-import { fetchHttp, sha256 } from '../../controllers/triagemodel/fetch.ts';
-import { openSession, sessionSignature } from '../../controllers/triagemodel/session.ts';
 import { triageModelSpec } from '../../crds/triagemodel.ts';
+import { checkContract } from '../../model/contract.ts';
+import { fetchHttp, sha256 } from '../../model/fetch.ts';
+import { openSession, sessionSignature } from '../../model/session.ts';
+import { inputTensor } from '../../model/tensors.ts';
 import { createLogger } from '../../operator/log.ts';
 import { createMicroBatcher } from './batcher.ts';
 import { parseClassifyRequest } from './request.ts';
@@ -156,8 +157,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     onBatch: (n) => batchSizes.observe(n),
     run: async (rows) => {
       if (!model) throw new Error('model not loaded');
-      const width = spec.inputs.features.length;
-      const input = new ort.Tensor('float32', Float32Array.from(rows.flat()), [rows.length, width]);
+      const input = inputTensor(spec.inputs.elementType, rows);
       const out = await model.session.run({ [spec.inputs.tensorName]: input });
       const data = out[spec.outputs.tensorName]?.data as Float32Array;
       const labels = spec.outputs.labels.length;

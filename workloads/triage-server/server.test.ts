@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { podUnifiedMemoryMiB } from '../../controllers/inferencepool/memory.ts';
-import { sha256 } from '../../controllers/triagemodel/fetch.ts';
 import { exampleModelFiles } from '../../hack/example-model/generate.ts';
-import { freePort } from '../../test/harness/control-plane.ts';
+import { freePort } from '../../hack/local-cluster/control-plane.ts';
+import { sha256 } from '../../model/fetch.ts';
+import { podUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
 
 const root = join(import.meta.dirname, '../..');
 const spec = parse(readFileSync(join(root, 'examples/triage-model.yaml'), 'utf8')).spec;

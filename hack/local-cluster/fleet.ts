@@ -1,5 +1,5 @@
 import type { V1Node } from '@kubernetes/client-node';
-import { type AppleChip, nodeLabels } from '../../crds/node-labels.ts';
+import { type AppleChip, nodeLabels } from '../../crds/labels.ts';
 import { pinnedVersions } from './versions.ts';
 
 /** Annotation kwok selects the nodes it simulates by. */

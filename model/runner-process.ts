@@ -2,9 +2,9 @@
 // operator so that a hostile or broken model file that crashes or hangs the native runtime ends this
 // process, not the operator. Protocol: one request on IPC, one reply, then exit.
 import { performance } from 'node:perf_hooks';
-import ort from 'onnxruntime-node';
 import type { ModelSignature } from './contract.ts';
 import { openSession, sessionSignature } from './session.ts';
+import { type ElementType, inputTensor } from './tensors.ts';
 
 export interface RunnerRequest {
   /** Sent over IPC with advanced serialisation: a copy of the bytes, no base64 string (V8 caps strings). */
@@ -14,7 +14,7 @@ export interface RunnerRequest {
   vectors: number[][];
   inputName?: string;
   outputName?: string;
-  elementType?: 'float32' | 'float64' | 'int32' | 'int64';
+  elementType?: ElementType;
   /** Single-vector runs for the latency figures. */
   latencyRuns: number;
 }
@@ -29,21 +29,6 @@ export type RunnerReply =
       sessionMemoryMiB: number;
     }
   | { ok: false; stage: 'load' | 'run'; message: string };
-
-function inputTensor(type: RunnerRequest['elementType'], rows: number[][]): ort.Tensor {
-  const dims = [rows.length, rows[0]?.length ?? 0];
-  const flat = rows.flat();
-  switch (type) {
-    case 'float64':
-      return new ort.Tensor('float64', Float64Array.from(flat), dims);
-    case 'int32':
-      return new ort.Tensor('int32', Int32Array.from(flat), dims);
-    case 'int64':
-      return new ort.Tensor('int64', BigInt64Array.from(flat.map((x) => BigInt(Math.round(x)))), dims);
-    default:
-      return new ort.Tensor('float32', Float32Array.from(flat), dims);
-  }
-}
 
 async function handle(request: RunnerRequest): Promise<RunnerReply> {
   const bytes = request.model;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { advertisedUnifiedMemoryMiB, firstFitDecreasing, podUnifiedMemoryMiB } from './memory.ts';
+import { advertisedUnifiedMemoryMiB, firstFitDecreasing, podUnifiedMemoryMiB } from './unified-memory.ts';
 
 describe('advertisedUnifiedMemoryMiB', () => {
   it.each([

@@ -1,3 +1,8 @@
+import { unifiedMemoryResource } from '../crds/labels.ts';
+import { quantityValue } from '../operator/quantity.ts';
+import type { NodeView } from '../views/node.ts';
+import { type PodView, podIsLive } from '../views/pod.ts';
+
 /**
  * Unified-memory arithmetic for placement. On Apple silicon the CPU and GPU share one memory, so the
  * operating system, the kubelet and the container runtime take their share from the same pool the
@@ -49,4 +54,26 @@ export function firstFitDecreasing(
     placed.push({ item: item.name, node: node.name });
   }
   return { placed, unplaced, free };
+}
+
+/** Unified memory the node offers pods now, in MiB (0 when it advertises none). */
+export function allocatableUnifiedMemoryMiB(node: NodeView): number {
+  const value = quantityValue(node.status?.allocatable?.[unifiedMemoryResource] ?? '0');
+  return Number.isFinite(value) ? value : 0;
+}
+
+/** Unified memory per node: what it offers and what pool pods bound to it take. */
+export function unifiedMemoryUsage(
+  nodes: readonly NodeView[],
+  pods: readonly PodView[],
+): Map<string, { allocatableMiB: number; usedMiB: number }> {
+  const usage = new Map(
+    nodes.map((n) => [n.metadata.name, { allocatableMiB: allocatableUnifiedMemoryMiB(n), usedMiB: 0 }]),
+  );
+  for (const pod of pods) {
+    if (!podIsLive(pod) || !pod.pod.nodeName) continue;
+    const entry = usage.get(pod.pod.nodeName);
+    if (entry) entry.usedMiB += pod.pod.unifiedMemoryMiB;
+  }
+  return usage;
 }

@@ -1,8 +1,4 @@
-// The operator's entry point: node operator/main.ts [--flags]; see operator/config.ts for settings.
-import { registerInferencePoolController } from '../controllers/inferencepool/reconcile.ts';
-import { registerNodeCapacityController } from '../controllers/node/reconcile.ts';
-import { registerTriageModelController } from '../controllers/triagemodel/reconcile.ts';
-import { ConfigError, loadOperatorConfig, type OperatorConfig } from './config.ts';
+import type { OperatorConfig } from './config.ts';
 import { createKubeClient, type KubeClient } from './kube/client.ts';
 import { loadKubeConfig } from './kube/kubeconfig.ts';
 import { createLogger } from './log.ts';
@@ -32,6 +28,7 @@ export async function runOperator(
     ...(config.namespace ? { namespace: config.namespace } : {}),
     health: { port: config.httpPort },
     resyncMs: config.resyncSeconds * 1000,
+    workers: config.workers,
     ...(config.leaderElect
       ? {
           leaderElection: {
@@ -59,21 +56,4 @@ export async function runOperator(
   log.info({ identity: config.identity, leaderElect: config.leaderElect }, 'starting Aurora operator');
   await manager.start();
   return { manager, client, stop };
-}
-
-/** The product's controllers; each issue that adds a kind registers it here. */
-export function registerAuroraControllers(manager: Manager, config: OperatorConfig): void {
-  registerTriageModelController(manager);
-  registerNodeCapacityController(manager);
-  registerInferencePoolController(manager, { image: config.workloadImage });
-}
-
-if (import.meta.main) {
-  try {
-    const config = loadOperatorConfig(process.argv.slice(2), process.env);
-    await runOperator(config, registerAuroraControllers);
-  } catch (err) {
-    console.error(err instanceof ConfigError ? err.message : err);
-    process.exit(err instanceof ConfigError ? 2 : 1);
-  }
 }

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KubeClient } from '../../operator/kube/client.ts';
+import type { KubeClient } from '../operator/kube/client.ts';
 import { fetchModel, sha256 } from './fetch.ts';
 
 const body = Buffer.from('model bytes');

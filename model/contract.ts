@@ -1,4 +1,4 @@
-import type { TriageModelSpec } from '../../crds/triagemodel.ts';
+import type { TriageModelSpec } from '../crds/triagemodel.ts';
 
 /** What onnxruntime reports of one graph input or output. */
 export interface TensorInfo {

@@ -1,4 +1,4 @@
-import type { TriageModelSpec } from '../../crds/triagemodel.ts';
+import type { TriageModelSpec } from '../crds/triagemodel.ts';
 
 export interface GoldenVector {
   features: number[];

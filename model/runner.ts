@@ -1,6 +1,6 @@
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
-import { operatorNodeFlags } from '../../operator/node-flags.ts';
+import { operatorNodeFlags } from '../operator/node-flags.ts';
 import type { RunnerReply, RunnerRequest } from './runner-process.ts';
 
 export type RunOutcome =
@@ -9,8 +9,15 @@ export type RunOutcome =
   | { ok: false; stage: 'crash'; message: string };
 
 export interface ModelRunner {
-  /** Loads and runs a model in a child process; never throws for anything the model file does. */
-  run(modelBytes: Uint8Array, request: Omit<RunnerRequest, 'model'>): Promise<RunOutcome>;
+  /**
+   * Loads and runs a model in a child process; never throws for anything the model file does. An
+   * aborted signal ends the child (or the wait for a slot) and rejects with the signal's reason.
+   */
+  run(
+    modelBytes: Uint8Array,
+    request: Omit<RunnerRequest, 'model'>,
+    signal?: AbortSignal,
+  ): Promise<RunOutcome>;
 }
 
 /**
@@ -25,12 +32,24 @@ export function createModelRunner(
   let active = 0;
   const waiting: Array<() => void> = [];
   // A released slot passes straight to the next waiter, so no caller can slip in between.
-  const acquire = async () => {
+  const acquire = (signal: AbortSignal | undefined) => {
+    signal?.throwIfAborted();
     if (active < concurrency) {
       active++;
-      return;
+      return Promise.resolve();
     }
-    await new Promise<void>((resolve) => waiting.push(resolve));
+    return new Promise<void>((resolve, reject) => {
+      const take = () => {
+        signal?.removeEventListener('abort', giveUp);
+        resolve();
+      };
+      const giveUp = () => {
+        waiting.splice(waiting.indexOf(take), 1);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', giveUp, { once: true });
+      waiting.push(take);
+    });
   };
   const release = () => {
     const next = waiting.shift();
@@ -38,8 +57,12 @@ export function createModelRunner(
     else active--;
   };
 
-  const runOnce = (modelBytes: Uint8Array, request: Omit<RunnerRequest, 'model'>) =>
-    new Promise<RunOutcome>((resolve) => {
+  const runOnce = (
+    modelBytes: Uint8Array,
+    request: Omit<RunnerRequest, 'model'>,
+    signal: AbortSignal | undefined,
+  ) =>
+    new Promise<RunOutcome>((resolve, reject) => {
       const child = fork(join(import.meta.dirname, 'runner-process.ts'), [], {
         execArgv: [...operatorNodeFlags, `--max-old-space-size=${options.maxOldSpaceMiB ?? 512}`],
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -50,12 +73,21 @@ export function createModelRunner(
         stderr = (stderr + chunk.toString()).slice(-2000);
       });
       let settled = false;
-      const finish = (outcome: RunOutcome) => {
-        if (settled) return;
+      const end = () => {
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener('abort', abort);
         if (child.exitCode === null) child.kill('SIGKILL');
+      };
+      const finish = (outcome: RunOutcome) => {
+        if (settled) return;
+        end();
         resolve(outcome);
+      };
+      const abort = () => {
+        if (settled) return;
+        end();
+        reject(signal?.reason);
       };
       const timer = setTimeout(
         () =>
@@ -66,12 +98,14 @@ export function createModelRunner(
           }),
         timeoutMs,
       );
+      if (signal?.aborted) abort();
+      else signal?.addEventListener('abort', abort, { once: true });
       child.once('message', (reply: RunnerReply) => finish(reply));
-      child.once('exit', (code, signal) =>
+      child.once('exit', (code, exitSignal) =>
         finish({
           ok: false,
           stage: 'crash',
-          message: `the model runner ended (${signal ?? `exit code ${code}`}) while loading the model${stderr ? `: ${stderr.trim().split('\n').at(-1)}` : ''}`,
+          message: `the model runner ended (${exitSignal ?? `exit code ${code}`}) while loading the model${stderr ? `: ${stderr.trim().split('\n').at(-1)}` : ''}`,
         }),
       );
       child.once('error', (err) => finish({ ok: false, stage: 'crash', message: err.message }));
@@ -87,10 +121,10 @@ export function createModelRunner(
     });
 
   return {
-    async run(modelBytes, request) {
-      await acquire();
+    async run(modelBytes, request, signal) {
+      await acquire(signal);
       try {
-        return await runOnce(modelBytes, request);
+        return await runOnce(modelBytes, request, signal);
       } finally {
         release();
       }

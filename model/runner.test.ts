@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import type { TriageModelSpec } from '../../crds/triagemodel.ts';
-import { contract, exampleModelFiles } from '../../hack/example-model/generate.ts';
-import { asFloat32, classifierToOnnx } from '../../hack/example-model/onnx.ts';
+import type { TriageModelSpec } from '../crds/triagemodel.ts';
+import { contract, exampleModelFiles } from '../hack/example-model/generate.ts';
+import { asFloat32, classifierToOnnx } from '../hack/example-model/onnx.ts';
 import { parseGoldenVectors, percentile, scoreAcceptance } from './acceptance.ts';
 import { checkContract } from './contract.ts';
 import { createModelRunner, type RunOutcome } from './runner.ts';
 
-const root = join(import.meta.dirname, '../..');
+const root = join(import.meta.dirname, '..');
 const spec = parse(readFileSync(join(root, 'examples/triage-model.yaml'), 'utf8')).spec as TriageModelSpec;
 const goldenText = readFileSync(exampleModelFiles.goldenVectors, 'utf8');
 const golden = parseGoldenVectors(goldenText, spec.inputs.features.length, spec.outputs.labels);

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { fetch } from 'undici';
-import type { TriageModelSpec } from '../../crds/triagemodel.ts';
-import type { KubeClient } from '../../operator/kube/client.ts';
-import type { KubeObject } from '../../operator/kube/types.ts';
+import type { TriageModelSpec } from '../crds/triagemodel.ts';
+import type { KubeClient } from '../operator/kube/client.ts';
+import type { KubeObject } from '../operator/kube/types.ts';
 import { forbiddenAddress, guardedDispatcher } from './egress.ts';
 
 export type FetchFailureReason =
@@ -18,6 +18,8 @@ export interface FetchOptions {
   maxModelMiB: number;
   /** Loopback is refused unless set (tests serve files from this host). */
   allowLoopback: boolean;
+  /** Ends the download at once (shutdown): the fetch rejects with its reason, reporting nothing. */
+  signal?: AbortSignal;
 }
 
 const maxRedirects = 5;
@@ -85,7 +87,6 @@ export async function readConfigMapKey(
  * Downloads over HTTP(S) within a time limit and a size limit, checking the SHA-256 the spec pins. A
  * server that sends more than the limit, or declares it, is cut off before the excess is read.
  */
-/** Downloads a model over HTTP(S) within the spec's time and size limits and checks its digest. */
 export async function fetchHttp(
   source: NonNullable<TriageModelSpec['source']['http']>,
   options: FetchOptions,
@@ -94,6 +95,9 @@ export async function fetchHttp(
   const limitMiB = Math.min(source.maxSizeMiB, operatorMaxMiB);
   const maxBytes = limitMiB * 2 ** 20;
   const timeout = AbortSignal.timeout(source.timeoutSeconds * 1000);
+  const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+  // Stopped from outside: not the source's fault, so no verdict about it.
+  const stopped = () => options.signal?.throwIfAborted();
   let response: Awaited<ReturnType<typeof fetch>>;
   // Redirects are followed here, hop by hop, so each target is checked like the first.
   let url = new URL(source.url);
@@ -103,11 +107,12 @@ export async function fetchHttp(
       return { ok: false, reason: 'SourceForbidden', message: `refusing ${shownUrl(url.href)}: ${refused}` };
     try {
       response = await fetch(url, {
-        signal: timeout,
+        signal,
         redirect: 'manual',
         dispatcher: dispatcherFor(options.allowLoopback),
       });
     } catch (err) {
+      stopped();
       const cause = timeout.aborted
         ? `no answer within ${source.timeoutSeconds} s`
         : ((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message);
@@ -161,6 +166,7 @@ export async function fetchHttp(
       chunks.push(chunk);
     }
   } catch (err) {
+    stopped();
     const cause = timeout.aborted
       ? `the download took longer than ${source.timeoutSeconds} s`
       : (err as Error).message;

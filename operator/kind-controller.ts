@@ -1,0 +1,188 @@
+import type { ZodType } from 'zod';
+import { writeStatus } from './apply.ts';
+import { type ConditionEventPolicy, conditionEvents } from './condition-events.ts';
+import { type Condition, type ConditionInput, setConditions } from './conditions.ts';
+import {
+  type ReconcileContext,
+  type ReconcileResult,
+  type Subscribable,
+  TerminalError,
+} from './controller.ts';
+import type { EventType } from './events.ts';
+import { hasFinalizer, setFinalizer } from './finalizers.ts';
+import type { Informer, InformerEvent } from './informer.ts';
+import type { KubeObject } from './kube/types.ts';
+import type { Manager } from './manager.ts';
+import type { EventSource } from './sources.ts';
+
+/** A reconcile's context, with the object it is about. */
+export interface KindContext extends ReconcileContext {
+  /** Records an Event about the object (never patient data: anyone who reads Events sees it). */
+  record(type: EventType, reason: string, action: string, note: string): void;
+}
+
+/** What a kind's reconcile decided: the whole status to report, and when to look again. */
+export interface KindResult<Status> extends ReconcileResult {
+  status?: Status;
+}
+
+/** The status fields every kind's status carries, which the runtime reads and writes. */
+interface StatusBase {
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+/** An object whose spec is the parsed (defaulted) spec. */
+export type Parsed<T extends KubeObject, Spec> = T & { spec: Spec };
+
+export interface KindControllerOptions<T extends KubeObject, Spec, Status extends StatusBase> {
+  name: string;
+  /** The cache of the kind reconciled. */
+  informer: Informer<T>;
+  /** The spec's schema: a spec it refuses is a terminal InvalidSpec, and reconcile gets the parsed spec. */
+  spec?: ZodType<Spec>;
+  /** Whether the kind reports status (false for built-in kinds Aurora only annotates, such as Node). */
+  hasStatus?: boolean;
+  /** Condition changes that become Events; none when omitted. */
+  events?: ConditionEventPolicy;
+  /** Events' reportingController; `aurora-<name>` when omitted. */
+  reportingController?: string;
+  /** Work to finish before the object may go; the runtime adds and removes the finalizer. */
+  finalizer?: { name: string; finalize(ctx: KindContext, obj: T): Promise<void> };
+  /** Frees what is kept per object (metric series, caches) once it is deleted or being deleted. */
+  forget?(key: string): void;
+  reconcile(ctx: KindContext, obj: Parsed<T, Spec>): Promise<KindResult<Status> | undefined>;
+  primaryFilter?: (event: InformerEvent<T>) => boolean;
+  owns?: readonly Subscribable[];
+  sources?: readonly EventSource[];
+  workers?: number;
+}
+
+/** A zod error as one line: each problem with the spec field it concerns. */
+export function specProblems(error: {
+  issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>;
+}): string {
+  return error.issues
+    .map(
+      (i) =>
+        `spec${i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}: ${i.message}`,
+    )
+    .join('; ');
+}
+
+/**
+ * The status of an object that failed for good: Ready False with the reason, and every other condition
+ * Unknown, since nothing was evaluated. Other fields (what was last validated or served) are kept.
+ */
+export function terminalStatus<Status extends StatusBase>(
+  obj: KubeObject,
+  error: TerminalError,
+  now: Date,
+): Status {
+  const previous = (obj.status ?? {}) as Status;
+  const others: ConditionInput[] = (previous.conditions ?? [])
+    .filter((c) => c.type !== 'Ready')
+    .map((c) => ({
+      type: c.type,
+      status: 'Unknown',
+      reason: error.reason,
+      message: `not evaluated: Ready is False (${error.reason})`,
+    }));
+  const generation = obj.metadata.generation;
+  return {
+    ...previous,
+    observedGeneration: generation,
+    conditions: setConditions(
+      previous.conditions,
+      [
+        { type: 'Ready', status: 'False', reason: error.reason, message: error.message.slice(0, 1024) },
+        ...others,
+      ],
+      generation,
+      now,
+    ),
+  };
+}
+
+/**
+ * Registers the controller of one kind on the shared kit, so every kind's reconcile begins the same way:
+ * the object read from the cache (gone: done, and what was kept for it forgotten); deletion and the
+ * finalizer handled; the spec parsed with the kind's schema (refused: a terminal InvalidSpec in status,
+ * not looked at again until the generation changes); then the kind's reconcile with a context carrying
+ * the abort signal, a logger bound to the key and the clock. Its status is written only when it changed,
+ * and the condition changes the kind's event policy names become Events.
+ */
+export function addKindController<T extends KubeObject, Spec, Status extends StatusBase>(
+  manager: Manager,
+  options: KindControllerOptions<T, Spec, Status>,
+): void {
+  const { informer, finalizer } = options;
+  const hasStatus = options.hasStatus ?? true;
+  const recorder = manager.recorder(options.reportingController ?? `aurora-${options.name}`);
+  // uid/generation of objects that failed for good: not reconciled again until that changes.
+  const failedForGood = new Map<string, string>();
+
+  /** Writes the status when it changed and tells its condition changes; returns the Events' reasons. */
+  const report = async (ctx: KindContext, obj: T, status: Status): Promise<string[] | undefined> => {
+    if (!hasStatus) return undefined;
+    const wrote = await writeStatus(manager.client, obj, status as Record<string, unknown>);
+    if (!wrote) return undefined;
+    const before = (obj.status as StatusBase | undefined)?.conditions;
+    const events = conditionEvents(before, status.conditions, options.events ?? []);
+    for (const e of events) ctx.record(e.type, e.reason, e.action, e.note);
+    return events.map((e) => e.reason);
+  };
+
+  manager.addController<T>({
+    name: options.name,
+    primary: informer,
+    ...(options.primaryFilter ? { primaryFilter: options.primaryFilter } : {}),
+    ...(options.owns ? { owns: options.owns } : {}),
+    ...(options.sources ? { sources: options.sources } : {}),
+    ...(options.workers ? { workers: options.workers } : {}),
+    async reconcile(base) {
+      const obj = informer.get(base.key);
+      if (!obj) {
+        failedForGood.delete(base.key);
+        options.forget?.(base.key);
+        return undefined;
+      }
+      const ctx: KindContext = {
+        ...base,
+        record: (type, reason, action, note) => recorder.record(obj, type, reason, action, note),
+      };
+      if (obj.metadata.deletionTimestamp) {
+        options.forget?.(base.key);
+        if (finalizer && hasFinalizer(obj, finalizer.name)) {
+          await finalizer.finalize(ctx, obj);
+          await setFinalizer(manager.client, obj, finalizer.name, false);
+        }
+        return undefined;
+      }
+      const version = `${obj.metadata.uid}/${obj.metadata.generation}`;
+      if (failedForGood.get(base.key) === version) return undefined;
+      if (finalizer && !hasFinalizer(obj, finalizer.name))
+        await setFinalizer(manager.client, obj, finalizer.name, true);
+      try {
+        let parsed = obj as Parsed<T, Spec>;
+        if (options.spec) {
+          // The CRD's schema refuses such objects; this guards against a CRD older than the operator.
+          const result = options.spec.safeParse(obj.spec);
+          if (!result.success) throw new TerminalError('InvalidSpec', specProblems(result.error));
+          parsed = { ...obj, spec: result.data };
+        }
+        const result = await options.reconcile(ctx, parsed);
+        failedForGood.delete(base.key);
+        if (result?.status !== undefined) await report(ctx, obj, result.status);
+        return result?.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
+      } catch (err) {
+        if (!(err instanceof TerminalError) || base.signal.aborted) throw err;
+        const told = await report(ctx, obj, terminalStatus<Status>(obj, err, base.now()));
+        // A spec that will never work is worth a Warning even where the kind tells no Ready changes.
+        if (told && !told.includes(err.reason)) ctx.record('Warning', err.reason, 'Reconcile', err.message);
+        failedForGood.set(base.key, version);
+        throw err;
+      }
+    },
+  });
+}

@@ -1,0 +1,78 @@
+import type { Informer, InformerEvent } from './informer.ts';
+import { apiGroup, type KubeObject } from './kube/types.ts';
+
+/**
+ * Anything that wakes a controller by handing it keys: an informer of another kind, a Redis stream
+ * watcher, a timer, a webhook. A controller starts its sources when it starts (on the leader) and stops
+ * them when it stops, so nothing wakes a controller that is not running.
+ */
+export interface EventSource {
+  /** Starts delivering keys to enqueue; returns the function that stops delivering them. */
+  start(enqueue: (key: string) => void): () => void;
+}
+
+/** Wakes the objects a change of another kind concerns, by a mapping from the changed object to keys. */
+export function watch<T extends KubeObject>(
+  informer: Informer<T>,
+  map: (obj: T) => Iterable<string>,
+  /** Which events count; all of them when omitted. */
+  filter?: (event: InformerEvent<T>) => boolean,
+): EventSource {
+  return {
+    start: (enqueue) =>
+      informer.addHandler((event) => {
+        if (filter && !filter(event)) return;
+        for (const key of map(event.object)) enqueue(key);
+      }),
+  };
+}
+
+/** The key of the object's controlling owner when that owner is of the given kind. */
+export function controllerOwnerKey(
+  obj: KubeObject,
+  ownerApiVersion: string,
+  ownerKind: string,
+): string | undefined {
+  const ref = obj.metadata.ownerReferences?.find((r) => r.controller === true);
+  if (!ref || ref.kind !== ownerKind || apiGroup(ref.apiVersion) !== apiGroup(ownerApiVersion))
+    return undefined;
+  return obj.metadata.namespace ? `${obj.metadata.namespace}/${ref.name}` : ref.name;
+}
+
+/**
+ * Wakes the owner of a changed child, named by the child's controller ownerReference. The old object
+ * counts too: a child whose ownerReference was edited away still wakes the owner that lost it.
+ */
+export function owned<T extends KubeObject>(
+  informer: Pick<Informer<T>, 'addHandler'>,
+  owner: { apiVersion: string; kind: string },
+): EventSource {
+  return {
+    start: (enqueue) =>
+      informer.addHandler((event) => {
+        const keys = new Set(
+          [event.object, event.old].map((o) => o && controllerOwnerKey(o, owner.apiVersion, owner.kind)),
+        );
+        for (const key of keys) if (key) enqueue(key);
+      }),
+  };
+}
+
+/** A source fed from outside (controller-runtime's source.Channel). */
+export interface ChannelSource extends EventSource {
+  /** Wakes the object with this key; dropped while no controller listens (its first list covers it). */
+  send(key: string): void;
+}
+
+export function channelSource(): ChannelSource {
+  const listeners = new Set<(key: string) => void>();
+  return {
+    start(enqueue) {
+      listeners.add(enqueue);
+      return () => listeners.delete(enqueue);
+    },
+    send(key) {
+      for (const enqueue of listeners) enqueue(key);
+    },
+  };
+}
