@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import { cel, conditions, dnsSubdomain, observedGeneration, secretKeySelector, timestamp } from './common.ts';
 
-/** Manchester Triage System defaults (../shared/design/clinical.md): name, colour and maximum wait. */
+/**
+ * Manchester Triage System defaults: each category's name, colour and the longest a patient may wait to
+ * be seen by a clinician (0, 10, 60, 120 and 240 minutes). Sites set their own targets; these are the
+ * published MTS ones.
+ */
 export const manchesterDefaults = [
   { name: 'immediate', colour: 'red', maxWaitSeconds: 0 },
   { name: 'very-urgent', colour: 'orange', maxWaitSeconds: 600 },

@@ -105,7 +105,7 @@ const canary = z
     }),
   })
   .describe(
-    'A guarded move from the served model to another: shadow, weighted steps, automatic promotion or rollback.',
+    'Reserved for a guarded move to another model (shadow, weighted steps, automatic promotion or rollback). Not acted on yet: the pool reports a Canary condition with reason NotSupported, and a version that passes acceptance replaces the old one by a rolling update.',
   );
 
 const placement = z
@@ -292,7 +292,7 @@ export const inferencePoolStatus = z
         since: timestamp.optional().describe('When the current step began.'),
       })
       .optional()
-      .describe('Canary progress.'),
+      .describe('Canary progress (reserved; not reported until canaries are acted on).'),
   })
   .describe('What the pool is serving and where.');
 

@@ -109,7 +109,7 @@ export const kinds: readonly KindDefinition[] = [
     singular: 'inferencepool',
     shortNames: ['ip', 'ipool'],
     description:
-      'InferencePool is the set of pods serving a TriageModel on Apple-silicon nodes that can hold it in unified memory, spread across machines and moved between versions by a guarded canary.',
+      'InferencePool is the set of pods serving a TriageModel on Apple-silicon nodes that can hold it in unified memory, spread across machines, and moved to a new model version by a rolling update only once that version has passed acceptance.',
     spec: inferencePoolSpec,
     status: inferencePoolStatus,
     printerColumns: [
@@ -137,7 +137,13 @@ export const kinds: readonly KindDefinition[] = [
         jsonPath: '.status.readyReplicas',
         description: 'Pods ready to serve.',
       },
-      { name: 'Canary', type: 'string', jsonPath: '.status.canary.phase', description: 'Canary phase.' },
+      {
+        name: 'Canary',
+        type: 'string',
+        jsonPath: '.status.canary.phase',
+        description: 'Canary phase (reserved: canaries are not acted on yet).',
+        priority: 1,
+      },
       {
         name: 'Placed',
         type: 'string',

@@ -8,7 +8,7 @@ import {
   timestamp,
 } from './common.ts';
 
-/** The five Manchester Triage System categories, in order of acuity (../shared/design/clinical.md). */
+/** The five Manchester Triage System categories, from highest acuity (red, immediate) to lowest (blue). */
 export const manchesterCategories = ['red', 'orange', 'yellow', 'green', 'blue'] as const;
 
 const featureName = z

@@ -95,8 +95,9 @@ function withoutUndefined(value: unknown): unknown {
 }
 
 /**
- * Runs a read-modify-write with optimistic locking: mutate gets the freshest object and returns the
- * object to write (or undefined for nothing to do); a 409 Conflict reads again and retries.
+ * Retries attempt while it fails with 409 Conflict, up to maxAttempts, and returns what it returns. The
+ * attempt itself must read afresh before it writes (or re-read when its write fails), so each retry
+ * decides on the object as it is now: optimistic locking, as client-go's RetryOnConflict.
  */
 export async function retryOnConflict<T>(attempt: () => Promise<T>, maxAttempts = 5): Promise<T> {
   for (let i = 1; ; i++) {

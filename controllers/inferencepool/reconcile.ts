@@ -3,7 +3,6 @@ import { inferencePoolSpec } from '../../crds/inferencepool.ts';
 import { apiVersion, type InferencePool, type TriageModel } from '../../crds/kinds.ts';
 import { managedSelector, poolLabel, releaseAnnotations, releaseLabel } from '../../crds/labels.ts';
 import { createChildApplier } from '../../operator/apply.ts';
-import type { ConditionEventPolicy } from '../../operator/condition-events.ts';
 import { findCondition } from '../../operator/conditions.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
 import type { Manager } from '../../operator/manager.ts';
@@ -21,25 +20,7 @@ import {
 } from './desired.ts';
 import { type ModelRelease, modelState, releaseName } from './release.ts';
 import { createReleaseStore, withoutFile } from './release-store.ts';
-import { inferencePoolStatus } from './status.ts';
-
-/** Events tell what happened to a pool: faults, recoveries and rollouts, not every first look. */
-export const inferencePoolEvents: ConditionEventPolicy = [
-  {
-    type: 'ModelCurrent',
-    announce: 'changes',
-    warningReasons: ['VersionRejected', 'ModelNotValidated', 'ModelNotFound', 'ReleaseSourceChanged'],
-  },
-  { type: 'Placed', healthyStatus: 'True', announce: 'faultsAndRecoveries' },
-  {
-    type: 'Progressing',
-    announce: 'changes',
-    // The rollout's own moves; before anything is served, Progressing only repeats ModelCurrent.
-    onlyReasons: ['RollingOut', 'Scaling', 'Complete', 'RolloutStalled'],
-    warningReasons: ['RolloutStalled'],
-  },
-  { type: 'Degraded', healthyStatus: 'False', announce: 'faults' },
-];
+import { inferencePoolEvents, inferencePoolStatus } from './status.ts';
 
 /**
  * The InferencePool controller: for the version of its TriageModel that passed acceptance, a release

@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
 import type { InferencePool } from '../../crds/kinds.ts';
 import { unifiedMemoryResource } from '../../crds/labels.ts';
+import { conditionEvents } from '../../operator/condition-events.ts';
 import type { NodeView } from '../../views/node.ts';
 import { type PodView, podView } from '../../views/pod.ts';
 import { type ModelRelease, type ModelState, releaseName } from './release.ts';
-import { inferencePoolStatus, type PoolObservations } from './status.ts';
+import { inferencePoolEvents, inferencePoolStatus, type PoolObservations } from './status.ts';
 
 const now = new Date('2026-11-23T10:00:00Z');
 const release = (version: string, digestByte: string): ModelRelease => ({
@@ -442,5 +443,89 @@ describe('inferencePoolStatus, beyond the happy path', () => {
     );
     expect(condition(status, 'Canary')).toMatchObject({ status: 'False', reason: 'NotSupported' });
     expect(condition(inferencePoolStatus(observe({})), 'Canary')).toBeUndefined();
+  });
+});
+
+describe('inferencePoolEvents', () => {
+  const c = (type: string, status: 'True' | 'False' | 'Unknown', reason: string) => ({
+    type,
+    status,
+    reason,
+    message: reason,
+    lastTransitionTime: '2026-11-23T10:00:00Z',
+  });
+  it.each([
+    [
+      'a rejected version',
+      undefined,
+      c('ModelCurrent', 'False', 'VersionRejected'),
+      'Warning VersionRejected',
+    ],
+    [
+      'waiting for validation',
+      undefined,
+      c('ModelCurrent', 'False', 'AwaitingValidation'),
+      'Normal AwaitingValidation',
+    ],
+    [
+      'a rollout under way',
+      c('ModelCurrent', 'True', 'Current'),
+      c('ModelCurrent', 'False', 'RollingOut'),
+      'Normal RollingOut',
+    ],
+    ['all placed at first sight', undefined, c('Placed', 'True', 'AllPlaced'), undefined],
+    [
+      'pods that find no room',
+      c('Placed', 'True', 'AllPlaced'),
+      c('Placed', 'False', 'InsufficientUnifiedMemory'),
+      'Warning InsufficientUnifiedMemory',
+    ],
+    [
+      'room found again',
+      c('Placed', 'False', 'InsufficientUnifiedMemory'),
+      c('Placed', 'True', 'AllPlaced'),
+      'Normal AllPlaced',
+    ],
+    [
+      'Progressing before anything is served',
+      undefined,
+      c('Progressing', 'False', 'AwaitingValidation'),
+      undefined,
+    ],
+    [
+      'a rollout starts',
+      c('Progressing', 'False', 'Complete'),
+      c('Progressing', 'True', 'RollingOut'),
+      'Normal RollingOut',
+    ],
+    [
+      'a rollout stalls',
+      c('Progressing', 'True', 'RollingOut'),
+      c('Progressing', 'False', 'RolloutStalled'),
+      'Warning RolloutStalled',
+    ],
+    [
+      'a fault',
+      c('Degraded', 'False', 'AsExpected'),
+      c('Degraded', 'True', 'CrashLoopBackOff'),
+      'Warning CrashLoopBackOff',
+    ],
+    [
+      'the fault clears (told by Ready and Placed, not here)',
+      c('Degraded', 'True', 'CrashLoopBackOff'),
+      c('Degraded', 'False', 'AsExpected'),
+      undefined,
+    ],
+    [
+      'Ready is not told by pools',
+      c('Ready', 'True', 'Serving'),
+      c('Ready', 'False', 'PodsNotReady'),
+      undefined,
+    ],
+  ] as const)('%s', (_name, before, after, expected) => {
+    const told = conditionEvents(before ? [before] : [], [after], inferencePoolEvents).map(
+      (e) => `${e.type} ${e.reason}`,
+    );
+    expect(told).toEqual(expected ? [expected] : []);
   });
 });

@@ -1,6 +1,7 @@
 import type { InferencePoolSpec, InferencePoolStatus } from '../../crds/inferencepool.ts';
 import type { InferencePool } from '../../crds/kinds.ts';
 import { nodeLabels, releaseAnnotations, unifiedMemoryResource } from '../../crds/labels.ts';
+import type { ConditionEventPolicy } from '../../operator/condition-events.ts';
 import { type ConditionInput, setConditions } from '../../operator/conditions.ts';
 import { allowedNodes } from '../../placement/nodes.ts';
 import { unifiedMemoryUsage } from '../../placement/unified-memory.ts';
@@ -407,3 +408,21 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
       : {}),
   };
 }
+
+/** Events tell what happened to a pool: faults, recoveries and rollouts, not every first look. */
+export const inferencePoolEvents: ConditionEventPolicy = [
+  {
+    type: 'ModelCurrent',
+    announce: 'changes',
+    warningReasons: ['VersionRejected', 'ModelNotValidated', 'ModelNotFound', 'ReleaseSourceChanged'],
+  },
+  { type: 'Placed', healthyStatus: 'True', announce: 'faultsAndRecoveries' },
+  {
+    type: 'Progressing',
+    announce: 'changes',
+    // The rollout's own moves; before anything is served, Progressing only repeats ModelCurrent.
+    onlyReasons: ['RollingOut', 'Scaling', 'Complete', 'RolloutStalled'],
+    warningReasons: ['RolloutStalled'],
+  },
+  { type: 'Degraded', healthyStatus: 'False', announce: 'faults' },
+];

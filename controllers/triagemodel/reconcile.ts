@@ -2,12 +2,11 @@ import { Counter } from 'prom-client';
 import { apiVersion, type TriageModel } from '../../crds/kinds.ts';
 import { triageModelSpec } from '../../crds/triagemodel.ts';
 import { createModelRunner, type ModelRunner } from '../../model/runner.ts';
-import type { ConditionEventPolicy } from '../../operator/condition-events.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { watch } from '../../operator/sources.ts';
-import { triageModelStatus } from './status.ts';
+import { triageModelEvents, triageModelStatus } from './status.ts';
 import { createValidator } from './validate.ts';
 
 /** ConfigMaps a TriageModel reads (its file, its golden vectors), as namespace/name index values. */
@@ -27,11 +26,6 @@ function metadataOnly(cm: KubeObject): KubeObject {
   delete rest.metadata.managedFields;
   return rest as KubeObject;
 }
-
-/** Every change of the verdict is told: passing is Normal, anything else a Warning. */
-export const triageModelEvents: ConditionEventPolicy = [
-  { type: 'Ready', healthyStatus: 'True', announce: 'changes', action: 'Validate' },
-];
 
 /**
  * The TriageModel controller: fetch the file, check its digest, load it apart from the operator,

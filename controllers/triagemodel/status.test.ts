@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TriageModel } from '../../crds/kinds.ts';
-import { triageModelStatus, type Validation } from './status.ts';
+import { conditionEvents } from '../../operator/condition-events.ts';
+import { triageModelEvents, triageModelStatus, type Validation } from './status.ts';
 
 const now = new Date('2026-11-23T10:00:00Z');
 const later = new Date('2026-11-23T11:00:00Z');
@@ -131,5 +132,36 @@ describe('triageModelStatus', () => {
     });
     const again = triageModelStatus(model(first, 4), passed, later);
     expect(again.validatedAt).toBe('2026-11-23T10:00:00Z');
+  });
+});
+
+describe('triageModelEvents', () => {
+  const ready = (status: 'True' | 'False' | 'Unknown', reason: string) => ({
+    type: 'Ready',
+    status,
+    reason,
+    message: reason,
+    lastTransitionTime: '2026-11-23T10:00:00Z',
+  });
+  it.each([
+    ['a version passes', undefined, ready('True', 'Validated'), 'Normal Validated Validate'],
+    [
+      'a version fails acceptance',
+      ready('True', 'Validated'),
+      ready('False', 'AcceptanceFailed'),
+      'Warning AcceptanceFailed Validate',
+    ],
+    [
+      'the source is down',
+      undefined,
+      ready('False', 'SourceUnavailable'),
+      'Warning SourceUnavailable Validate',
+    ],
+    ['the same verdict again', ready('True', 'Validated'), ready('True', 'Validated'), undefined],
+  ] as const)('%s', (_name, before, after, expected) => {
+    const told = conditionEvents(before ? [before] : [], [after], triageModelEvents).map(
+      (e) => `${e.type} ${e.reason} ${e.action}`,
+    );
+    expect(told).toEqual(expected ? [expected] : []);
   });
 });

@@ -2,6 +2,7 @@ import type { TriageModel } from '../../crds/kinds.ts';
 import type { TriageModelStatus } from '../../crds/triagemodel.ts';
 import type { AcceptanceResult } from '../../model/acceptance.ts';
 import type { FetchFailureReason } from '../../model/fetch.ts';
+import type { ConditionEventPolicy } from '../../operator/condition-events.ts';
 import { type ConditionInput, rfc3339Seconds, setConditions } from '../../operator/conditions.ts';
 
 export interface ModelFigures {
@@ -138,3 +139,8 @@ export function triageModelStatus(model: TriageModel, v: Validation, now: Date):
   }
   return status;
 }
+
+/** Every change of the verdict is told: passing is Normal, anything else a Warning. */
+export const triageModelEvents: ConditionEventPolicy = [
+  { type: 'Ready', healthyStatus: 'True', announce: 'changes', action: 'Validate' },
+];

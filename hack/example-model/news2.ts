@@ -1,5 +1,6 @@
 /**
- * The National Early Warning Score 2 (../shared/design/clinical.md), used to label the synthetic
+ * The National Early Warning Score 2 (Royal College of Physicians, 2017: each vital sign scores 0-3, the
+ * total maps to low, low-medium, medium or high clinical risk), used to label the synthetic
  * patients the example model learns from. Aurora is not a medical device: this exists to make
  * realistic test data, not to score real patients.
  */

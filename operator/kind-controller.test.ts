@@ -1,0 +1,311 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { FakeClock } from './clock.ts';
+import { type Condition, type ConditionInput, setConditions } from './conditions.ts';
+import { TerminalError } from './controller.ts';
+import { createFakeClient, type FakeClient } from './fake-client.ts';
+import { addKindController, type KindContext } from './kind-controller.ts';
+import type { KubeObject } from './kube/types.ts';
+import { silentLogger } from './log.ts';
+import { createManager, type Manager } from './manager.ts';
+import { createMetrics } from './metrics.ts';
+import { channelSource } from './sources.ts';
+
+const apiVersion = 'test.aurora.health/v1';
+type Widget = KubeObject & {
+  spec: { replicas: number };
+  status?: { observedGeneration?: number; conditions?: Condition[] };
+};
+const widgetSpec = z.object({ replicas: z.number().int().min(0) });
+const widget = (name: string, spec: Record<string, unknown>): Widget =>
+  ({ apiVersion, kind: 'Widget', metadata: { name, namespace: 'er' }, spec }) as Widget;
+const ref = (name: string) => ({ apiVersion, kind: 'Widget', metadata: { name, namespace: 'er' } });
+
+/** Lets promises and the fake API server's synchronous watch deliveries run. */
+async function settle(rounds = 30) {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
+}
+
+async function until<T>(what: string, read: () => T | undefined, rounds = 500): Promise<T> {
+  for (let i = 0; i < rounds; i++) {
+    const value = read();
+    if (value !== undefined && value !== false) return value;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+let running: Manager[] = [];
+afterEach(async () => {
+  await Promise.all(running.map((m) => m.stop()));
+  running = [];
+});
+
+function harness(options: { clock?: FakeClock } = {}) {
+  const client = createFakeClient();
+  const metrics = createMetrics({ defaultMetrics: false });
+  const manager = createManager({
+    client,
+    log: silentLogger,
+    metrics,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  running.push(manager);
+  const reconcileTotal = async () => {
+    const text = await metrics.registry.metrics();
+    return [
+      ...text.matchAll(/controller_runtime_reconcile_total\{controller="widget",result="[a-z_]+"\} (\d+)/g),
+    ]
+      .map((m) => Number(m[1]))
+      .reduce((a, b) => a + b, 0);
+  };
+  return { client, manager, metrics, reconcileTotal };
+}
+
+const ready = (client: FakeClient, name: string) =>
+  (
+    client.objects(apiVersion, 'Widget').find((w) => w.metadata.name === name) as Widget | undefined
+  )?.status?.conditions?.find((c) => c.type === 'Ready');
+
+describe('the kind reconciler', () => {
+  it('reports a spec its schema refuses as a terminal InvalidSpec, and looks again only at a new generation', async () => {
+    const clock = new FakeClock();
+    const { client, manager, metrics, reconcileTotal } = harness({ clock });
+    const seen: number[] = [];
+    let parses = 0;
+    addKindController(manager, {
+      name: 'widget',
+      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+      spec: z.preprocess((spec) => {
+        parses++;
+        return spec;
+      }, widgetSpec),
+      async reconcile(ctx, w) {
+        seen.push(w.spec.replicas);
+        return {
+          status: {
+            observedGeneration: w.metadata.generation,
+            conditions: [
+              {
+                type: 'Ready',
+                status: 'True',
+                reason: 'Fine',
+                message: 'ok',
+                lastTransitionTime: ctx.now().toISOString(),
+                observedGeneration: w.metadata.generation,
+              },
+            ],
+          },
+        };
+      },
+    });
+    await client.create(widget('w1', { replicas: 'many' }));
+    await manager.start();
+    const refused = await until('the InvalidSpec condition', () => ready(client, 'w1'));
+    expect(refused).toMatchObject({ status: 'False', reason: 'InvalidSpec', observedGeneration: 1 });
+    expect(refused.message).toContain('spec.replicas');
+    expect(seen).toEqual([]);
+    await until('the Warning Event', () =>
+      client
+        .objects('events.k8s.io/v1', 'Event')
+        .find((e) => e.reason === 'InvalidSpec' && e.type === 'Warning'),
+    );
+    expect(await metrics.registry.metrics()).toMatch(
+      /controller_runtime_terminal_reconcile_errors_total\{controller="widget"\} 1/,
+    );
+
+    // No retry: an hour of backoff timers firing runs nothing, and a label change is no new generation.
+    const writes = client.requests.length;
+    const reconciles = await reconcileTotal();
+    clock.advance(3_600_000);
+    await settle();
+    expect(await reconcileTotal()).toBe(reconciles);
+    expect(parses).toBe(1);
+    await client.patch(ref('w1'), { metadata: { labels: { team: 'er' } } }, { type: 'merge' });
+    await settle();
+    expect(await reconcileTotal()).toBe(reconciles + 1);
+    expect(parses).toBe(1);
+    expect(client.requests.slice(writes).filter((r) => r.startsWith('APPLY'))).toEqual([]);
+    expect(seen).toEqual([]);
+
+    // A new generation is looked at again.
+    await client.patch(ref('w1'), { spec: { replicas: 3 } }, { type: 'merge' });
+    await until('Ready after the fix', () => ready(client, 'w1')?.status === 'True');
+    expect(seen).toEqual([3]);
+    expect(ready(client, 'w1')).toMatchObject({ reason: 'Fine', observedGeneration: 2 });
+  });
+
+  it('does not retry a TerminalError from the reconcile, and retries a transient error with backoff', async () => {
+    const clock = new FakeClock();
+    const { client, manager } = harness({ clock });
+    const calls = new Map<string, number>();
+    addKindController(manager, {
+      name: 'widget',
+      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+      spec: widgetSpec,
+      async reconcile(ctx) {
+        calls.set(ctx.name, (calls.get(ctx.name) ?? 0) + 1);
+        if (ctx.name === 'never') throw new TerminalError('ImpossibleRequest', 'no machine has 2 TiB');
+        throw new Error('the API server answered 503');
+      },
+    });
+    await client.create(widget('never', { replicas: 1 }));
+    await client.create(widget('flaky', { replicas: 1 }));
+    await manager.start();
+    await until('the terminal condition', () => ready(client, 'never'));
+    expect(ready(client, 'never')).toMatchObject({ status: 'False', reason: 'ImpossibleRequest' });
+    for (let i = 0; i < 10; i++) {
+      clock.advance(60_000);
+      await settle();
+    }
+    expect(calls.get('never')).toBe(1);
+    expect(calls.get('flaky')).toBeGreaterThan(5);
+  });
+
+  it('aborts a running reconcile at shutdown: a reconcile that waits is released within a second', async () => {
+    const { client, manager } = harness();
+    let entered: KindContext | undefined;
+    addKindController(manager, {
+      name: 'widget',
+      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+      async reconcile(ctx) {
+        entered = ctx;
+        // A long validation that waits on the signal, as downloads and model runners do.
+        await new Promise((_, reject) =>
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+        );
+        return undefined;
+      },
+    });
+    await client.create(widget('slow', { replicas: 1 }));
+    await manager.start();
+    const ctx = await until('the reconcile to start', () => entered);
+    const t0 = performance.now();
+    await manager.stop();
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(ctx.signal.aborted).toBe(true);
+    expect(ready(client, 'slow')).toBeUndefined();
+  });
+
+  it('gives up waiting for a reconcile that ignores its signal after the stop timeout', async () => {
+    const client = createFakeClient();
+    const manager = createManager({
+      client,
+      log: silentLogger,
+      metrics: createMetrics({ defaultMetrics: false }),
+      stopTimeoutMs: 200,
+    });
+    let started = false;
+    addKindController(manager, {
+      name: 'widget',
+      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+      async reconcile() {
+        started = true;
+        await new Promise(() => {});
+        return undefined;
+      },
+    });
+    await client.create(widget('stuck', { replicas: 1 }));
+    await manager.start();
+    await until('the reconcile to start', () => started);
+    const t0 = performance.now();
+    await manager.stop();
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  it('is woken by a source outside Kubernetes', async () => {
+    const { client, manager } = harness();
+    const woken: string[] = [];
+    const redisWatcher = channelSource();
+    addKindController(manager, {
+      name: 'widget',
+      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+      sources: [redisWatcher],
+      async reconcile(ctx) {
+        woken.push(ctx.key);
+        return undefined;
+      },
+    });
+    await client.create(widget('queue-a', { replicas: 1 }));
+    await client.create(widget('queue-b', { replicas: 1 }));
+    await manager.start();
+    await until('the first look at both', () => woken.length === 2);
+    // Nothing changed in Kubernetes: only the source can wake queue-b now.
+    redisWatcher.send('er/queue-b');
+    await until('the wake-up', () => woken.length === 3);
+    expect(woken[2]).toBe('er/queue-b');
+    redisWatcher.send('er/queue-b');
+    await until('the second wake-up', () => woken.length === 4);
+    expect(woken.slice(2)).toEqual(['er/queue-b', 'er/queue-b']);
+  });
+
+  it('adds its finalizer, runs the finalize step on deletion, then lets the object go; forgets it when gone', async () => {
+    const { client, manager } = harness();
+    const finalized: string[] = [];
+    const forgotten: string[] = [];
+    addKindController(manager, {
+      name: 'widget',
+      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+      finalizer: {
+        name: 'test.aurora.health/cleanup',
+        finalize: async (_ctx, w) => void finalized.push(w.metadata.name),
+      },
+      forget: (key) => void forgotten.push(key),
+      async reconcile() {
+        return undefined;
+      },
+    });
+    await client.create(widget('w1', { replicas: 1 }));
+    await manager.start();
+    await until('the finalizer', () => client.objects(apiVersion, 'Widget')[0]?.metadata.finalizers?.length);
+    await client.delete(ref('w1'));
+    await until('the object to go', () => client.objects(apiVersion, 'Widget').length === 0);
+    expect(finalized).toEqual(['w1']);
+    await until('the object to be forgotten', () => forgotten.length >= 2);
+    expect(new Set(forgotten)).toEqual(new Set(['er/w1']));
+  });
+
+  it('writes status only when it changed and tells condition changes through the kind event policy', async () => {
+    const { client, manager } = harness();
+    let healthy = false;
+    const wake = channelSource();
+    addKindController(manager, {
+      name: 'widget',
+      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+      spec: widgetSpec,
+      sources: [wake],
+      events: [{ type: 'Ready', healthyStatus: 'True', announce: 'changes', action: 'Serve' }],
+      async reconcile(ctx, w) {
+        const ready: ConditionInput = healthy
+          ? { type: 'Ready', status: 'True', reason: 'Serving', message: 'all pods ready' }
+          : { type: 'Ready', status: 'False', reason: 'NoPods', message: 'no pod is ready' };
+        const generation = w.metadata.generation;
+        return {
+          status: {
+            observedGeneration: generation,
+            conditions: setConditions(w.status?.conditions, [ready], generation, ctx.now()),
+          },
+        };
+      },
+    });
+    await client.create(widget('w1', { replicas: 1 }));
+    await manager.start();
+    await until('the first status', () => ready(client, 'w1'));
+    const statusWrites = () => client.requests.filter((r) => r === 'APPLY Widget/status').length;
+    wake.send('er/w1');
+    await settle();
+    expect(statusWrites()).toBe(1);
+    healthy = true;
+    wake.send('er/w1');
+    await until('Ready True', () => ready(client, 'w1')?.status === 'True');
+    await manager.stop();
+    const events = client
+      .objects('events.k8s.io/v1', 'Event')
+      .map((e) => [e.type, e.reason, e.action])
+      .sort();
+    expect(events).toEqual([
+      ['Normal', 'Serving', 'Serve'],
+      ['Warning', 'NoPods', 'Serve'],
+    ]);
+  });
+});
