@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
 import { fetch } from 'undici';
 import type { TriageModelSpec } from '../crds/triagemodel.ts';
 import type { KubeClient } from '../operator/kube/client.ts';
 import type { KubeObject } from '../operator/kube/types.ts';
-import { forbiddenAddress, guardedDispatcher } from './egress.ts';
+import { forbiddenAddress, guardedDispatcher, isAddressLiteral } from './egress.ts';
 
 export type FetchFailureReason =
   | 'SourceUnavailable'
@@ -33,10 +32,10 @@ function dispatcherFor(allowLoopback: boolean) {
 }
 
 /** Why a URL may not be fetched, decided before any connection: its scheme, or a literal address. */
-function refuseUrl(url: URL, allowLoopback: boolean): string | undefined {
+export function refuseUrl(url: URL, allowLoopback: boolean): string | undefined {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return `${url.protocol} URLs are not fetched`;
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (isIP(host)) {
+  if (isAddressLiteral(host)) {
     const why = forbiddenAddress(host, { allowLoopback });
     if (why) return `${host} is ${why}, which model downloads may not reach`;
   }
