@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { isConflict, type KubeClient } from './kube/client.ts';
-import type { KubeObject, OwnerReference } from './kube/types.ts';
+import type { KubeObject, ObjectRef, OwnerReference } from './kube/types.ts';
 
 /** The one field manager every Aurora write goes under, so server-side apply tracks what Aurora owns. */
 export const fieldManager = 'aurora-operator';
@@ -32,7 +32,7 @@ export function createChildApplier(client: KubeClient) {
       .digest('hex');
     return `${uid ?? ''}/${generation ?? resourceVersion ?? ''}/${meta}`;
   };
-  const keyOf = (obj: KubeObject) =>
+  const keyOf = (obj: ObjectRef) =>
     `${obj.apiVersion}/${obj.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
   return {
     /**
@@ -47,7 +47,8 @@ export function createChildApplier(client: KubeClient) {
       applied.set(key, `${intent}@${version(result)}`);
       return result;
     },
-    forget(obj: KubeObject) {
+    /** Drops what was remembered of a child (its owner is gone), so a long-lived operator does not grow. */
+    forget(obj: ObjectRef) {
       applied.delete(keyOf(obj));
     },
   };

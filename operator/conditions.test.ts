@@ -76,4 +76,12 @@ describe('setCondition', () => {
     expect(isConditionTrue(after, 'Missing')).toBe(false);
     expect(after.every((c) => c.observedGeneration === 7)).toBe(true);
   });
+
+  it('caps a long message at 1024 characters, keeping short ones as they are', () => {
+    const long = setCondition(undefined, { ...ready('False'), message: 'x'.repeat(5000) }, 1, t1);
+    expect(long[0]?.message).toHaveLength(1024);
+    expect(long[0]?.message.endsWith('…')).toBe(true);
+    const exact = setCondition(undefined, { ...ready('False'), message: 'y'.repeat(1024) }, 1, t1);
+    expect(exact[0]?.message).toBe('y'.repeat(1024));
+  });
 });

@@ -11,9 +11,18 @@ export interface Condition {
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
 
+/** Longest condition message kept; longer ones (a server's error, many pods' problems) are cut with '…'. */
+export const maxConditionMessageLength = 1024;
+
+const capped = (message: string) =>
+  message.length <= maxConditionMessageLength
+    ? message
+    : `${message.slice(0, maxConditionMessageLength - 1)}…`;
+
 /**
- * Returns conditions with `next` set: lastTransitionTime moves only when the status flips, and
- * observedGeneration is always the generation the decision was made from. The input is not changed.
+ * Returns conditions with `next` set: lastTransitionTime moves only when the status flips,
+ * observedGeneration is always the generation the decision was made from, and the message is capped at
+ * maxConditionMessageLength. The input is not changed.
  */
 export function setCondition(
   conditions: readonly Condition[] | undefined,
@@ -26,7 +35,7 @@ export function setCondition(
   const previous = index >= 0 ? list[index] : undefined;
   const lastTransitionTime =
     previous && previous.status === next.status ? previous.lastTransitionTime : rfc3339Seconds(now);
-  const merged: Condition = { ...next, lastTransitionTime };
+  const merged: Condition = { ...next, message: capped(next.message), lastTransitionTime };
   if (observedGeneration !== undefined) merged.observedGeneration = observedGeneration;
   if (index >= 0) list[index] = merged;
   else list.push(merged);

@@ -77,4 +77,20 @@ describe('event recorder', () => {
     await recorder.flush();
     expect(calls.map((c) => c.verb)).toEqual(['create', 'create']);
   });
+
+  it('names Events validly and distinctly for the longest object names', async () => {
+    const { client, calls } = recordingClient();
+    const recorder = createEventRecorder({ client, controller: 'aurora', instance: 'op-1' });
+    // Cut at 236 characters, this name would end in '-.': not a valid DNS subdomain label.
+    const long = { ...pool, metadata: { ...pool.metadata, name: `${'a'.repeat(234)}-.b${'c'.repeat(16)}` } };
+    recorder.record(long, 'Normal', 'Scaled', 'Scale', 'scaled to 3');
+    recorder.record(long, 'Normal', 'Scaled', 'Scale', 'scaled to 4');
+    await recorder.flush();
+    const names = calls.map((c) => (c.body as KubeObject).metadata.name);
+    for (const name of names) {
+      expect(name.length).toBeLessThanOrEqual(253);
+      expect(name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.[0-9a-f]{16}$/);
+    }
+    expect(new Set(names).size).toBe(2);
+  });
 });

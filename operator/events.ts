@@ -94,7 +94,9 @@ export function createEventRecorder(options: {
         const oldest = seen.keys().next().value;
         if (oldest !== undefined) seen.delete(oldest);
       }
-      const name = `${obj.metadata.name}.${randomBytes(8).toString('hex')}`.slice(0, 253);
+      // The random suffix survives the 253-character limit whatever the object's name is.
+      const base = obj.metadata.name.slice(0, 253 - 17).replace(/[-.]+$/, '');
+      const name = `${base}.${randomBytes(8).toString('hex')}`;
       seen.delete(key);
       if (state?.timer !== undefined) clock.clearTimeout(state.timer);
       seen.set(key, { name, namespace, count: 1, firstSeenMs: now, lastPatchedMs: now });

@@ -94,10 +94,7 @@ export function terminalStatus<Status extends StatusBase>(
     observedGeneration: generation,
     conditions: setConditions(
       previous.conditions,
-      [
-        { type: 'Ready', status: 'False', reason: error.reason, message: error.message.slice(0, 1024) },
-        ...others,
-      ],
+      [{ type: 'Ready', status: 'False', reason: error.reason, message: error.message }, ...others],
       generation,
       now,
     ),

@@ -66,6 +66,12 @@ export function registerInferencePoolController(
     labelNames: ['namespace', 'pool', 'state'],
     registers: [manager.metrics.registry],
   });
+  // The children named after the pool, whose applied intent the applier remembers.
+  const poolChildKinds = [
+    ['apps/v1', 'Deployment'],
+    ['v1', 'Service'],
+    ['policy/v1', 'PodDisruptionBudget'],
+  ] as const;
   const poolKey = (p: PodView) => `${p.metadata.namespace}/${p.pod.pool}`;
 
   addKindController(manager, {
@@ -98,6 +104,8 @@ export function registerInferencePoolController(
     forget(key) {
       const [namespace = '', pool = ''] = key.split('/');
       for (const state of ['desired', 'ready', 'unplaced']) podGauge.remove({ namespace, pool, state });
+      for (const [apiVersion, kind] of poolChildKinds)
+        children.forget({ apiVersion, kind, metadata: { name: pool, namespace } });
     },
     async reconcile(ctx, pool) {
       const namespace = pool.metadata.namespace ?? '';

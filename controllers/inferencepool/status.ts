@@ -88,7 +88,7 @@ export function placementCondition(input: {
     type: 'Placed',
     status: 'False',
     reason: 'Unschedulable',
-    message: `${of}: ${scheduler}`.slice(0, 1024),
+    message: `${of}: ${scheduler}`,
   };
 }
 
@@ -118,11 +118,7 @@ function modelCondition(
         type: 'ModelCurrent',
         status: 'False',
         reason: served ? 'VersionRejected' : 'ModelNotValidated',
-        message:
-          `TriageModel ${model.name} version ${model.version} was not validated (${model.reason}): ${model.message}${still}`.slice(
-            0,
-            1024,
-          ),
+        message: `TriageModel ${model.name} version ${model.version} was not validated (${model.reason}): ${model.message}${still}`,
       };
     case 'validated': {
       const { version } = model.release;
@@ -254,10 +250,7 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
       type: 'Progressing',
       status: 'False',
       reason: 'RolloutStalled',
-      message: `the rollout to version ${served.version} made no progress: ${stalled.message ?? ''}`.slice(
-        0,
-        1024,
-      ),
+      message: `the rollout to version ${served.version} made no progress: ${stalled.message ?? ''}`,
     };
   } else if (rolling && olderVersions.length === 0 && deploymentCurrent) {
     progressing = {
@@ -346,8 +339,7 @@ export function inferencePoolStatus(o: PoolObservations): InferencePoolStatus {
                 placed.status === 'False' ? placed.message : '',
               ]
                 .filter(Boolean)
-                .join('; ')
-                .slice(0, 1024),
+                .join('; '),
             }
           : undefined;
   const degraded = degradedBy ?? {
