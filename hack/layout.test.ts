@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..');
 const tracked = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).trim().split('\n');
-const sources = tracked.filter((f) => f.endsWith('.ts'));
+// This file's own samples of bad imports and paths are data, not references.
+const self = 'hack/layout.test.ts';
+const sources = tracked.filter((f) => f.endsWith('.ts') && f !== self);
 
 /** Lower layers never import higher ones; folders not named here (test, bench, hack) may use any. */
 const layers: Record<string, number> = {
@@ -41,6 +43,40 @@ const controllerFolder = (path: string) =>
   path.startsWith('controllers/') && path.split('/').length > 2
     ? path.split('/').slice(0, 2).join('/')
     : undefined;
+
+/** Imports against the flow: a layer reaching a higher one, or production code reaching test/, bench/, hack/. */
+function upwardImports(list: ReadonlyArray<{ from: string; to: string }>): string[] {
+  return list
+    .filter((e) => {
+      const from = layers[top(e.from)];
+      const to = layers[top(e.to)];
+      // Tests may use fixtures from anywhere (hack's example model, the local cluster).
+      if (e.from.endsWith('.test.ts')) return to !== undefined && from !== undefined && to > from;
+      return from !== undefined && (to === undefined || to > from);
+    })
+    .map((e) => `${e.from} → ${e.to}`);
+}
+
+const parent = resolve(root, '..');
+
+/**
+ * Paths in a file that lead outside the repository: relative ones (read from the file's folder, or,
+ * where nothing is there, from the top as prose often means them) and the absolute path of the folder
+ * the repository sits in (a developer's machine, which a user's clone does not have).
+ */
+function outsideReferences(file: string, text: string, exists: (path: string) => boolean): string[] {
+  const found: string[] = [];
+  for (const m of text.matchAll(/(?:\.\.\/)+[\w.-][\w./-]*/g)) {
+    const fromFile = resolve(root, dirname(file), m[0]);
+    const target = exists(fromFile) ? fromFile : resolve(root, m[0]);
+    if (!inRepo(fromFile) || !inRepo(target)) found.push(`${file}: ${m[0]}`);
+  }
+  for (const m of text.matchAll(
+    new RegExp(`${parent.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/[\\w./-]+`, 'g'),
+  ))
+    if (!inRepo(m[0])) found.push(`${file}: ${m[0]}`);
+  return found;
+}
 
 const edges = sources.flatMap((from) => importsOf(from).map((to) => ({ from, to })));
 
@@ -102,47 +138,46 @@ describe('the layout', () => {
     expect(cycles(graphOf(edges.map((e) => [e.from, e.to])))).toEqual([]);
   });
 
-  it('keeps every controller folder apart from the others', () => {
+  it('keeps every controller folder apart from the others, with no code directly under controllers/', () => {
     const crossing = edges.filter((e) => {
       const a = controllerFolder(e.from);
       const b = controllerFolder(e.to);
       return a !== undefined && b !== undefined && a !== b;
     });
     expect(crossing.map((e) => `${e.from} → ${e.to}`)).toEqual([]);
+    expect(sources.filter((f) => /^controllers\/[^/]+\.ts$/.test(f))).toEqual([]);
   });
 
-  it('imports flow one way: workloads and cmd → controllers → shared libraries → crds → the runtime', () => {
-    const upward = edges.filter((e) => {
-      const from = layers[top(e.from)];
-      const to = layers[top(e.to)];
-      // Tests may use fixtures from anywhere (hack's example model, the local cluster).
-      if (e.from.endsWith('.test.ts')) return to !== undefined && from !== undefined && to > from;
-      return from !== undefined && (to === undefined || to > from);
-    });
-    expect(upward.map((e) => `${e.from} → ${e.to}`)).toEqual([]);
+  it('imports flow one way: cmd and workloads → controllers → shared libraries → crds → the runtime', () => {
+    expect(upwardImports(edges)).toEqual([]);
   });
 
   it('refers to no path outside the repository', () => {
     const outside: string[] = [];
-    for (const file of tracked) {
+    for (const file of tracked.filter((f) => f !== self)) {
       let text: string;
       try {
         text = readFileSync(join(root, file), 'utf8');
       } catch {
         continue;
       }
-      if (text.includes('\u0000')) continue;
-      for (const m of text.matchAll(/(?:\.\.\/)+[\w.-][\w./-]*/g)) {
-        // Read from the file's folder, or, where nothing is there, from the top as prose often means it.
-        const fromFile = resolve(root, dirname(file), m[0]);
-        const target = existsSync(fromFile) ? fromFile : resolve(root, m[0]);
-        if (!inRepo(fromFile) || !inRepo(target)) outside.push(`${file}: ${m[0]}`);
-      }
+      if (!text.includes('\u0000')) outside.push(...outsideReferences(file, text, existsSync));
     }
     expect(outside).toEqual([]);
   });
 
-  it('finds a cycle and an upward import when there is one (the checks can fail)', () => {
+  it('type-checks and tests every folder that holds code', () => {
+    const tsconfig = readFileSync(join(root, 'tsconfig.json'), 'utf8');
+    const included = JSON.parse(tsconfig.replace(/^\s*\/\/.*$/gm, '')).include as string[];
+    const vitest = readFileSync(join(root, 'vitest.config.ts'), 'utf8');
+    const unitFolders = /include: \['\{([^}]+)\}\/\*\*\/\*\.test\.ts'\]/.exec(vitest)?.[1]?.split(',') ?? [];
+    const folders = new Set(sources.map(top).filter((t) => t !== '(root)'));
+    expect([...folders].filter((f) => !included.includes(f))).toEqual([]);
+    const testFolders = new Set(sources.filter((f) => f.endsWith('.test.ts')).map(top));
+    expect([...testFolders].filter((f) => f !== 'test' && !unitFolders.includes(f))).toEqual([]);
+  });
+
+  it('catches what it looks for (the checks can fail)', () => {
     expect(
       cycles(
         graphOf([
@@ -154,5 +189,21 @@ describe('the layout', () => {
       ),
     ).toEqual([['a', 'b', 'c']]);
     expect(importsOf('operator/manager.ts')).toContain('operator/controller.ts');
+    expect(
+      upwardImports([
+        { from: 'operator/manager.ts', to: 'controllers/node/reconcile.ts' },
+        { from: 'model/fetch.ts', to: 'test/harness/cluster.ts' },
+        { from: 'model/fetch.test.ts', to: 'hack/example-model/generate.ts' },
+        { from: 'controllers/node/reconcile.ts', to: 'views/node.ts' },
+      ]),
+    ).toEqual([
+      'operator/manager.ts → controllers/node/reconcile.ts',
+      'model/fetch.ts → test/harness/cluster.ts',
+    ]);
+    const none = () => false;
+    expect(outsideReferences('crds/a.ts', 'see ../shared/design/clinical.md', none)).toHaveLength(1);
+    expect(outsideReferences('crds/a.ts', 'see ../../elsewhere/x.md', none)).toHaveLength(1);
+    expect(outsideReferences('crds/a.ts', `read ${resolve(root, '..')}/shared/x`, none)).toHaveLength(1);
+    expect(outsideReferences('controllers/node/a.ts', "from '../../operator/x.ts'", () => true)).toEqual([]);
   });
 });

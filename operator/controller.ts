@@ -29,7 +29,8 @@ export type Reconciler = (ctx: ReconcileContext) => Promise<ReconcileResult | un
 
 /**
  * A failure that retrying cannot mend, such as a spec that will never work (controller-runtime's
- * TerminalError): it is reported, and the object is not looked at again until it changes.
+ * TerminalError): it is reported and not retried with backoff; the next event about the object (a
+ * change to it or its children, or a source naming it) reconciles it again.
  */
 export class TerminalError extends Error {
   override name = 'TerminalError';
@@ -69,7 +70,10 @@ export interface Controller {
   readonly queue: WorkQueue;
   /** Starts the sources and the workers; informers are started by their owner (the manager). */
   start(): void;
-  /** Aborts the reconciles in progress (their signal), without waiting for them. */
+  /**
+   * Stops at once without waiting (leadership lost): no source delivers, no key is handed out, and the
+   * reconciles in progress see their signal aborted.
+   */
   abort(reason: string): void;
   /**
    * Stops taking keys, aborts the reconciles in progress and waits for them to return, at most
@@ -97,7 +101,8 @@ export function meaningfulChange(event: InformerEvent<KubeObject>): boolean {
   );
 }
 
-const defaultStopTimeoutMs = 30_000;
+/** Within a pod's default 30 s grace period, leaving time to release the lease after. */
+const defaultStopTimeoutMs = 15_000;
 
 /**
  * A controller: sources only enqueue keys; N workers take keys from the queue and call the reconciler,
@@ -191,11 +196,13 @@ export function createController<T extends KubeObject>(options: ControllerOption
       log.info({ workers }, 'controller started');
     },
     abort(reason) {
+      for (const off of unsubscribe.splice(0)) off();
       aborter.abort(new Error(reason));
+      void queue.shutdown();
     },
     async stop(timeoutMs = defaultStopTimeoutMs) {
       for (const off of unsubscribe.splice(0)) off();
-      aborter.abort(new Error('the controller is stopping'));
+      if (!aborter.signal.aborted) aborter.abort(new Error('the controller is stopping'));
       const drained = queue.shutdown().then(() => Promise.all(running));
       let timer: unknown;
       const late = new Promise<'late'>((resolve) => {

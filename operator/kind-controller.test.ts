@@ -2,8 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { FakeClock } from './clock.ts';
 import { type Condition, type ConditionInput, setConditions } from './conditions.ts';
-import { TerminalError } from './controller.ts';
+import { createController, type ReconcileContext, TerminalError } from './controller.ts';
 import { createFakeClient, type FakeClient } from './fake-client.ts';
+import { createInformer } from './informer.ts';
 import { addKindController, type KindContext } from './kind-controller.ts';
 import type { KubeObject } from './kube/types.ts';
 import { silentLogger } from './log.ts';
@@ -135,14 +136,16 @@ describe('the kind reconciler', () => {
     expect(ready(client, 'w1')).toMatchObject({ reason: 'Fine', observedGeneration: 2 });
   });
 
-  it('does not retry a TerminalError from the reconcile, and retries a transient error with backoff', async () => {
+  it('does not retry a TerminalError from the reconcile, but a new event looks again; a transient error is retried', async () => {
     const clock = new FakeClock();
     const { client, manager } = harness({ clock });
     const calls = new Map<string, number>();
+    const wake = channelSource();
     addKindController(manager, {
       name: 'widget',
       informer: manager.informer<Widget>(apiVersion, 'Widget'),
       spec: widgetSpec,
+      sources: [wake],
       async reconcile(ctx) {
         calls.set(ctx.name, (calls.get(ctx.name) ?? 0) + 1);
         if (ctx.name === 'never') throw new TerminalError('ImpossibleRequest', 'no machine has 2 TiB');
@@ -160,31 +163,96 @@ describe('the kind reconciler', () => {
     }
     expect(calls.get('never')).toBe(1);
     expect(calls.get('flaky')).toBeGreaterThan(5);
+    const warning = client
+      .objects('events.k8s.io/v1', 'Event')
+      .filter((e) => e.reason === 'ImpossibleRequest');
+    expect(warning).toMatchObject([{ type: 'Warning', note: 'no machine has 2 TiB' }]);
+    // What the world tells about the object may mend it: a wake-up looks again.
+    wake.send('er/never');
+    await until('a second look', () => calls.get('never') === 2);
   });
 
-  it('aborts a running reconcile at shutdown: a reconcile that waits is released within a second', async () => {
+  it('tells a refused spec with one Warning naming the field, not one per condition it leaves Unknown', async () => {
     const { client, manager } = harness();
-    let entered: KindContext | undefined;
     addKindController(manager, {
       name: 'widget',
       informer: manager.informer<Widget>(apiVersion, 'Widget'),
-      async reconcile(ctx) {
+      spec: widgetSpec,
+      events: [
+        { type: 'Ready', healthyStatus: 'True', announce: 'changes' },
+        { type: 'Placed', healthyStatus: 'True', announce: 'faultsAndRecoveries' },
+        { type: 'ModelCurrent', announce: 'changes' },
+      ],
+      async reconcile() {
+        return undefined;
+      },
+    });
+    const created = await client.create(widget('w1', { replicas: 'many' }));
+    const condition = (type: string, status: 'True' | 'False') => ({
+      type,
+      status,
+      reason: 'AsBefore',
+      message: 'before the spec broke',
+      lastTransitionTime: '2026-11-28T10:00:00Z',
+    });
+    await client.patch(
+      created,
+      { status: { conditions: [condition('Placed', 'True'), condition('ModelCurrent', 'True')] } },
+      { type: 'merge', subresource: 'status' },
+    );
+    await manager.start();
+    await until('InvalidSpec', () => ready(client, 'w1')?.reason === 'InvalidSpec');
+    const status = (client.objects(apiVersion, 'Widget')[0] as Widget).status;
+    expect(status?.conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Placed', 'Unknown', 'InvalidSpec'],
+      ['ModelCurrent', 'Unknown', 'InvalidSpec'],
+      ['Ready', 'False', 'InvalidSpec'],
+    ]);
+    await settle();
+    await manager.stop();
+    const events = client.objects('events.k8s.io/v1', 'Event');
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ type: 'Warning', reason: 'InvalidSpec', action: 'Reconcile' });
+    expect(events[0]?.note).toMatch(/^spec\.replicas: /);
+  });
+
+  it('aborts a running reconcile at shutdown: a reconcile that waits is released within a second, and nothing is written after', async () => {
+    const { client, manager } = harness();
+    let entered: KindContext | undefined;
+    let returned = false;
+    addKindController(manager, {
+      name: 'widget',
+      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+      workers: 2,
+      async reconcile(ctx, w) {
+        if (w.metadata.name === 'late') {
+          // Ignores its signal and comes back with a status after the stop began.
+          await new Promise((r) => setTimeout(r, 100));
+          return { status: { observedGeneration: 1 } };
+        }
         entered = ctx;
-        // A long validation that waits on the signal, as downloads and model runners do.
-        await new Promise((_, reject) =>
-          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
-        );
+        try {
+          // A long validation that waits on the signal, as downloads and model runners do.
+          await new Promise((_, reject) =>
+            ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+          );
+        } finally {
+          returned = true;
+        }
         return undefined;
       },
     });
     await client.create(widget('slow', { replicas: 1 }));
+    await client.create(widget('late', { replicas: 1 }));
     await manager.start();
     const ctx = await until('the reconcile to start', () => entered);
     const t0 = performance.now();
     await manager.stop();
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(ctx.signal.aborted).toBe(true);
-    expect(ready(client, 'slow')).toBeUndefined();
+    expect(returned).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(client.requests.filter((r) => r.startsWith('APPLY'))).toEqual([]);
   });
 
   it('gives up waiting for a reconcile that ignores its signal after the stop timeout', async () => {
@@ -210,7 +278,39 @@ describe('the kind reconciler', () => {
     await until('the reconcile to start', () => started);
     const t0 = performance.now();
     await manager.stop();
-    expect(performance.now() - t0).toBeLessThan(1000);
+    const waitedMs = performance.now() - t0;
+    expect(waitedMs).toBeGreaterThanOrEqual(190);
+    expect(waitedMs).toBeLessThan(1000);
+  });
+
+  it('stops handing out keys at once when aborted (leadership lost), with the signal aborted', async () => {
+    const client = createFakeClient();
+    const informer = createInformer<Widget>({ client, apiVersion, kind: 'Widget' });
+    const seen: string[] = [];
+    let inFlight: ReconcileContext | undefined;
+    const controller = createController({
+      name: 'widget',
+      primary: informer,
+      log: silentLogger,
+      async reconcile(ctx) {
+        seen.push(ctx.name);
+        inFlight = ctx;
+        await new Promise((r) => setTimeout(r, 50));
+        return undefined;
+      },
+    });
+    informer.start();
+    await client.create(widget('first', { replicas: 1 }));
+    await informer.synced();
+    controller.start();
+    const ctx = await until('the first reconcile', () => inFlight);
+    controller.abort('leader election lost');
+    expect(ctx.signal.aborted).toBe(true);
+    await client.create(widget('second', { replicas: 1 }));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen).toEqual(['first']);
+    await controller.stop();
+    await informer.stop();
   });
 
   it('is woken by a source outside Kubernetes', async () => {
@@ -243,12 +343,17 @@ describe('the kind reconciler', () => {
     const { client, manager } = harness();
     const finalized: string[] = [];
     const forgotten: string[] = [];
+    let attempts = 0;
     addKindController(manager, {
       name: 'widget',
       informer: manager.informer<Widget>(apiVersion, 'Widget'),
       finalizer: {
         name: 'test.aurora.health/cleanup',
-        finalize: async (_ctx, w) => void finalized.push(w.metadata.name),
+        finalize: async (_ctx, w) => {
+          // The first attempt fails for good, as far as it can tell: deletion still tries again.
+          if (attempts++ === 0) throw new TerminalError('CleanupFailed', 'the audit trail is unreachable');
+          finalized.push(w.metadata.name);
+        },
       },
       forget: (key) => void forgotten.push(key),
       async reconcile() {
@@ -259,7 +364,9 @@ describe('the kind reconciler', () => {
     await manager.start();
     await until('the finalizer', () => client.objects(apiVersion, 'Widget')[0]?.metadata.finalizers?.length);
     await client.delete(ref('w1'));
+    expect(client.objects(apiVersion, 'Widget')).toHaveLength(1);
     await until('the object to go', () => client.objects(apiVersion, 'Widget').length === 0);
+    expect(attempts).toBe(2);
     expect(finalized).toEqual(['w1']);
     await until('the object to be forgotten', () => forgotten.length >= 2);
     expect(new Set(forgotten)).toEqual(new Set(['er/w1']));
@@ -298,6 +405,7 @@ describe('the kind reconciler', () => {
     healthy = true;
     wake.send('er/w1');
     await until('Ready True', () => ready(client, 'w1')?.status === 'True');
+    await settle();
     await manager.stop();
     const events = client
       .objects('events.k8s.io/v1', 'Event')

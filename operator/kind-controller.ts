@@ -116,18 +116,15 @@ export function addKindController<T extends KubeObject, Spec, Status extends Sta
   const { informer, finalizer } = options;
   const hasStatus = options.hasStatus ?? true;
   const recorder = manager.recorder(options.reportingController ?? `aurora-${options.name}`);
-  // uid/generation of objects that failed for good: not reconciled again until that changes.
-  const failedForGood = new Map<string, string>();
+  // uid/generation of objects whose spec the schema refused: not looked at again until that changes.
+  const invalidSpecs = new Map<string, string>();
 
-  /** Writes the status when it changed and tells its condition changes; returns the Events' reasons. */
-  const report = async (ctx: KindContext, obj: T, status: Status): Promise<string[] | undefined> => {
-    if (!hasStatus) return undefined;
-    const wrote = await writeStatus(manager.client, obj, status as Record<string, unknown>);
-    if (!wrote) return undefined;
-    const before = (obj.status as StatusBase | undefined)?.conditions;
-    const events = conditionEvents(before, status.conditions, options.events ?? []);
-    for (const e of events) ctx.record(e.type, e.reason, e.action, e.note);
-    return events.map((e) => e.reason);
+  /** Writes the status when it changed; returns whether it wrote. Nothing is written once aborted. */
+  const writeKindStatus = async (signal: AbortSignal, obj: T, status: Status): Promise<boolean> => {
+    if (!hasStatus) return false;
+    // Aborted: another replica may lead already, and its view of the object is the one that counts.
+    signal.throwIfAborted();
+    return writeStatus(manager.client, obj, status as Record<string, unknown>);
   };
 
   manager.addController<T>({
@@ -140,26 +137,38 @@ export function addKindController<T extends KubeObject, Spec, Status extends Sta
     async reconcile(base) {
       const obj = informer.get(base.key);
       if (!obj) {
-        failedForGood.delete(base.key);
+        invalidSpecs.delete(base.key);
         options.forget?.(base.key);
         return undefined;
       }
       const ctx: KindContext = {
         ...base,
-        record: (type, reason, action, note) => recorder.record(obj, type, reason, action, note),
+        record: (type, reason, action, note) => {
+          if (!base.signal.aborted) recorder.record(obj, type, reason, action, note);
+        },
       };
       if (obj.metadata.deletionTimestamp) {
         options.forget?.(base.key);
         if (finalizer && hasFinalizer(obj, finalizer.name)) {
-          await finalizer.finalize(ctx, obj);
+          try {
+            await finalizer.finalize(ctx, obj);
+          } catch (err) {
+            // Deletion must never wait forever on one attempt: every failure here is tried again.
+            if (err instanceof TerminalError) throw new Error(`finalize: ${err.message}`);
+            throw err;
+          }
+          base.signal.throwIfAborted();
           await setFinalizer(manager.client, obj, finalizer.name, false);
         }
         return undefined;
       }
-      const version = `${obj.metadata.uid}/${obj.metadata.generation}`;
-      if (failedForGood.get(base.key) === version) return undefined;
-      if (finalizer && !hasFinalizer(obj, finalizer.name))
+      // A spec the schema refused is refused again until it changes: nothing else can mend it.
+      const generation = `${obj.metadata.uid}/${obj.metadata.generation}`;
+      if (invalidSpecs.get(base.key) === generation) return undefined;
+      if (finalizer && !hasFinalizer(obj, finalizer.name)) {
+        base.signal.throwIfAborted();
         await setFinalizer(manager.client, obj, finalizer.name, true);
+      }
       try {
         let parsed = obj as Parsed<T, Spec>;
         if (options.spec) {
@@ -169,15 +178,19 @@ export function addKindController<T extends KubeObject, Spec, Status extends Sta
           parsed = { ...obj, spec: result.data };
         }
         const result = await options.reconcile(ctx, parsed);
-        failedForGood.delete(base.key);
-        if (result?.status !== undefined) await report(ctx, obj, result.status);
+        invalidSpecs.delete(base.key);
+        if (result?.status !== undefined && (await writeKindStatus(base.signal, obj, result.status))) {
+          const before = (obj.status as StatusBase | undefined)?.conditions;
+          for (const e of conditionEvents(before, result.status.conditions, options.events ?? []))
+            ctx.record(e.type, e.reason, e.action, e.note);
+        }
         return result?.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
       } catch (err) {
         if (!(err instanceof TerminalError) || base.signal.aborted) throw err;
-        const told = await report(ctx, obj, terminalStatus<Status>(obj, err, base.now()));
-        // A spec that will never work is worth a Warning even where the kind tells no Ready changes.
-        if (told && !told.includes(err.reason)) ctx.record('Warning', err.reason, 'Reconcile', err.message);
-        failedForGood.set(base.key, version);
+        // One Warning with the reason and what to fix; the other conditions' move to Unknown is no news.
+        const wrote = await writeKindStatus(base.signal, obj, terminalStatus<Status>(obj, err, base.now()));
+        if (wrote || !hasStatus) ctx.record('Warning', err.reason, 'Reconcile', err.message);
+        if (err.reason === 'InvalidSpec') invalidSpecs.set(base.key, generation);
         throw err;
       }
     },
