@@ -5,7 +5,7 @@ import { type Condition, type ConditionInput, setConditions } from './conditions
 import { createController, type ReconcileContext, TerminalError } from './controller.ts';
 import { createFakeClient, type FakeClient } from './fake-client.ts';
 import { createInformer } from './informer.ts';
-import { addKindController, type KindContext } from './kind-controller.ts';
+import { addKindController, type KindContext, type KindControllerOptions } from './kind-controller.ts';
 import type { KubeObject } from './kube/types.ts';
 import { silentLogger } from './log.ts';
 import { createManager, type Manager } from './manager.ts';
@@ -63,6 +63,18 @@ function harness(options: { clock?: FakeClock } = {}) {
   return { client, manager, metrics, reconcileTotal };
 }
 
+/** The Widget controller on the kit, with what a test adds. */
+function addWidgetController<Spec>(
+  manager: Manager,
+  options: Omit<KindControllerOptions<Widget, Spec, NonNullable<Widget['status']>>, 'name' | 'informer'>,
+) {
+  addKindController(manager, {
+    name: 'widget',
+    informer: manager.informer<Widget>(apiVersion, 'Widget'),
+    ...options,
+  });
+}
+
 const ready = (client: FakeClient, name: string) =>
   (
     client.objects(apiVersion, 'Widget').find((w) => w.metadata.name === name) as Widget | undefined
@@ -74,9 +86,7 @@ describe('the kind reconciler', () => {
     const { client, manager, metrics, reconcileTotal } = harness({ clock });
     const seen: number[] = [];
     let parses = 0;
-    addKindController(manager, {
-      name: 'widget',
-      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+    addWidgetController(manager, {
       spec: z.preprocess((spec) => {
         parses++;
         return spec;
@@ -141,9 +151,7 @@ describe('the kind reconciler', () => {
     const { client, manager } = harness({ clock });
     const calls = new Map<string, number>();
     const wake = channelSource();
-    addKindController(manager, {
-      name: 'widget',
-      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+    addWidgetController(manager, {
       spec: widgetSpec,
       sources: [wake],
       async reconcile(ctx) {
@@ -174,9 +182,7 @@ describe('the kind reconciler', () => {
 
   it('tells a refused spec with one Warning naming the field, not one per condition it leaves Unknown', async () => {
     const { client, manager } = harness();
-    addKindController(manager, {
-      name: 'widget',
-      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+    addWidgetController(manager, {
       spec: widgetSpec,
       events: [
         { type: 'Ready', healthyStatus: 'True', announce: 'changes' },
@@ -220,9 +226,7 @@ describe('the kind reconciler', () => {
     const { client, manager } = harness();
     let entered: KindContext | undefined;
     let returned = false;
-    addKindController(manager, {
-      name: 'widget',
-      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+    addWidgetController(manager, {
       workers: 2,
       async reconcile(ctx, w) {
         if (w.metadata.name === 'late') {
@@ -264,9 +268,7 @@ describe('the kind reconciler', () => {
       stopTimeoutMs: 200,
     });
     let started = false;
-    addKindController(manager, {
-      name: 'widget',
-      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+    addWidgetController(manager, {
       async reconcile() {
         started = true;
         await new Promise(() => {});
@@ -317,9 +319,7 @@ describe('the kind reconciler', () => {
     const { client, manager } = harness();
     const woken: string[] = [];
     const redisWatcher = channelSource();
-    addKindController(manager, {
-      name: 'widget',
-      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+    addWidgetController(manager, {
       sources: [redisWatcher],
       async reconcile(ctx) {
         woken.push(ctx.key);
@@ -344,9 +344,7 @@ describe('the kind reconciler', () => {
     const finalized: string[] = [];
     const forgotten: string[] = [];
     let attempts = 0;
-    addKindController(manager, {
-      name: 'widget',
-      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+    addWidgetController(manager, {
       finalizer: {
         name: 'test.aurora.health/cleanup',
         finalize: async (_ctx, w) => {
@@ -376,9 +374,7 @@ describe('the kind reconciler', () => {
     const { client, manager } = harness();
     let healthy = false;
     const wake = channelSource();
-    addKindController(manager, {
-      name: 'widget',
-      informer: manager.informer<Widget>(apiVersion, 'Widget'),
+    addWidgetController(manager, {
       spec: widgetSpec,
       sources: [wake],
       events: [{ type: 'Ready', healthyStatus: 'True', announce: 'changes', action: 'Serve' }],
