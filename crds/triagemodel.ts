@@ -288,6 +288,18 @@ export const triageModelStatus = z
     validatedVersion: z.string().max(64).optional().describe('The version that last passed every check.'),
     validatedDigest: z.string().max(80).optional().describe('The digest of the version that last passed.'),
     validatedAt: timestamp.optional().describe('When that version passed.'),
+    verdict: z
+      .object({
+        digest: z.string().max(80).describe('sha256 digest of the file judged.'),
+        specHash: z
+          .string()
+          .max(80)
+          .describe('Hash of the source, contract, tests and golden vectors that judged it.'),
+      })
+      .optional()
+      .describe(
+        'What the verdict in Ready is about; while both still match, a restarted operator keeps the verdict instead of judging the file again.',
+      ),
   })
   .describe('What Aurora found when it fetched, checked and tested the model.');
 

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { fetch } from 'undici';
 import type { TriageModelSpec } from '../crds/triagemodel.ts';
 import type { KubeClient } from '../operator/kube/client.ts';
@@ -19,6 +22,10 @@ export interface FetchOptions {
   allowLoopback: boolean;
   /** Ends the download at once (shutdown): the fetch rejects with its reason, reporting nothing. */
   signal?: AbortSignal;
+  /** A download that receives nothing for this long fails, as a slow-drip source would hold it. */
+  idleTimeoutMs?: number;
+  /** After twice the idle timeout, a download averaging fewer bytes a second than this fails. */
+  minBytesPerSecond?: number;
 }
 
 const maxRedirects = 5;
@@ -56,7 +63,7 @@ export function shownUrl(text: string): string {
 }
 
 export type Fetched =
-  | { ok: true; bytes: Uint8Array; digest: string }
+  | { ok: true; digest: string; sizeBytes: number; bytes?: Uint8Array }
   | { ok: false; reason: FetchFailureReason; message: string };
 
 type ConfigMap = KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> };
@@ -82,28 +89,77 @@ export async function readConfigMapKey(
   return { ok: false, message: `ConfigMap ${namespace}/${ref.name} has no key '${ref.key}'` };
 }
 
+/** Where downloaded bytes go as they arrive: memory, or a file on disk. */
+interface Sink {
+  write(chunk: Uint8Array): Promise<void> | void;
+  /** Called once every byte has arrived; returns whatever the caller keeps of them. */
+  end(): Promise<Uint8Array | undefined>;
+  /** Called when the download fails: drops what was written. */
+  discard(): Promise<void>;
+}
+
+function memorySink(): Sink {
+  const chunks: Uint8Array[] = [];
+  return {
+    write: (chunk) => void chunks.push(chunk),
+    end: async () => Buffer.concat(chunks),
+    discard: async () => void chunks.splice(0),
+  };
+}
+
+function fileSink(path: string): Sink {
+  const out = createWriteStream(path, { mode: 0o600 });
+  const closed = new Promise<void>((resolve, reject) => {
+    out.once('close', resolve);
+    out.once('error', reject);
+  });
+  return {
+    async write(chunk) {
+      // Backpressure: a fast source never buffers more than the stream's high-water mark in memory.
+      if (!out.write(chunk)) await once(out, 'drain');
+    },
+    async end() {
+      out.end();
+      await closed;
+      return undefined;
+    },
+    async discard() {
+      out.destroy();
+      await closed.catch(() => {});
+      await rm(path, { force: true });
+    },
+  };
+}
+
 /**
- * Downloads over HTTP(S) within a time limit and a size limit, checking the SHA-256 the spec pins. A
- * server that sends more than the limit, or declares it, is cut off before the excess is read.
+ * Downloads over HTTP(S) within a time limit and a size limit, hashing on the way and checking the
+ * SHA-256 the spec pins. A server that sends more than the limit, or declares it, is cut off before
+ * the excess is read; one that sends nothing for idleTimeoutMs, or trickles below minBytesPerSecond,
+ * is cut off too.
  */
-export async function fetchHttp(
+async function download(
   source: NonNullable<TriageModelSpec['source']['http']>,
   options: FetchOptions,
+  sink: Sink,
 ): Promise<Fetched> {
   const operatorMaxMiB = options.maxModelMiB;
   const limitMiB = Math.min(source.maxSizeMiB, operatorMaxMiB);
   const maxBytes = limitMiB * 2 ** 20;
   const timeout = AbortSignal.timeout(source.timeoutSeconds * 1000);
-  const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+  const slow = new AbortController();
+  const signal = AbortSignal.any([timeout, slow.signal, ...(options.signal ? [options.signal] : [])]);
   // Stopped from outside: not the source's fault, so no verdict about it.
   const stopped = () => options.signal?.throwIfAborted();
+  const failed = async (reason: FetchFailureReason, message: string): Promise<Fetched> => {
+    await sink.discard();
+    return { ok: false, reason, message };
+  };
   let response: Awaited<ReturnType<typeof fetch>>;
   // Redirects are followed here, hop by hop, so each target is checked like the first.
   let url = new URL(source.url);
   for (let hop = 0; ; hop++) {
     const refused = refuseUrl(url, options.allowLoopback);
-    if (refused)
-      return { ok: false, reason: 'SourceForbidden', message: `refusing ${shownUrl(url.href)}: ${refused}` };
+    if (refused) return failed('SourceForbidden', `refusing ${shownUrl(url.href)}: ${refused}`);
     try {
       response = await fetch(url, {
         signal,
@@ -111,6 +167,7 @@ export async function fetchHttp(
         dispatcher: dispatcherFor(options.allowLoopback),
       });
     } catch (err) {
+      await sink.discard();
       stopped();
       const cause = timeout.aborted
         ? `no answer within ${source.timeoutSeconds} s`
@@ -123,68 +180,104 @@ export async function fetchHttp(
     const location = response.headers.get('location');
     if (response.status < 300 || response.status >= 400 || !location) break;
     await response.body?.cancel().catch(() => {});
-    if (hop >= maxRedirects) {
-      return {
-        ok: false,
-        reason: 'SourceUnavailable',
-        message: `${shownUrl(source.url)} redirected more than ${maxRedirects} times`,
-      };
-    }
+    if (hop >= maxRedirects)
+      return failed(
+        'SourceUnavailable',
+        `${shownUrl(source.url)} redirected more than ${maxRedirects} times`,
+      );
     url = new URL(location, url);
   }
   if (!response.ok || !response.body) {
     await response.body?.cancel().catch(() => {});
-    return {
-      ok: false,
-      reason: 'SourceUnavailable',
-      message: `${shownUrl(source.url)} answered HTTP ${response.status}`,
-    };
+    return failed('SourceUnavailable', `${shownUrl(source.url)} answered HTTP ${response.status}`);
   }
+  const limits = `(spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`;
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
   if (declared > maxBytes) {
     await response.body.cancel().catch(() => {});
-    return {
-      ok: false,
-      reason: 'SourceTooLarge',
-      message: `${shownUrl(source.url)} is ${(declared / 2 ** 20).toFixed(1)} MiB, over the limit of ${limitMiB} MiB (spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`,
-    };
+    return failed(
+      'SourceTooLarge',
+      `${shownUrl(source.url)} is ${(declared / 2 ** 20).toFixed(1)} MiB, over the limit of ${limitMiB} MiB ${limits}`,
+    );
   }
-  const chunks: Uint8Array[] = [];
+  const hash = createHash('sha256');
   let received = 0;
+  const started = performance.now();
+  let lastChunkAt = started;
+  let slowReason = '';
+  // A source that stalls or trickles holds a download slot; it is cut off long before its time limit.
+  const watchdog = setInterval(() => {
+    const now = performance.now();
+    const idleMs = options.idleTimeoutMs;
+    if (idleMs !== undefined && now - lastChunkAt > idleMs) {
+      slowReason = `nothing arrived for ${Math.round(idleMs / 1000)} s`;
+    } else if (
+      idleMs !== undefined &&
+      options.minBytesPerSecond !== undefined &&
+      now - started > 2 * idleMs &&
+      received / ((now - started) / 1000) < options.minBytesPerSecond
+    ) {
+      slowReason = `it arrived at ${Math.round(received / ((now - started) / 1000))} bytes/s, below the least of ${options.minBytesPerSecond}`;
+    }
+    if (slowReason) slow.abort(new Error(slowReason));
+  }, 250);
   try {
     for await (const chunk of response.body) {
+      lastChunkAt = performance.now();
       received += chunk.byteLength;
       if (received > maxBytes) {
         await response.body.cancel().catch(() => {});
-        return {
-          ok: false,
-          reason: 'SourceTooLarge',
-          message: `${shownUrl(source.url)} sent more than the limit of ${limitMiB} MiB (spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`,
-        };
+        return failed(
+          'SourceTooLarge',
+          `${shownUrl(source.url)} sent more than the limit of ${limitMiB} MiB ${limits}`,
+        );
       }
-      chunks.push(chunk);
+      hash.update(chunk);
+      await sink.write(chunk);
     }
   } catch (err) {
+    await sink.discard();
     stopped();
     const cause = timeout.aborted
       ? `the download took longer than ${source.timeoutSeconds} s`
-      : (err as Error).message;
+      : slowReason || (err as Error).message;
     return {
       ok: false,
       reason: 'SourceUnavailable',
       message: `could not download ${shownUrl(source.url)}: ${cause}`,
     };
+  } finally {
+    clearInterval(watchdog);
   }
-  const bytes = Buffer.concat(chunks);
-  const digest = sha256(bytes);
+  const digest = hash.digest('hex');
   if (digest !== source.sha256) {
-    return {
-      ok: false,
-      reason: 'DigestMismatch',
-      message: `the file at ${shownUrl(source.url)} (${bytes.length} bytes) has sha256 ${digest}; spec.source.http.sha256 is ${source.sha256}: fix the digest or the file`,
-    };
+    return failed(
+      'DigestMismatch',
+      `the file at ${shownUrl(source.url)} (${received} bytes) has sha256 ${digest}; spec.source.http.sha256 is ${source.sha256}: fix the digest or the file`,
+    );
   }
-  return { ok: true, bytes, digest };
+  const bytes = await sink.end();
+  return { ok: true, digest, sizeBytes: received, ...(bytes ? { bytes } : {}) };
+}
+
+/** Downloads a model into memory (small files: releases) within the spec's limits, digest checked. */
+export async function fetchHttp(
+  source: NonNullable<TriageModelSpec['source']['http']>,
+  options: FetchOptions,
+): Promise<Fetched & ({ ok: false } | { bytes: Uint8Array })> {
+  return (await download(source, options, memorySink())) as Fetched & ({ ok: false } | { bytes: Uint8Array });
+}
+
+/**
+ * Downloads a model to a file, hashing on the way: however large the file, only a chunk at a time is
+ * in memory. The file is removed when the download fails.
+ */
+export function downloadToFile(
+  source: NonNullable<TriageModelSpec['source']['http']>,
+  path: string,
+  options: FetchOptions,
+): Promise<Fetched> {
+  return download(source, options, fileSink(path));
 }
 
 /** Fetches the model file from the source the spec names. */
@@ -198,7 +291,7 @@ export async function fetchModel(
   if (source.configMap) {
     const read = await readConfigMapKey(client, namespace, source.configMap);
     if (!read.ok) return { ok: false, reason: 'SourceUnavailable', message: read.message };
-    return { ok: true, bytes: read.bytes, digest: sha256(read.bytes) };
+    return { ok: true, bytes: read.bytes, digest: sha256(read.bytes), sizeBytes: read.bytes.length };
   }
   return {
     ok: false,

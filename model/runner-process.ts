@@ -1,40 +1,32 @@
-// The child process that loads a model with onnxruntime-node and measures it. It runs apart from the
-// operator so that a hostile or broken model file that crashes or hangs the native runtime ends this
-// process, not the operator. Protocol: one request on IPC, one reply, then exit.
+// The child process that loads a model with onnxruntime-node and measures it. It runs apart from
+// everything else, under its own memory bound, so that a hostile or broken model file that crashes,
+// hangs or floods the native runtime ends this process only. Protocol: one request on IPC, one reply,
+// then exit.
+import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import type { ModelSignature } from './contract.ts';
+import { externalTensors } from './external-data.ts';
+import { failure, type RunnerReply, type RunnerRequest } from './runner-protocol.ts';
 import { openSession, sessionSignature } from './session.ts';
-import { type ElementType, inputTensor } from './tensors.ts';
-
-export interface RunnerRequest {
-  /** Sent over IPC with advanced serialisation: a copy of the bytes, no base64 string (V8 caps strings). */
-  model: Uint8Array;
-  executionProviders: string[];
-  /** Vectors to label, all of them, in one batch. */
-  vectors: number[][];
-  inputName?: string;
-  outputName?: string;
-  elementType?: ElementType;
-  /** Single-vector runs for the latency figures. */
-  latencyRuns: number;
-}
-
-export type RunnerReply =
-  | {
-      ok: true;
-      signature: ModelSignature;
-      executionProvider: string;
-      probabilities?: number[][];
-      latenciesMs?: number[];
-      sessionMemoryMiB: number;
-    }
-  | { ok: false; stage: 'load' | 'run'; message: string };
+import { inputTensor } from './tensors.ts';
 
 async function handle(request: RunnerRequest): Promise<RunnerReply> {
-  const bytes = request.model;
+  const bytes = request.model instanceof Uint8Array ? request.model : await readFile(request.model.path);
+  let external: string[];
+  try {
+    external = externalTensors(bytes);
+  } catch {
+    // Not a model onnxruntime could read either; the loader below says why in its own words.
+    external = [];
+  }
+  if (external.length > 0) {
+    return failure(
+      'load',
+      `the model keeps ${external.length} tensor(s) in external data files (${external.slice(0, 3).join(', ')}), which Aurora refuses: an external path can name any file the loader can read; save the model with every tensor inside the .onnx file`,
+    );
+  }
   const rssBefore = process.memoryUsage().rss;
   const opened = await openSession(bytes, request.executionProviders);
-  if (!opened.ok) return { ok: false, stage: 'load', message: opened.message };
+  if (!opened.ok) return failure('load', opened.message);
   const { session, provider: executionProvider } = opened;
   const sessionMemoryMiB = Math.max(0, process.memoryUsage().rss - rssBefore) / 2 ** 20;
   const signature = sessionSignature(session);
@@ -69,14 +61,12 @@ async function handle(request: RunnerRequest): Promise<RunnerReply> {
     }
     return { ok: true, signature, executionProvider, probabilities, latenciesMs, sessionMemoryMiB };
   } catch (err) {
-    return { ok: false, stage: 'run', message: (err as Error).message.slice(0, 500) };
+    return failure('run', (err as Error).message);
   }
 }
 
 process.once('message', (request: RunnerRequest) => {
   handle(request)
     .then((reply) => process.send?.(reply, () => process.exit(0)))
-    .catch((err: Error) =>
-      process.send?.({ ok: false, stage: 'load', message: err.message }, () => process.exit(0)),
-    );
+    .catch((err: Error) => process.send?.(failure('load', err.message), () => process.exit(0)));
 });

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { TriageModelSpec } from '../crds/triagemodel.ts';
 import { contract, exampleModelFiles } from '../hack/example-model/generate.ts';
+import { externalDataModel, memoryBombModel } from '../hack/example-model/hostile.ts';
 import { asFloat32, classifierToOnnx } from '../hack/example-model/onnx.ts';
 import { parseGoldenVectors, percentile, scoreAcceptance } from './acceptance.ts';
 import { checkContract } from './contract.ts';
@@ -117,7 +118,7 @@ describe('the model runner, with onnxruntime-node', () => {
       // Loaded (onnxruntime does not read a bogus initializer until it is used): the contract refuses it.
       expect(checkContract(spec, outcome.signature).valid).toBe(false);
     } else {
-      expect(['load', 'run', 'crash']).toContain(outcome.stage);
+      expect(['load', 'run', 'crash', 'memory']).toContain(outcome.stage);
       expect(outcome.message.length).toBeGreaterThan(0);
     }
     // This process is unharmed and the runner still works.
@@ -132,5 +133,19 @@ describe('the model runner, with onnxruntime-node', () => {
       stage: 'timeout',
       message: 'loading and testing the model took longer than 0.05 s',
     });
+  });
+
+  it('reports a model that allocates past the memory bound as such, and stays within it', async () => {
+    const bounded = createModelRunner({ memoryMiB: 256, timeoutMs: 60_000 });
+    const outcome = await bounded.run(Buffer.from(memoryBombModel()), request);
+    expect(outcome).toMatchObject({ ok: false, stage: 'memory' });
+    // The same runner still validates a good model within the same bound.
+    expectOk(await bounded.run(readFileSync(exampleModelFiles.model), { ...request, latencyRuns: 1 }));
+  });
+
+  it('refuses a model that keeps its weights in an external file, before loading it', async () => {
+    const outcome = await runner.run(Buffer.from(externalDataModel()), request);
+    expect(outcome).toMatchObject({ ok: false, stage: 'load' });
+    if (!outcome.ok) expect(outcome.message).toMatch(/keeps 1 tensor\(s\) in external data files \(w\)/);
   });
 });

@@ -1,7 +1,7 @@
-import { fork } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { operatorNodeFlags } from '../operator/node-flags.ts';
-import type { RunnerReply, RunnerRequest } from './runner-process.ts';
+import { outOfMemory, type RunnerReply, type RunnerRequest } from './runner-protocol.ts';
 
 export type RunOutcome =
   | RunnerReply
@@ -14,19 +14,43 @@ export interface ModelRunner {
    * aborted signal ends the child (or the wait for a slot) and rejects with the signal's reason.
    */
   run(
-    modelBytes: Uint8Array,
+    model: RunnerRequest['model'],
     request: Omit<RunnerRequest, 'model'>,
     signal?: AbortSignal,
   ): Promise<RunOutcome>;
 }
 
+let prlimitPath: string | null | undefined;
+/** util-linux's prlimit, which bounds a child's memory by RLIMIT_DATA; null where it is missing. */
+function prlimit(): string | null {
+  if (prlimitPath === undefined) {
+    try {
+      execFileSync('prlimit', ['--version'], { stdio: 'ignore' });
+      prlimitPath = 'prlimit';
+    } catch {
+      prlimitPath = null;
+    }
+  }
+  return prlimitPath;
+}
+
 /**
- * Runs models in child processes, at most `concurrency` at once, each ended after timeoutMs. A file
- * that crashes onnxruntime, hangs it or exhausts memory ends only its child.
+ * Address space Node 24 and onnxruntime reserve in their data segment before any model is loaded
+ * (about 600 MiB, mostly never touched); the memory bound is this plus the model's budget.
+ */
+const runtimeReserveMiB = 768;
+
+/**
+ * Runs models in child processes, at most `concurrency` at once, each ended after timeoutMs and held
+ * to memoryMiB beyond the runtime's own reservations: the V8 heap by its flag, and every allocation,
+ * onnxruntime's native ones included, by RLIMIT_DATA (through prlimit, where the machine has it). A
+ * file that crashes onnxruntime, hangs it or exhausts its memory ends only its child, and an
+ * allocation past the bound is reported as such.
  */
 export function createModelRunner(
-  options: { concurrency?: number; timeoutMs?: number; maxOldSpaceMiB?: number } = {},
+  options: { concurrency?: number; timeoutMs?: number; memoryMiB?: number } = {},
 ): ModelRunner {
+  const memoryMiB = options.memoryMiB ?? 2048;
   const concurrency = options.concurrency ?? 1;
   const timeoutMs = options.timeoutMs ?? 60_000;
   let active = 0;
@@ -58,13 +82,22 @@ export function createModelRunner(
   };
 
   const runOnce = (
-    modelBytes: Uint8Array,
+    model: RunnerRequest['model'],
     request: Omit<RunnerRequest, 'model'>,
     signal: AbortSignal | undefined,
   ) =>
     new Promise<RunOutcome>((resolve, reject) => {
-      const child = fork(join(import.meta.dirname, 'runner-process.ts'), [], {
-        execArgv: [...operatorNodeFlags, `--max-old-space-size=${options.maxOldSpaceMiB ?? 512}`],
+      const node = [
+        process.execPath,
+        ...operatorNodeFlags,
+        `--max-old-space-size=${memoryMiB}`,
+        join(import.meta.dirname, 'runner-process.ts'),
+      ];
+      const limit = prlimit();
+      // prlimit execs node in its own place, so the IPC channel passes straight through.
+      const dataBytes = (memoryMiB + runtimeReserveMiB) * 2 ** 20;
+      const [command, ...args] = limit ? [limit, `--data=${dataBytes}`, ...node] : node;
+      const child = spawn(command as string, args, {
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         serialization: 'advanced',
       });
@@ -101,16 +134,26 @@ export function createModelRunner(
       if (signal?.aborted) abort();
       else signal?.addEventListener('abort', abort, { once: true });
       child.once('message', (reply: RunnerReply) => finish(reply));
-      child.once('exit', (code, exitSignal) =>
-        finish({
-          ok: false,
-          stage: 'crash',
-          message: `the model runner ended (${exitSignal ?? `exit code ${code}`}) while loading the model${stderr ? `: ${stderr.trim().split('\n').at(-1)}` : ''}`,
-        }),
-      );
+      // 'close', not 'exit': by then stderr is read to its end, and with it the reason a child died.
+      child.once('close', (code, exitSignal) => {
+        const lastLine = stderr.trim().split('\n').at(-1) ?? '';
+        finish(
+          outOfMemory.test(stderr)
+            ? {
+                ok: false,
+                stage: 'memory',
+                message: `the model needs more than the ${memoryMiB} MiB a validation may use: ${lastLine}`,
+              }
+            : {
+                ok: false,
+                stage: 'crash',
+                message: `the model runner ended (${exitSignal ?? `exit code ${code}`}) while loading the model${lastLine ? `: ${lastLine}` : ''}`,
+              },
+        );
+      });
       child.once('error', (err) => finish({ ok: false, stage: 'crash', message: err.message }));
       try {
-        child.send({ ...request, model: modelBytes });
+        child.send({ ...request, model });
       } catch (err) {
         finish({
           ok: false,
@@ -121,10 +164,10 @@ export function createModelRunner(
     });
 
   return {
-    async run(modelBytes, request, signal) {
+    async run(model, request, signal) {
       await acquire(signal);
       try {
-        return await runOnce(modelBytes, request, signal);
+        return await runOnce(model, request, signal);
       } finally {
         release();
       }

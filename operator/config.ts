@@ -34,6 +34,7 @@ export const operatorConfigSchema = z.object({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   workers: z.coerce.number().int().min(1).max(64).default(2),
   resyncSeconds: z.coerce.number().int().min(0).max(86_400).default(1800),
+  validatorUrl: z.url({ protocol: /^https?$/ }).optional(),
   workloadImage: z
     .string()
     .min(1)
@@ -59,6 +60,7 @@ const sources: Record<keyof OperatorConfig, { flag: string; env: string[] }> = {
   logLevel: { flag: 'log-level', env: ['AURORA_LOG_LEVEL'] },
   workers: { flag: 'workers', env: ['AURORA_WORKERS'] },
   resyncSeconds: { flag: 'resync-seconds', env: ['AURORA_RESYNC_SECONDS'] },
+  validatorUrl: { flag: 'validator-url', env: ['AURORA_VALIDATOR_URL'] },
   workloadImage: { flag: 'workload-image', env: ['AURORA_WORKLOAD_IMAGE'] },
 };
 

@@ -1,11 +1,11 @@
 import { Counter } from 'prom-client';
 import { apiVersion, type TriageModel } from '../../crds/kinds.ts';
 import { triageModelSpec } from '../../crds/triagemodel.ts';
-import { createModelRunner, type ModelRunner } from '../../model/runner.ts';
+import type { ValidatorClient } from '../../model/validator-client.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
-import { watch } from '../../operator/sources.ts';
+import { channelSource, watch } from '../../operator/sources.ts';
 import { triageModelEvents, triageModelStatus } from './status.ts';
 import { createValidator } from './validate.ts';
 
@@ -28,13 +28,13 @@ function metadataOnly(cm: KubeObject): KubeObject {
 }
 
 /**
- * The TriageModel controller: fetch the file, check its digest, load it apart from the operator,
- * check the contract, run the acceptance tests, measure memory and latency, report. A digest already
- * validated against the same contract and tests is not validated again.
+ * The TriageModel controller: the file is fetched and judged by the validator, apart from the
+ * operator (digest, load, contract, acceptance tests, memory and latency), and the verdict reported.
+ * A reconcile never waits for a validation: the validator's answer wakes the model again.
  */
 export function registerTriageModelController(
   manager: Manager,
-  options: { runner?: ModelRunner; workers?: number; allowLoopbackSources?: boolean } = {},
+  options: { validator: ValidatorClient; workers?: number },
 ): void {
   const models = manager.informer<TriageModel>(apiVersion, 'TriageModel', {
     indexers: { configMap: referencedConfigMaps },
@@ -43,15 +43,17 @@ export function registerTriageModelController(
   const configMaps = manager.informer('v1', 'ConfigMap', { transform: metadataOnly });
   const validations = new Counter({
     name: 'aurora_triagemodel_validations_total',
-    help: 'Model validations run (file loaded and tested), by outcome',
+    help: 'Model validations that reached a verdict or must be tried again, by outcome',
     labelNames: ['outcome'],
     registers: [manager.metrics.registry],
   });
+  const answers = channelSource();
   const validator = createValidator({
     client: manager.client,
-    runner: options.runner ?? createModelRunner({ concurrency: 1, timeoutMs: 120_000 }),
-    allowLoopbackSources: options.allowLoopbackSources ?? false,
+    validator: options.validator,
+    clock: manager.clock,
     counted: (outcome) => validations.inc({ outcome }),
+    wake: (key) => answers.send(key),
   });
 
   addKindController(manager, {
@@ -60,6 +62,7 @@ export function registerTriageModelController(
     spec: triageModelSpec,
     events: triageModelEvents,
     sources: [
+      answers,
       watch(configMaps, (cm) =>
         models
           .byIndex('configMap', `${cm.metadata.namespace}/${cm.metadata.name}`)
@@ -67,11 +70,13 @@ export function registerTriageModelController(
       ),
     ],
     ...(options.workers ? { workers: options.workers } : {}),
+    forget: (key) => validator.forget(key),
     async reconcile(ctx, model) {
-      const { validation, retryAfterMs } = await validator.validate(model, ctx.signal);
+      const state = await validator.state(ctx.key, model, ctx.signal);
+      if (state.kind !== 'known') return undefined;
       return {
-        status: triageModelStatus(model, validation, ctx.now()),
-        ...(retryAfterMs === undefined ? {} : { requeueAfterMs: retryAfterMs }),
+        status: triageModelStatus(model, state.validation, ctx.now(), state.specHash),
+        ...(state.retryAfterMs === undefined ? {} : { requeueAfterMs: state.retryAfterMs }),
       };
     },
   });

@@ -17,7 +17,9 @@ export interface ModelFigures {
 export type Validation =
   | { stage: 'fetch'; reason: FetchFailureReason; message: string }
   | { stage: 'vectors'; message: string }
+  | { stage: 'retry'; message: string }
   | { stage: 'load'; figures: ModelFigures; message: string }
+  | { stage: 'memory'; figures: ModelFigures; message: string }
   | { stage: 'contract'; figures: ModelFigures; problems: string[] }
   | { stage: 'acceptance'; figures: ModelFigures; result: AcceptanceResult };
 
@@ -29,8 +31,35 @@ const unknown = (type: string, reason: string, message: string): ConditionInput 
   message,
 });
 
+/** Ready reasons that judge the file itself: kept, with its digest and spec hash, across restarts. */
+export const fileVerdictReasons: ReadonlySet<string> = new Set([
+  'Validated',
+  'InvalidModel',
+  'ExceedsValidationMemory',
+  'ContractMismatch',
+  'AcceptanceFailed',
+]);
+
 function conditionsFor(v: Validation, version: string): ConditionInput[] {
   switch (v.stage) {
+    case 'retry':
+      // The validator could not judge the file this time: nothing is known against it.
+      return [
+        unknown('ContractValid', 'ValidationRetrying', 'not checked yet'),
+        unknown('AcceptancePassed', 'ValidationRetrying', 'not run yet'),
+        unknown('Ready', 'ValidationRetrying', `the validator could not judge the file: ${v.message}`),
+      ];
+    case 'memory':
+      return [
+        unknown('ContractValid', 'ExceedsValidationMemory', 'not checked: the model could not be loaded'),
+        unknown('AcceptancePassed', 'ExceedsValidationMemory', 'not run: the model could not be loaded'),
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: 'ExceedsValidationMemory',
+          message: `the model (sha256 ${v.figures.digest}, ${v.figures.sizeBytes} bytes) allocates more than validation allows: ${v.message}`,
+        },
+      ];
     case 'fetch':
       return [
         unknown('ContractValid', v.reason, 'the model file could not be fetched'),
@@ -98,7 +127,13 @@ function conditionsFor(v: Validation, version: string): ConditionInput[] {
  * The status for a validation outcome. The fields of the last version that passed are kept when a
  * newer one fails, so pools keep serving it.
  */
-export function triageModelStatus(model: TriageModel, v: Validation, now: Date): TriageModelStatus {
+export function triageModelStatus(
+  model: TriageModel,
+  v: Validation,
+  now: Date,
+  /** What judged the file (spec and vectors), recorded with a verdict on the file. */
+  specHash?: string,
+): TriageModelStatus {
   const previous = model.status ?? {};
   const generation = model.metadata.generation;
   const status: TriageModelStatus = {
@@ -108,6 +143,7 @@ export function triageModelStatus(model: TriageModel, v: Validation, now: Date):
   };
   if ('figures' in v) {
     status.digest = `sha256:${v.figures.digest}`;
+    if (specHash) status.verdict = { digest: `sha256:${v.figures.digest}`, specHash };
     status.sizeBytes = v.figures.sizeBytes;
     if (v.figures.memoryMiB !== undefined)
       status.measuredMemoryMiB = Math.round(v.figures.memoryMiB * 10) / 10;

@@ -8,162 +8,318 @@ import {
   scoreAcceptance,
 } from '../../model/acceptance.ts';
 import { checkContract } from '../../model/contract.ts';
-import { type Fetched, fetchModel, readConfigMapKey } from '../../model/fetch.ts';
-import type { ModelRunner } from '../../model/runner.ts';
+import { readConfigMapKey, sha256 } from '../../model/fetch.ts';
+import type { ValidationRequest, ValidationResponse } from '../../model/validation-protocol.ts';
+import type { ValidatorClient } from '../../model/validator-client.ts';
+import type { Clock } from '../../operator/clock.ts';
+import { findCondition } from '../../operator/conditions.ts';
 import type { KubeClient } from '../../operator/kube/client.ts';
-import type { Validation } from './status.ts';
+import { fileVerdictReasons, type Validation } from './status.ts';
 
 const sourceRetryMs = 30_000;
 const digestRetryMs = 5 * 60_000;
-const retryRunnerMs = 60_000;
+/** Backoff for a validator that could not judge (down, busy, crashed, timed out): 15 s doubling to 10 min. */
+const firstRetryMs = 15_000;
+const lastRetryMs = 10 * 60_000;
 const maxCachedVerdicts = 256;
-/** The largest model file the operator holds in memory, whatever a spec allows. */
+/** The largest model file any spec may name, whatever it allows. */
 const maxModelMiB = 512;
 
-/** How validation outcomes were counted (aurora_triagemodel_validations_total's outcome label). */
-export type ValidationOutcome = 'passed' | 'failed' | 'retry' | 'load' | 'contract';
+/** How validation outcomes are counted (aurora_triagemodel_validations_total's outcome label). */
+export type ValidationOutcome = 'passed' | 'failed' | 'retry' | 'load' | 'contract' | 'memory';
 
-/** Where validation got to, and when to look again (a source that may come back, a runner that crashed). */
-export interface ValidationRun {
-  validation: Validation;
-  retryAfterMs?: number;
-}
+/** What the controller can say about a model now. */
+export type ValidationState =
+  /** A validation is running apart; the status stays as it is until it answers. */
+  | { kind: 'pending' }
+  /** The status already holds the verdict for this file and spec (kept across restarts). */
+  | { kind: 'recorded' }
+  | { kind: 'known'; validation: Validation; specHash: string; retryAfterMs?: number };
 
 export interface Validator {
-  validate(model: TriageModel & { spec: TriageModelSpec }, signal: AbortSignal): Promise<ValidationRun>;
+  /** Where the model's validation stands; starts one, apart, when nothing is known. */
+  state(
+    key: string,
+    model: TriageModel & { spec: TriageModelSpec },
+    signal: AbortSignal,
+  ): Promise<ValidationState>;
+  /** Drops what is kept for a deleted model and ends its validation. */
+  forget(key: string): void;
+}
+
+type Settled = { validation: Validation; retryAt?: number };
+interface Job {
+  specHash: string;
+  controller: AbortController;
+  settled?: Settled;
+}
+
+const hash = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');
+
+/** The runner's answer as a verdict, or undefined when it could not judge (time-out, crash). */
+function judge(
+  spec: TriageModelSpec,
+  vectors: GoldenVector[],
+  digest: string,
+  sizeBytes: number,
+  outcome: NonNullable<Extract<ValidationResponse, { fetched: true }>['outcome']>,
+): Validation | { retry: string } {
+  const base = { digest, sizeBytes };
+  if (!outcome.ok) {
+    if (outcome.stage === 'timeout' || outcome.stage === 'crash') return { retry: outcome.message };
+    if (outcome.stage === 'memory') return { stage: 'memory', figures: base, message: outcome.message };
+    return { stage: 'load', figures: base, message: outcome.message };
+  }
+  const figures = {
+    ...base,
+    memoryMiB: outcome.sessionMemoryMiB,
+    executionProvider: outcome.executionProvider,
+  };
+  const contract = checkContract(spec, outcome.signature);
+  if (!contract.valid) return { stage: 'contract', figures, problems: contract.problems };
+  const sorted = [...(outcome.latenciesMs ?? [])].sort((a, b) => a - b);
+  const latency = { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) };
+  const result = scoreAcceptance(
+    spec.acceptance,
+    spec.outputs.labels,
+    vectors,
+    outcome.probabilities ?? [],
+    latency,
+  );
+  return { stage: 'acceptance', figures: { ...figures, latency }, result };
 }
 
 /**
- * The validation pipeline: golden vectors read, the file fetched and its digest checked, the model loaded
- * in a runner apart from the operator, its contract checked, its acceptance tests scored. A verdict is
- * kept by file digest and what judged it (spec and vectors), so the same pair is never validated twice.
+ * The TriageModel controller's side of validation. Files are fetched and judged by the validator
+ * (workloads/validator), never in the operator: a reconcile starts a validation and returns, and the
+ * answer wakes the model again (wake). A verdict is kept by file digest and what judged it (contract,
+ * tests, vectors), so the same pair is judged once; another model pinned to a digest already judged
+ * still has its own source fetched and checked before the verdict counts for it. The status records
+ * the digest and spec hash its verdict is for, so a restarted operator does not judge the fleet again.
  */
 export function createValidator(options: {
   client: KubeClient;
-  runner: ModelRunner;
-  allowLoopbackSources: boolean;
+  validator: ValidatorClient;
+  clock: Clock;
   counted: (outcome: ValidationOutcome) => void;
+  wake: (key: string) => void;
 }): Validator {
-  const { client, runner } = options;
+  const { client } = options;
   const verdicts = new Map<string, Validation>();
-
-  const goldenVectors = async (
-    model: TriageModel,
-  ): Promise<{ vectors: GoldenVector[] } | { error: string }> => {
-    const { spec } = model;
-    const source = spec.acceptance.goldenVectors;
-    if (source.inline) return { vectors: source.inline };
-    if (!source.configMap) return { error: 'spec.acceptance.goldenVectors names no vectors' };
-    const read = await readConfigMapKey(client, model.metadata.namespace ?? '', source.configMap);
-    if (!read.ok) return { error: read.message };
-    return parseGoldenVectors(
-      Buffer.from(read.bytes).toString('utf8'),
-      spec.inputs.features.length,
-      spec.outputs.labels,
-    );
-  };
-
-  /** Runs the model on the vectors and judges it; a time-out or crash is the machine's doing, tried again. */
-  const judge = async (
-    spec: TriageModelSpec,
-    fetched: Extract<Fetched, { ok: true }>,
-    vectors: GoldenVector[],
-    signal: AbortSignal,
-  ): Promise<Extract<Validation, { stage: 'load' | 'contract' | 'acceptance' }> | { retry: string }> => {
-    const outcome = await runner.run(
-      fetched.bytes,
-      {
-        executionProviders: spec.executionProviders,
-        vectors: vectors.map((v) => v.features),
-        inputName: spec.inputs.tensorName,
-        outputName: spec.outputs.tensorName,
-        elementType: spec.inputs.elementType,
-        latencyRuns: 200,
-      },
-      signal,
-    );
-    const base = { digest: fetched.digest, sizeBytes: fetched.bytes.length };
-    if (!outcome.ok) {
-      if (outcome.stage === 'timeout' || outcome.stage === 'crash') return { retry: outcome.message };
-      return { stage: 'load', figures: base, message: outcome.message };
-    }
-    const figures = {
-      ...base,
-      memoryMiB: outcome.sessionMemoryMiB,
-      executionProvider: outcome.executionProvider,
-    };
-    const contract = checkContract(spec, outcome.signature);
-    if (!contract.valid) return { stage: 'contract', figures, problems: contract.problems };
-    const sorted = [...(outcome.latenciesMs ?? [])].sort((a, b) => a - b);
-    const latency = { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) };
-    const result = scoreAcceptance(
-      spec.acceptance,
-      spec.outputs.labels,
-      vectors,
-      outcome.probabilities ?? [],
-      latency,
-    );
-    return { stage: 'acceptance', figures: { ...figures, latency }, result };
-  };
+  const jobs = new Map<string, Job>();
+  const retries = new Map<string, number>();
 
   const remember = (key: string, validation: Validation) => {
     if (verdicts.size >= maxCachedVerdicts) verdicts.delete(verdicts.keys().next().value as string);
     verdicts.set(key, validation);
   };
 
+  const goldenVectors = async (
+    model: TriageModel,
+  ): Promise<{ vectors: GoldenVector[] } | { error: string }> => {
+    const source = model.spec.acceptance.goldenVectors;
+    if (source.inline) return { vectors: source.inline };
+    if (!source.configMap) return { error: 'spec.acceptance.goldenVectors names no vectors' };
+    const read = await readConfigMapKey(client, model.metadata.namespace ?? '', source.configMap);
+    if (!read.ok) return { error: read.message };
+    return parseGoldenVectors(
+      Buffer.from(read.bytes).toString('utf8'),
+      model.spec.inputs.features.length,
+      model.spec.outputs.labels,
+    );
+  };
+
+  /** A verdict that cannot be had now: told as retrying, with a backoff that grows per model. */
+  const retryLater = (key: string, message: string): Settled => {
+    const attempt = retries.get(key) ?? 0;
+    retries.set(key, attempt + 1);
+    const delayMs = Math.min(lastRetryMs, firstRetryMs * 2 ** attempt);
+    options.counted('retry');
+    return {
+      validation: { stage: 'retry', message: `${message}; trying again in ${Math.round(delayMs / 1000)} s` },
+      retryAt: options.clock.now() + delayMs,
+    };
+  };
+
+  /** Runs one validation apart and settles its job; the model is woken to report it. */
+  const run = async (
+    key: string,
+    model: TriageModel & { spec: TriageModelSpec },
+    request: ValidationRequest,
+    vectors: GoldenVector[],
+    judgedBy: string,
+    signal: AbortSignal,
+  ): Promise<Settled> => {
+    let response: ValidationResponse;
+    try {
+      response = await options.validator.validate(request, signal);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      return retryLater(key, (err as Error).message);
+    }
+    if (!response.fetched) {
+      retries.delete(key);
+      const retryMs = response.reason === 'SourceUnavailable' ? sourceRetryMs : digestRetryMs;
+      return {
+        validation: { stage: 'fetch', reason: response.reason, message: response.message },
+        retryAt: options.clock.now() + retryMs,
+      };
+    }
+    const cacheKey = `${response.digest}:${judgedBy}`;
+    const known = verdicts.get(cacheKey);
+    if (known) {
+      retries.delete(key);
+      return { validation: known };
+    }
+    if (!response.outcome) {
+      // Checked the source for a verdict that was evicted meanwhile: judge it fully next time.
+      return { validation: { stage: 'retry', message: 'the verdict for this file was evicted' }, retryAt: 0 };
+    }
+    const verdict = judge(model.spec, vectors, response.digest, response.sizeBytes, response.outcome);
+    if ('retry' in verdict) return retryLater(key, verdict.retry);
+    retries.delete(key);
+    options.counted(
+      verdict.stage === 'acceptance'
+        ? verdict.result.passed
+          ? 'passed'
+          : 'failed'
+        : (verdict.stage as ValidationOutcome),
+    );
+    remember(cacheKey, verdict);
+    return { validation: verdict };
+  };
+
+  const start = (
+    key: string,
+    model: TriageModel & { spec: TriageModelSpec },
+    specHash: string,
+    request: ValidationRequest,
+    vectors: GoldenVector[],
+    judgedBy: string,
+    signal: AbortSignal,
+  ) => {
+    const job: Job = { specHash, controller: new AbortController() };
+    jobs.set(key, job);
+    const jobSignal = AbortSignal.any([signal, job.controller.signal]);
+    run(key, model, request, vectors, judgedBy, jobSignal).then(
+      (settled) => {
+        if (jobs.get(key) !== job) return;
+        job.settled = settled;
+        options.wake(key);
+      },
+      () => {
+        // Aborted: the spec moved on, the model went, or the operator is stopping.
+        if (jobs.get(key) === job) jobs.delete(key);
+      },
+    );
+  };
+
   return {
-    async validate(model, signal) {
+    async state(key, model, signal) {
       const { spec } = model;
       const vectors = await goldenVectors(model);
-      if ('error' in vectors) return { validation: { stage: 'vectors', message: vectors.error } };
-      // The verdict depends on the file, the spec that judges it and the vectors' content, nothing else.
-      const judgedBy = createHash('sha256')
-        .update(
-          JSON.stringify([
-            spec.inputs,
-            spec.outputs,
-            spec.acceptance,
-            spec.executionProviders,
-            spec.version,
-            vectors.vectors,
-          ]),
-        )
-        .digest('hex');
-      const pinned = spec.source.http?.sha256 ?? spec.source.persistentVolumeClaim?.sha256;
-      // A pinned file whose verdict is known need not be downloaded again (resyncs, restarts of reconcile).
-      const known = pinned ? verdicts.get(`${pinned}:${judgedBy}`) : undefined;
-      if (known) return { validation: known };
-      const fetched = await fetchModel(client, model.metadata.namespace ?? '', spec.source, {
+      if ('error' in vectors) {
+        return { kind: 'known', validation: { stage: 'vectors', message: vectors.error }, specHash: '' };
+      }
+      const judgedBy = hash([
+        spec.inputs,
+        spec.outputs,
+        spec.acceptance,
+        spec.executionProviders,
+        spec.version,
+        vectors.vectors,
+      ]);
+      const specHash = hash([judgedBy, spec.source]);
+      let job = jobs.get(key);
+      if (job && job.specHash !== specHash) {
+        job.controller.abort(new Error('the spec changed'));
+        jobs.delete(key);
+        job = undefined;
+      }
+      if (job?.settled) {
+        const { validation, retryAt } = job.settled;
+        const now = options.clock.now();
+        if (retryAt === undefined || now < retryAt) {
+          return { kind: 'known', validation, specHash, ...(retryAt ? { retryAfterMs: retryAt - now } : {}) };
+        }
+        jobs.delete(key);
+        job = undefined;
+      }
+      if (job) return { kind: 'pending' };
+
+      const recorded = (digest: string) => {
+        const status = model.status;
+        const ready = findCondition(status?.conditions, 'Ready');
+        return (
+          status?.observedGeneration === model.metadata.generation &&
+          status?.verdict?.specHash === specHash &&
+          status.verdict.digest === `sha256:${digest}` &&
+          ready !== undefined &&
+          fileVerdictReasons.has(ready.reason)
+        );
+      };
+      const request: Omit<ValidationRequest, 'source' | 'mode'> = {
+        namespace: model.metadata.namespace ?? 'default',
         maxModelMiB,
-        allowLoopback: options.allowLoopbackSources,
-        signal,
-      });
-      if (!fetched.ok) {
-        return {
-          validation: { stage: 'fetch', reason: fetched.reason, message: fetched.message },
-          retryAfterMs: fetched.reason === 'SourceUnavailable' ? sourceRetryMs : digestRetryMs,
-        };
+        run: {
+          executionProviders: spec.executionProviders,
+          vectors: vectors.vectors.map((v) => v.features),
+          inputName: spec.inputs.tensorName,
+          outputName: spec.outputs.tensorName,
+          elementType: spec.inputs.elementType,
+          latencyRuns: 200,
+        },
+      };
+      if (spec.source.configMap) {
+        // Small enough to read through the API server: the operator reads it and sends the bytes.
+        const read = await readConfigMapKey(client, model.metadata.namespace ?? '', spec.source.configMap);
+        if (!read.ok) {
+          return {
+            kind: 'known',
+            validation: { stage: 'fetch', reason: 'SourceUnavailable', message: read.message },
+            specHash,
+            retryAfterMs: sourceRetryMs,
+          };
+        }
+        const digest = sha256(read.bytes);
+        if (recorded(digest)) return { kind: 'recorded' };
+        const known = verdicts.get(`${digest}:${judgedBy}`);
+        if (known) return { kind: 'known', validation: known, specHash };
+        const source = { base64: Buffer.from(read.bytes).toString('base64') };
+        start(key, model, specHash, { ...request, source }, vectors.vectors, judgedBy, signal);
+        return { kind: 'pending' };
       }
-      const key = `${fetched.digest}:${judgedBy}`;
-      const cached = verdicts.get(key);
-      if (cached) return { validation: cached };
-      const outcome = await judge(spec, fetched, vectors.vectors, signal);
-      if ('retry' in outcome) {
-        options.counted('retry');
-        return {
-          validation: {
-            stage: 'load',
-            figures: { digest: fetched.digest, sizeBytes: fetched.bytes.length },
-            message: `${outcome.retry}; trying again in ${retryRunnerMs / 1000} s`,
-          },
-          retryAfterMs: retryRunnerMs,
-        };
+      if (spec.source.http) {
+        const { sha256: pinned } = spec.source.http;
+        if (recorded(pinned)) return { kind: 'recorded' };
+        // Judged already for another model: this one's own source is still fetched and its digest checked.
+        const mode = verdicts.has(`${pinned}:${judgedBy}`) ? 'check-source' : 'validate';
+        start(
+          key,
+          model,
+          specHash,
+          { ...request, source: { http: spec.source.http }, mode },
+          vectors.vectors,
+          judgedBy,
+          signal,
+        );
+        return { kind: 'pending' };
       }
-      options.counted(
-        outcome.stage === 'acceptance' ? (outcome.result.passed ? 'passed' : 'failed') : outcome.stage,
-      );
-      remember(key, outcome);
-      return { validation: outcome };
+      return {
+        kind: 'known',
+        validation: {
+          stage: 'fetch',
+          reason: 'SourceNotSupported',
+          message:
+            'persistentVolumeClaim sources are not validated by this Aurora version; use configMap or http',
+        },
+        specHash,
+      };
+    },
+    forget(key) {
+      jobs.get(key)?.controller.abort(new Error('the model was deleted'));
+      jobs.delete(key);
+      retries.delete(key);
     },
   };
 }

@@ -21,6 +21,7 @@ import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { firstFitDecreasing, podUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
 import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { startTestValidator } from '../harness/validator.ts';
 
 const client = createKubeClient(testKubeConfig());
 const appleNodes = hospitalFleet.filter((m) => m.apple).map((m) => m.name);
@@ -45,6 +46,7 @@ const underTriageModel = readFileSync(exampleModelFiles.underTriage);
 let namespace: string;
 let cleanup: () => Promise<void>;
 let manager: Manager;
+let validator: Awaited<ReturnType<typeof startTestValidator>>;
 
 interface Pod extends KubeObject {
   spec: { nodeName?: string; containers: Array<{ resources: { requests: Record<string, string> } }> };
@@ -153,7 +155,8 @@ beforeAll(async () => {
   await client.create(triageModel('er-news2-risk', '1.0.0', 'er-model-v1'));
   manager = createTestManager(client, namespace);
   // The model server below listens on loopback, which the operator refuses unless told otherwise.
-  registerTriageModelController(manager, { allowLoopbackSources: true });
+  validator = await startTestValidator();
+  registerTriageModelController(manager, { validator: validator.client });
   registerNodeCapacityController(manager);
   registerInferencePoolController(manager, {
     image: 'ghcr.io/aurora-health/aurora:test',
@@ -178,6 +181,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await manager?.stop();
+  await validator?.stop();
   await cleanup?.();
 });
 

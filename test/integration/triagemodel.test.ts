@@ -15,6 +15,7 @@ import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { startTestValidator } from '../harness/validator.ts';
 
 const client = createKubeClient(testKubeConfig());
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -42,6 +43,7 @@ let baseUrl: string;
 let namespace: string;
 let cleanup: () => Promise<void>;
 let manager: Manager;
+let validator: Awaited<ReturnType<typeof startTestValidator>>;
 const example = parseYamlObjects(
   readFileSync(join(repoRoot, 'examples/triage-model.yaml'), 'utf8'),
 )[0] as TriageModel;
@@ -76,12 +78,14 @@ beforeAll(async () => {
   await client.create({ ...exampleConfigMap, metadata: { ...exampleConfigMap.metadata, namespace } });
   manager = createTestManager(client, namespace);
   // The test server listens on loopback, which the operator refuses unless told otherwise.
-  registerTriageModelController(manager, { allowLoopbackSources: true });
+  validator = await startTestValidator();
+  registerTriageModelController(manager, { validator: validator.client });
   await manager.start();
 });
 
 afterAll(async () => {
   await manager?.stop();
+  await validator?.stop();
   await cleanup?.();
   server?.closeAllConnections();
   server?.close();
