@@ -10,7 +10,12 @@ import {
  */
 export async function startTestValidator(
   settings: Record<string, string> = {},
-): Promise<{ client: ValidatorClient; logs: string[]; stop: () => Promise<void> }> {
+): Promise<{
+  client: ValidatorClient;
+  url: () => string | undefined;
+  logs: string[];
+  stop: () => Promise<void>;
+}> {
   const logs: string[] = [];
   const local = await startLocalValidator({
     settings: { AURORA_VALIDATOR_ALLOW_LOOPBACK: 'true', ...settings },
@@ -19,5 +24,10 @@ export async function startTestValidator(
       if (process.env.DEBUG_VALIDATOR) console.log(line);
     },
   });
-  return { client: createValidatorClient(() => local.url()), logs, stop: () => local.stop() };
+  return {
+    client: createValidatorClient(() => local.url()),
+    url: () => local.url(),
+    logs,
+    stop: () => local.stop(),
+  };
 }
