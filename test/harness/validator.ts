@@ -8,9 +8,7 @@ import {
  * A model validator of the test file's own, as a real process (workloads/validator); the file stops
  * it when it is done. Loopback is allowed: the tests serve model files from this host.
  */
-export async function startTestValidator(
-  settings: Record<string, string> = {},
-): Promise<{
+export async function startTestValidator(settings: Record<string, string> = {}): Promise<{
   client: ValidatorClient;
   url: () => string | undefined;
   logs: string[];
