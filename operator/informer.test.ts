@@ -185,4 +185,106 @@ describe('informer', () => {
     expect(late).toEqual(['added:b']);
     await informer.stop();
   });
+
+  it('paces relists when every new watch expires at once (a 410 storm)', async () => {
+    const clock = new FakeClock();
+    const gone = {
+      type: 'ERROR' as const,
+      object: { code: 410, message: 'too old' } as unknown as KubeObject,
+    };
+    const { client, listCalls } = scriptedClient(
+      [{ items: [cm('a', '10')], resourceVersion: '10' }],
+      Array.from({ length: 100 }, () => ({ events: [gone], end: 'close' as const })),
+    );
+    const informer = createInformer({
+      client,
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      clock,
+      random: () => 0,
+      backoff: { initialMs: 800, maxMs: 30_000 },
+    });
+    informer.start();
+    await settle();
+    // The first expiry relists at once; the next ones wait 400 ms, 800 ms, 1.6 s, 3.2 s, ...
+    expect(listCalls()).toBe(2);
+    for (let i = 0; i < 100; i++) {
+      clock.advance(100);
+      await settle();
+    }
+    // Ten seconds of a storm: a handful of relists, not a hundred.
+    expect(listCalls()).toBeGreaterThanOrEqual(4);
+    expect(listCalls()).toBeLessThanOrEqual(7);
+    await informer.stop();
+  });
+
+  it('reopens a watch that goes silent past its own time-out, from the last resourceVersion seen', async () => {
+    const clock = new FakeClock();
+    // One watch that sends an event and then nothing, never closing: a half-open connection.
+    const { client, watchedFrom, listCalls } = scriptedClient([{ items: [], resourceVersion: '5' }], []);
+    const informer = createInformer({ client, apiVersion: 'v1', kind: 'ConfigMap', clock, random: () => 0 });
+    informer.start();
+    await settle();
+    expect(watchedFrom).toEqual(['5']);
+    // random() = 0: the watch asks the server to end it after 300 s; 60 s of grace on top.
+    clock.advance(359_000);
+    await settle();
+    expect(watchedFrom).toEqual(['5']);
+    clock.advance(1_000);
+    await settle();
+    clock.advance(1_000);
+    await settle();
+    expect(watchedFrom).toEqual(['5', '5']);
+    expect(listCalls()).toBe(1);
+    expect(informer.stats()).toMatchObject({ silentWatches: 1, errors: 1 });
+    expect(informer.healthy(15 * 60_000)).toBe(true);
+    await informer.stop();
+  });
+
+  it('is unhealthy only when its loop stops turning', async () => {
+    const clock = new FakeClock();
+    const stuck = {
+      ...scriptedClient([], []).client,
+      // A list that never answers and is never aborted: the loop is wedged.
+      list: () => new Promise(() => {}),
+    } as unknown as KubeClient;
+    const informer = createInformer({ client: stuck, apiVersion: 'v1', kind: 'ConfigMap', clock });
+    informer.start();
+    clock.advance(14 * 60_000);
+    expect(informer.healthy(15 * 60_000)).toBe(true);
+    clock.advance(2 * 60_000);
+    expect(informer.healthy(15 * 60_000)).toBe(false);
+  });
+
+  it('asks for metadata only when told to, for lists and watches alike', async () => {
+    const asked: unknown[] = [];
+    const base = scriptedClient(
+      [{ items: [cm('a', '1')], resourceVersion: '1' }],
+      [{ events: [], end: 'close' }],
+    );
+    const client = {
+      ...base.client,
+      list: (apiVersion: string, kind: string, options: unknown) => {
+        asked.push(options);
+        return base.client.list(apiVersion, kind, options as never);
+      },
+      watch: (path: string, query: never, onEvent: never, signal: AbortSignal, options: unknown) => {
+        asked.push(options);
+        return base.client.watch(path, query, onEvent, signal);
+      },
+    } as unknown as KubeClient;
+    const informer = createInformer({
+      client,
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      clock: new FakeClock(),
+      metadataOnly: true,
+    });
+    informer.start();
+    await informer.synced();
+    await settle();
+    await informer.stop();
+    expect(asked[0]).toMatchObject({ metadataOnly: true });
+    expect(asked[1]).toEqual({ metadataOnly: true });
+  });
 });

@@ -33,12 +33,18 @@ export interface InformerOptions<T extends KubeObject> {
   backoff?: { initialMs: number; maxMs: number };
   /** Random in [0, 1), injected for tests. */
   random?: () => number;
+  /** Lists and watches metadata only (PartialObjectMetadata): for caches that need to know of changes, not data. */
+  metadataOnly?: boolean;
+  /** A watch that has sent nothing (no event, no bookmark) this much past its own time-out is reopened. */
+  silenceGraceMs?: number;
 }
 
 export interface InformerStats {
   lists: number;
   watches: number;
   errors: number;
+  /** Watches found silent past their time-out and reopened. */
+  silentWatches: number;
   lastError?: string;
 }
 
@@ -59,6 +65,12 @@ export interface Informer<T extends KubeObject> {
   addHandler(handler: InformerHandler<T>): () => void;
   size(): number;
   stats(): InformerStats;
+  /**
+   * False when the list/watch loop has made no progress (no list, event, reconnect or error) for
+   * wedgedAfterMs: the loop itself is stuck, which only a restart mends. An API server that is down
+   * is not this: the loop keeps trying and turning.
+   */
+  healthy(wedgedAfterMs: number): boolean;
 }
 
 const stripManagedFields = <T extends KubeObject>(obj: T): T => {
@@ -87,7 +99,13 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   const indexes = new Map<string, Map<string, Set<string>>>();
   for (const name of Object.keys(indexers)) indexes.set(name, new Map());
   const handlers = new Set<InformerHandler<T>>();
-  const stats: InformerStats = { lists: 0, watches: 0, errors: 0 };
+  const stats: InformerStats = { lists: 0, watches: 0, errors: 0, silentWatches: 0 };
+  const silenceGraceMs = options.silenceGraceMs ?? 60_000;
+  // When the loop last turned: a list, a watch event, a reconnect, an error.
+  let progressAt = clock.now();
+  const progressed = () => {
+    progressAt = clock.now();
+  };
 
   let started = false;
   let stopped = false;
@@ -160,7 +178,9 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
         labelSelector: options.labelSelector,
         limit: pageSize,
         continue: continueToken,
+        ...(options.metadataOnly ? { metadataOnly: true } : {}),
       });
+      progressed();
       for (const item of page.items) items.push(transform(item));
       continueToken = page.continue || undefined;
       resourceVersion = page.resourceVersion;
@@ -194,7 +214,9 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
     return resourceVersion;
   };
 
-  const handleWatchEvent = (event: WatchEvent, state: { resourceVersion: string }) => {
+  const handleWatchEvent = (event: WatchEvent, state: { resourceVersion: string; lastEventAt: number }) => {
+    state.lastEventAt = clock.now();
+    progressed();
     if (event.type === 'ERROR') {
       const status = event.object as unknown as { code?: number; reason?: string; message?: string };
       if (status.code === 410) throw new WatchExpired(status.message ?? 'resource version too old');
@@ -216,15 +238,33 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   };
 
   const watchFrom = async (resourceVersion: string): Promise<string> => {
-    const state = { resourceVersion };
+    const state = { resourceVersion, lastEventAt: clock.now() };
     // Discovery runs here, inside the retry loop, so a kind not (yet) served is retried, not fatal.
     const path = client.path(await client.resource(apiVersion, kind), options.namespace);
     // stop() may have come while discovery or the list ran: open no watch that nobody would abort.
     if (stopped) return resourceVersion;
-    abort = new AbortController();
+    const watchAbort = new AbortController();
+    abort = watchAbort;
     stats.watches++;
+    progressed();
     // The server ends each watch after timeoutSeconds; spreading them keeps reconnects from bunching up.
     const timeoutSeconds = Math.floor(300 + random() * 300);
+    // Bookmarks come at least once a minute: a watch silent well past its own end is wedged (a
+    // half-open connection), and is cut and reopened from the last resourceVersion seen.
+    const silenceLimitMs = timeoutSeconds * 1000 + silenceGraceMs;
+    let silent = false;
+    const checkSilence = () => {
+      if (watchAbort.signal.aborted) return;
+      const quietMs = clock.now() - state.lastEventAt;
+      if (quietMs >= silenceLimitMs) {
+        silent = true;
+        stats.silentWatches++;
+        watchAbort.abort(new Error(`the watch sent nothing for ${Math.round(quietMs / 1000)} s`));
+        return;
+      }
+      silenceTimer = clock.setTimeout(checkSilence, silenceLimitMs - quietMs);
+    };
+    let silenceTimer = clock.setTimeout(checkSilence, silenceLimitMs);
     try {
       await client.watch(
         path,
@@ -235,13 +275,21 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
           labelSelector: options.labelSelector,
         },
         (event) => handleWatchEvent(event, state),
-        abort.signal,
+        watchAbort.signal,
+        options.metadataOnly ? { metadataOnly: true } : {},
       );
+      if (silent) throw new Error(`the watch sent nothing past its ${timeoutSeconds} s; reopened`);
     } catch (err) {
+      const failure = silent
+        ? new Error(`the watch sent nothing past its ${timeoutSeconds} s; reopened`)
+        : err;
       // Events handled before the failure still count: resume after the last one.
-      (err as { resourceVersion?: string }).resourceVersion = state.resourceVersion;
-      throw err;
+      (failure as { resourceVersion?: string }).resourceVersion = state.resourceVersion;
+      throw failure;
+    } finally {
+      clock.clearTimeout(silenceTimer);
     }
+    progressed();
     return state.resourceVersion;
   };
 
@@ -261,26 +309,41 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   const run = async () => {
     let resourceVersion: string | undefined;
     let failures = 0;
+    // 410s in a row with no watch lasting in between: each relist waits longer, so a storm is paced.
+    let expiries = 0;
+    const delay = (n: number) =>
+      Math.min(backoff.maxMs, backoff.initialMs * 2 ** (n - 1)) * (0.5 + random() * 0.5);
     while (!stopped) {
       try {
         if (resourceVersion === undefined) resourceVersion = await relist();
         if (stopped) break;
         resourceVersion = await watchFrom(resourceVersion);
         failures = 0;
+        expiries = 0;
       } catch (err) {
         if (stopped) break;
+        progressed();
         const resumeFrom = (err as { resourceVersion?: string }).resourceVersion;
         if (resumeFrom) resourceVersion = resumeFrom;
         if (err instanceof WatchExpired || isGone(err)) {
-          log.info({ reason: (err as Error).message }, 'watch expired; listing again');
           resourceVersion = undefined;
+          expiries++;
+          if (expiries === 1) {
+            log.info({ reason: (err as Error).message }, 'watch expired; listing again');
+            continue;
+          }
+          const waitMs = delay(expiries - 1);
+          log.warn(
+            { expiries, retryInMs: Math.round(waitMs) },
+            'watch expired again at once; pacing the relists',
+          );
+          await sleep(waitMs);
           continue;
         }
         failures++;
         stats.errors++;
         stats.lastError = (err as Error).message;
-        const delayMs =
-          Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 1)) * (0.5 + random() * 0.5);
+        const delayMs = delay(failures);
         log.warn(
           { err: (err as Error).message, failures, retryInMs: Math.round(delayMs) },
           'list/watch failed',
@@ -343,5 +406,6 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
     },
     size: () => store.size,
     stats: () => ({ ...stats }),
+    healthy: (wedgedAfterMs) => !started || stopped || clock.now() - progressAt < wedgedAfterMs,
   };
 }

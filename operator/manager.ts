@@ -44,7 +44,10 @@ export interface Manager {
   informer<T extends KubeObject = KubeObject>(
     apiVersion: string,
     kind: string,
-    options?: Pick<InformerOptions<T>, 'labelSelector' | 'namespace' | 'indexers' | 'transform'>,
+    options?: Pick<
+      InformerOptions<T>,
+      'labelSelector' | 'namespace' | 'indexers' | 'transform' | 'metadataOnly'
+    >,
   ): Informer<T>;
   /** Registers a controller; it runs once the caches synced and this replica leads. */
   addController<T extends KubeObject>(options: ManagedControllerOptions<T>): void;
@@ -56,6 +59,9 @@ export interface Manager {
   controllersRunning(): boolean;
   healthPort(): number | undefined;
 }
+
+/** Longer than any watch's time-out and silence grace (11 min) plus the longest reconnect backoff. */
+const wedgedAfterMs = 15 * 60_000;
 
 /**
  * Runs informers on every replica, so a standby has warm caches, and starts controllers only on the
@@ -101,10 +107,19 @@ export function createManager(options: ManagerOptions): Manager {
     informer<T extends KubeObject = KubeObject>(
       apiVersion: string,
       kind: string,
-      opts: Pick<InformerOptions<T>, 'labelSelector' | 'namespace' | 'indexers' | 'transform'> = {},
+      opts: Pick<
+        InformerOptions<T>,
+        'labelSelector' | 'namespace' | 'indexers' | 'transform' | 'metadataOnly'
+      > = {},
     ) {
       const namespace = opts.namespace ?? options.namespace;
-      const key = [apiVersion, kind, namespace ?? '', opts.labelSelector ?? ''].join('|');
+      const key = [
+        apiVersion,
+        kind,
+        namespace ?? '',
+        opts.labelSelector ?? '',
+        opts.metadataOnly ? 'meta' : '',
+      ].join('|');
       let informer = informers.get(key);
       if (!informer) {
         if (started) throw new Error(`informer for ${kind} requested after the manager started`);
@@ -116,6 +131,7 @@ export function createManager(options: ManagerOptions): Manager {
           log,
           ...(namespace ? { namespace } : {}),
           ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
+          ...(opts.metadataOnly ? { metadataOnly: true } : {}),
           ...(opts.indexers ? { indexers: opts.indexers as InformerOptions<KubeObject>['indexers'] } : {}),
           ...(opts.transform
             ? { transform: opts.transform as unknown as (obj: KubeObject) => KubeObject }
@@ -164,7 +180,8 @@ export function createManager(options: ManagerOptions): Manager {
           ...(options.health.host ? { host: options.health.host } : {}),
           registry: metrics.registry,
           checks: {
-            live: () => !stopping,
+            // A list/watch loop that stopped turning is mended only by a restart; an API server that is down is not.
+            live: () => !stopping && [...informers.values()].every((i) => i.healthy(wedgedAfterMs)),
             ready: () => {
               if (!allSynced()) return { ok: false, reason: 'caches not synced' };
               // A standby is ready with warm caches; the leader once its controllers run.

@@ -16,17 +16,6 @@ function referencedConfigMaps(obj: TriageModel): string[] {
   return names.filter((n): n is string => Boolean(n)).map((n) => `${obj.metadata.namespace}/${n}`);
 }
 
-/** A ConfigMap as this controller caches it: metadata only, since it reads the data fresh. */
-function metadataOnly(cm: KubeObject): KubeObject {
-  const {
-    data: _data,
-    binaryData: _binary,
-    ...rest
-  } = cm as KubeObject & { data?: unknown; binaryData?: unknown };
-  delete rest.metadata.managedFields;
-  return rest as KubeObject;
-}
-
 /**
  * The TriageModel controller: the file is fetched and judged by the validator, apart from the
  * operator (digest, load, contract, acceptance tests, memory and latency), and the verdict reported.
@@ -39,8 +28,8 @@ export function registerTriageModelController(
   const models = manager.informer<TriageModel>(apiVersion, 'TriageModel', {
     indexers: { configMap: referencedConfigMaps },
   });
-  // Only to learn that a ConfigMap changed: the reconciler reads it fresh, so the cache keeps metadata.
-  const configMaps = manager.informer('v1', 'ConfigMap', { transform: metadataOnly });
+  // Only to learn that a ConfigMap changed: the reconciler reads it fresh, so only metadata is sent.
+  const configMaps = manager.informer('v1', 'ConfigMap', { metadataOnly: true });
   const validations = new Counter({
     name: 'aurora_triagemodel_validations_total',
     help: 'Model validations that reached a verdict or must be tried again, by outcome',

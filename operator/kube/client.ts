@@ -47,7 +47,57 @@ interface RequestOptions {
   query?: Query;
   body?: unknown;
   contentType?: string;
+  /** The representation wanted (metadata only: PartialObjectMetadata). */
+  accept?: string;
   signal?: AbortSignal;
+}
+
+/** Accept headers that ask the API server for metadata only: a cache that needs no data never downloads it. */
+export const metadataOnly = {
+  list: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1',
+  object: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1',
+} as const;
+
+/** How fast one client may send: requests per second on average, and the burst allowed above that. */
+export interface RateLimit {
+  qps: number;
+  burst: number;
+}
+
+/** Above controller-runtime's 20/30: a fleet of pools wakes on every pod, and priority and fairness guards the server. */
+export const defaultRateLimit: RateLimit = { qps: 50, burst: 100 };
+
+/** A token bucket: take() resolves when a request may go. Waiters are served in order. */
+export function createRateLimiter(limit: RateLimit, now: () => number = () => performance.now()) {
+  let tokens = limit.burst;
+  let updatedAt = now();
+  let queue = Promise.resolve();
+  const refill = () => {
+    const t = now();
+    tokens = Math.min(limit.burst, tokens + ((t - updatedAt) / 1000) * limit.qps);
+    updatedAt = t;
+  };
+  return {
+    take(): Promise<void> {
+      const turn = queue.then(async () => {
+        refill();
+        if (tokens < 1) {
+          await new Promise((resolve) => setTimeout(resolve, ((1 - tokens) / limit.qps) * 1000));
+          refill();
+        }
+        tokens -= 1;
+      });
+      queue = turn;
+      return turn;
+    },
+  };
+}
+
+/** How long a 429 asks to wait (Retry-After, seconds), within bounds; 1 s when it does not say. */
+export function retryAfterMs(header: string | null): number {
+  const seconds = Number(header);
+  if (!Number.isFinite(seconds) || seconds <= 0) return 1000;
+  return Math.min(seconds, 60) * 1000;
 }
 
 export interface ApplyOptions {
@@ -76,6 +126,8 @@ export interface KubeClient {
       fieldSelector?: string;
       limit?: number;
       continue?: string;
+      /** Metadata only (PartialObjectMetadataList): no data, spec or status is sent. */
+      metadataOnly?: boolean;
     },
   ): Promise<ListResult<T> & { continue?: string }>;
   create<T extends KubeObject>(obj: T, options?: { fieldManager?: string }): Promise<T>;
@@ -95,7 +147,13 @@ export interface KubeClient {
    * Streams a watch. Resolves when the server ends the stream normally; rejects on a transport error or
    * an HTTP error. Each event is handed to onEvent in order.
    */
-  watch(path: string, query: Query, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void>;
+  watch(
+    path: string,
+    query: Query,
+    onEvent: (event: WatchEvent) => void,
+    signal: AbortSignal,
+    options?: { metadataOnly?: boolean },
+  ): Promise<void>;
 }
 
 const patchTypes = {
@@ -104,11 +162,16 @@ const patchTypes = {
   strategic: 'application/strategic-merge-patch+json',
 } as const;
 
+/** The most times one request waits out a 429 before the error is the caller's. */
+const maxThrottledRetries = 5;
+
 export function createKubeClient(
   kubeConfig: KubeConfig,
-  options: { requestTimeoutMs?: number } = {},
+  options: { requestTimeoutMs?: number; rateLimit?: RateLimit } = {},
 ): KubeClient {
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  // One budget for everything this client sends, so no controller can flood the API server.
+  const limiter = createRateLimiter(options.rateLimit ?? defaultRateLimit);
   const discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
 
   const server = () => {
@@ -117,13 +180,51 @@ export function createKubeClient(
     return cluster.server.replace(/\/$/, '');
   };
 
-  const send = async (method: string, path: string, opts: RequestOptions, timeoutMs: number | undefined) => {
+  const send = async (
+    method: string,
+    path: string,
+    opts: RequestOptions,
+    timeoutMs: number | undefined,
+  ): Promise<Awaited<ReturnType<typeof fetch>>> => {
+    for (let attempt = 0; ; attempt++) {
+      await limiter.take();
+      opts.signal?.throwIfAborted();
+      try {
+        return await sendOnce(method, path, opts, timeoutMs);
+      } catch (err) {
+        // The API server asks us to slow down (priority and fairness): wait as long as it says, then retry.
+        if (!(err instanceof ApiError && err.status === 429) || attempt >= maxThrottledRetries) throw err;
+        const waitMs = (err.details as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 1000;
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(resolve, waitMs);
+          opts.signal?.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(timer);
+              reject(opts.signal?.reason);
+            },
+            { once: true },
+          );
+        });
+      }
+    }
+  };
+
+  const sendOnce = async (
+    method: string,
+    path: string,
+    opts: RequestOptions,
+    timeoutMs: number | undefined,
+  ) => {
     const url = new URL(server() + path);
     for (const [k, v] of Object.entries(opts.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
     const ctx = new RequestContext(url.toString(), method as HttpMethod);
     await kubeConfig.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    const headers: Record<string, string> = {
+      ...ctx.getHeaders(),
+      accept: opts.accept ?? 'application/json',
+    };
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
@@ -151,7 +252,9 @@ export function createKubeClient(
         response.status,
         status.reason ?? String(response.status),
         `${method} ${path}: ${status.message ?? response.statusText}`,
-        status.details,
+        response.status === 429
+          ? { ...(status.details as object), retryAfterMs: retryAfterMs(response.headers.get('retry-after')) }
+          : status.details,
       );
     }
     return response;
@@ -226,6 +329,7 @@ export function createKubeClient(
         fieldSelector?: string;
         limit?: number;
         continue?: string;
+        metadataOnly?: boolean;
       } = {},
     ) {
       const info = await resource(apiVersion, kind);
@@ -239,6 +343,7 @@ export function createKubeClient(
             limit: opts.limit,
             continue: opts.continue,
           },
+          ...(opts.metadataOnly ? { accept: metadataOnly.list } : {}),
         },
       );
       // List items carry no apiVersion and kind; the cache and reconcilers want whole objects.
@@ -292,7 +397,7 @@ export function createKubeClient(
         if (!isNotFound(err)) throw err;
       }
     },
-    async watch(watchPath, query, onEvent, signal) {
+    async watch(watchPath, query, onEvent, signal, watchOptions = {}) {
       // However the stream ends (the caller's abort, a handler that throws on 410, bad JSON), the
       // connection is closed here, not left open until the server's timeout.
       const local = new AbortController();
@@ -301,7 +406,11 @@ export function createKubeClient(
         const response = await send(
           'GET',
           watchPath,
-          { query: { ...query, watch: true }, signal: AbortSignal.any([signal, local.signal]) },
+          {
+            query: { ...query, watch: true },
+            signal: AbortSignal.any([signal, local.signal]),
+            ...(watchOptions.metadataOnly ? { accept: metadataOnly.object } : {}),
+          },
           undefined,
         );
         if (!response.body) return;
