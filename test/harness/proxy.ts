@@ -5,6 +5,8 @@ export interface PausableProxy {
   /** Cuts every open connection and refuses new ones, as a network partition would. */
   pause(): void;
   resume(): void;
+  /** Bytes sent from the server to clients so far (TLS included): what a client downloaded. */
+  bytesToClients(): number;
   close(): Promise<void>;
 }
 
@@ -12,6 +14,7 @@ export interface PausableProxy {
 export async function startPausableProxy(targetPort: number): Promise<PausableProxy> {
   const open = new Set<Socket>();
   let paused = false;
+  let downloaded = 0;
   const server: Server = createServer((client) => {
     if (paused) {
       client.destroy();
@@ -28,6 +31,9 @@ export async function startPausableProxy(targetPort: number): Promise<PausablePr
       });
     }
     client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      downloaded += chunk.length;
+    });
     upstream.pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -42,6 +48,7 @@ export async function startPausableProxy(targetPort: number): Promise<PausablePr
     resume() {
       paused = false;
     },
+    bytesToClients: () => downloaded,
     async close() {
       for (const s of open) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
