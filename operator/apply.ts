@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { isConflict, type KubeClient } from './kube/client.ts';
+import { ReportedError } from './errors.ts';
+import { ApiError, isConflict, type KubeClient } from './kube/client.ts';
 import type { KubeObject, ObjectRef, OwnerReference } from './kube/types.ts';
 
 /** The one field manager every Aurora write goes under, so server-side apply tracks what Aurora owns. */
@@ -14,6 +15,17 @@ export const fieldManager = 'aurora-operator';
 export function applyChild<T extends KubeObject>(client: KubeClient, desired: T): Promise<T> {
   return client.apply(desired, { fieldManager, force: true });
 }
+
+/** A child the API server refused (invalid, or denied by admission or a quota): told in status, retried. */
+export class ApplyFailed extends ReportedError {
+  override name = 'ApplyFailed';
+  constructor(child: ObjectRef, serverMessage: string) {
+    super('ApplyFailed', `the API server refused ${child.kind} ${child.metadata.name}: ${serverMessage}`);
+  }
+}
+
+/** The server's own words from a refusal, without the request line the client adds. */
+const refusal = (err: ApiError) => err.message.replace(/^[A-Z]+ \/\S+: /, '');
 
 /**
  * Applies children only when the intent changed or someone else changed the child since Aurora last
@@ -43,7 +55,14 @@ export function createChildApplier(client: KubeClient) {
       const key = keyOf(desired);
       const intent = createHash('sha256').update(JSON.stringify(desired)).digest('hex');
       if (current && applied.get(key) === `${intent}@${version(current)}`) return undefined;
-      const result = await applyChild(client, desired);
+      let result: T;
+      try {
+        result = await applyChild(client, desired);
+      } catch (err) {
+        if (err instanceof ApiError && [400, 403, 422].includes(err.status))
+          throw new ApplyFailed(desired, refusal(err));
+        throw err;
+      }
       applied.set(key, `${intent}@${version(result)}`);
       return result;
     },
@@ -69,7 +88,9 @@ export function controllerReference(owner: KubeObject): OwnerReference {
 
 /**
  * Writes status through the status subresource, only when it differs from what the object carries, so
- * a steady state makes no writes. Returns whether it wrote.
+ * a steady state makes no writes. The write carries the resourceVersion the status was computed from:
+ * if the object changed meanwhile, the API server refuses it (409) and the caller decides again on the
+ * newer object, so an older verdict never overwrites a newer one. Returns whether it wrote.
  */
 export async function writeStatus(
   client: KubeClient,
@@ -83,6 +104,7 @@ export async function writeStatus(
     metadata: {
       name: obj.metadata.name,
       ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+      ...(obj.metadata.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {}),
     },
     status,
   };

@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from './clock.ts';
+import { TerminalError } from './errors.ts';
 import type { Informer, InformerEvent } from './informer.ts';
 import { type KubeObject, objectKey, parseObjectKey } from './kube/types.ts';
 import type { Logger } from './log.ts';
@@ -26,21 +27,6 @@ export interface ReconcileResult {
 }
 
 export type Reconciler = (ctx: ReconcileContext) => Promise<ReconcileResult | undefined>;
-
-/**
- * A failure that retrying cannot mend, such as a spec that will never work (controller-runtime's
- * TerminalError): it is reported and not retried with backoff; the next event about the object (a
- * change to it or its children, or a source naming it) reconciles it again.
- */
-export class TerminalError extends Error {
-  override name = 'TerminalError';
-  /** CamelCase, as a condition reason. */
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
-    this.reason = reason;
-  }
-}
 
 /** The parts of an informer a controller subscribes to; any kind's informer fits. */
 export interface Subscribable {

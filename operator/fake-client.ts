@@ -23,7 +23,12 @@ type Stored = {
 
 const clone = <T>(value: T): T => structuredClone(value);
 
-export function createFakeClient(): FakeClient {
+export function createFakeClient(
+  options: {
+    /** Admission: a message refuses a create or apply of the object with 422, as a policy would. */
+    admit?: (obj: KubeObject) => string | undefined;
+  } = {},
+): FakeClient {
   const kinds = new Map<string, Stored>();
   const listeners = new Set<() => void>();
   const requests: string[] = [];
@@ -145,17 +150,26 @@ export function createFakeClient(): FakeClient {
       next.metadata.resourceVersion = current.metadata.resourceVersion;
       return write(stored, current, next, options.subresource) as T;
     },
-    async apply<T extends KubeObject>(obj: T, options: { subresource?: string }) {
-      requests.push(`APPLY ${obj.kind}${options.subresource ? `/${options.subresource}` : ''}`);
+    async apply<T extends KubeObject>(obj: T, applyOptions: { subresource?: string }) {
+      requests.push(`APPLY ${obj.kind}${applyOptions.subresource ? `/${applyOptions.subresource}` : ''}`);
+      const refused = applyOptions.subresource ? undefined : options.admit?.(obj);
+      if (refused)
+        throw new ApiError(
+          422,
+          'Invalid',
+          `PATCH /fake: ${obj.kind} ${obj.metadata.name} is forbidden: ${refused}`,
+        );
       const stored = kindOf(obj.apiVersion, obj.kind);
       const current = stored.objects.get(objectKey(obj));
       if (!current) {
-        if (options.subresource)
+        if (applyOptions.subresource)
           throw new ApiError(404, 'NotFound', `${obj.kind} ${objectKey(obj)} not found`);
         return (await client.create(obj)) as T;
       }
+      // As the API server does, a resourceVersion in an applied object is a precondition.
+      precondition(current, obj.metadata.resourceVersion);
       const next = { ...clone(current), ...clone(obj), metadata: { ...current.metadata } };
-      return write(stored, current, next, options.subresource) as T;
+      return write(stored, current, next, applyOptions.subresource) as T;
     },
     async delete(ref) {
       requests.push(`DELETE ${ref.kind}`);

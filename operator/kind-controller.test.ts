@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { createChildApplier } from './apply.ts';
 import { FakeClock } from './clock.ts';
 import { type Condition, type ConditionInput, setConditions } from './conditions.ts';
-import { createController, type ReconcileContext, TerminalError } from './controller.ts';
+import { createController, type ReconcileContext } from './controller.ts';
+import { TerminalError } from './errors.ts';
 import { createFakeClient, type FakeClient } from './fake-client.ts';
 import { createInformer } from './informer.ts';
 import { addKindController, type KindContext, type KindControllerOptions } from './kind-controller.ts';
@@ -414,5 +416,85 @@ describe('the kind reconciler', () => {
       ['Normal', 'Serving', 'Serve'],
       ['Warning', 'NoPods', 'Serve'],
     ]);
+  });
+
+  it('refuses a status computed from an older object, and decides again on the newer one', async () => {
+    const { client, manager } = harness();
+    let first = true;
+    addWidgetController(manager, {
+      spec: widgetSpec,
+      async reconcile(ctx, w) {
+        if (first) {
+          first = false;
+          // Someone changes the spec while this reconcile works from the object it read.
+          await client.patch(ref('w1'), { spec: { replicas: 5 } }, { type: 'merge' });
+        }
+        return {
+          status: {
+            observedGeneration: w.metadata.generation,
+            conditions: setConditions(
+              w.status?.conditions,
+              [{ type: 'Ready', status: 'True', reason: 'Replicas', message: `${w.spec.replicas} replicas` }],
+              w.metadata.generation,
+              ctx.now(),
+            ),
+          },
+        };
+      },
+    });
+    await client.create(widget('w1', { replicas: 1 }));
+    await manager.start();
+    await until('the status of the newer spec', () => ready(client, 'w1')?.message === '5 replicas');
+    const status = (client.objects(apiVersion, 'Widget')[0] as Widget).status;
+    expect(status?.observedGeneration).toBe(2);
+    // The stale write was sent and refused: the status never said 1 replica.
+    expect(client.requests.filter((r) => r === 'APPLY Widget/status')).toHaveLength(2);
+  });
+
+  it('tells a child the API server refuses as Ready=False ApplyFailed, and tries again until it is admitted', async () => {
+    let policy: string | undefined = 'deployments of w1 are not allowed here';
+    const client = createFakeClient({ admit: (obj) => (obj.kind === 'Deployment' ? policy : undefined) });
+    const manager = createManager({
+      client,
+      log: silentLogger,
+      metrics: createMetrics({ defaultMetrics: false }),
+    });
+    running.push(manager);
+    const children = createChildApplier(client);
+    addWidgetController(manager, {
+      async reconcile(ctx, w) {
+        await children.apply(
+          { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: w.metadata.name, namespace: 'er' } },
+          undefined,
+        );
+        return {
+          status: {
+            observedGeneration: w.metadata.generation,
+            conditions: setConditions(
+              w.status?.conditions,
+              [{ type: 'Ready', status: 'True', reason: 'Applied', message: 'children applied' }],
+              w.metadata.generation,
+              ctx.now(),
+            ),
+          },
+        };
+      },
+    });
+    await client.create(widget('w1', { replicas: 1 }));
+    await manager.start();
+    const refused = await until('ApplyFailed', () => {
+      const c = ready(client, 'w1');
+      return c?.reason === 'ApplyFailed' ? c : undefined;
+    });
+    expect(refused).toMatchObject({ status: 'False' });
+    expect(refused.message).toBe(
+      'the API server refused Deployment w1: Deployment w1 is forbidden: deployments of w1 are not allowed here',
+    );
+    policy = undefined;
+    await until('Ready once admitted', () => ready(client, 'w1')?.reason === 'Applied', 5000);
+    await settle();
+    await manager.stop();
+    const warnings = client.objects('events.k8s.io/v1', 'Event').filter((e) => e.reason === 'ApplyFailed');
+    expect(warnings).toMatchObject([{ type: 'Warning' }]);
   });
 });

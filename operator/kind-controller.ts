@@ -2,12 +2,8 @@ import type { ZodType } from 'zod';
 import { writeStatus } from './apply.ts';
 import { type ConditionEventPolicy, conditionEvents } from './condition-events.ts';
 import { type Condition, type ConditionInput, setConditions } from './conditions.ts';
-import {
-  type ReconcileContext,
-  type ReconcileResult,
-  type Subscribable,
-  TerminalError,
-} from './controller.ts';
+import type { ReconcileContext, ReconcileResult, Subscribable } from './controller.ts';
+import { ReportedError, TerminalError } from './errors.ts';
 import type { EventType } from './events.ts';
 import { hasFinalizer, setFinalizer } from './finalizers.ts';
 import type { Informer, InformerEvent } from './informer.ts';
@@ -71,12 +67,13 @@ export function specProblems(error: {
 }
 
 /**
- * The status of an object that failed for good: Ready False with the reason, and every other condition
- * Unknown, since nothing was evaluated. Other fields (what was last validated or served) are kept.
+ * The status of an object whose reconcile failed in a way worth telling (a terminal error, a refused
+ * child): Ready False with the reason, and every other condition Unknown, since it was not evaluated.
+ * Other fields (what was last validated or served) are kept.
  */
-export function terminalStatus<Status extends StatusBase>(
+export function failureStatus<Status extends StatusBase>(
   obj: KubeObject,
-  error: TerminalError,
+  error: TerminalError | ReportedError,
   now: Date,
 ): Status {
   const previous = (obj.status ?? {}) as Status;
@@ -186,11 +183,14 @@ export function addKindController<T extends KubeObject, Spec, Status extends Sta
         }
         return result?.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
       } catch (err) {
-        if (!(err instanceof TerminalError) || base.signal.aborted) throw err;
+        const told = err instanceof TerminalError || err instanceof ReportedError;
+        if (!told || base.signal.aborted) throw err;
         // One Warning with the reason and what to fix; the other conditions' move to Unknown is no news.
-        const wrote = await writeKindStatus(base.signal, obj, terminalStatus<Status>(obj, err, base.now()));
+        const wrote = await writeKindStatus(base.signal, obj, failureStatus<Status>(obj, err, base.now()));
         if (wrote || !hasStatus) ctx.record('Warning', err.reason, 'Reconcile', err.message);
-        if (err.reason === 'InvalidSpec') invalidSpecs.set(base.key, generation);
+        if (err instanceof TerminalError && err.reason === 'InvalidSpec')
+          invalidSpecs.set(base.key, generation);
+        // A ReportedError goes on to the controller and is retried with backoff; a TerminalError is not.
         throw err;
       }
     },

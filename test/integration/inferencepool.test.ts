@@ -390,6 +390,98 @@ describe('the InferencePool controller', () => {
     await removePools('er-huge');
   });
 
+  it('a Deployment the API server refuses is Ready=False ApplyFailed with its words, until admitted', async () => {
+    // A cluster policy, as a platform team might have, that forbids this pool's Deployment.
+    const policyName = `deny-refused-pool-${namespace}`;
+    const policy = {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: policyName },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: {
+          resourceRules: [
+            {
+              apiGroups: ['apps'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['deployments'],
+            },
+          ],
+        },
+        validations: [
+          {
+            expression: "object.metadata.name != 'er-refused'",
+            message: 'er-refused may not run in this namespace (policy triage-capacity)',
+          },
+        ],
+      },
+    };
+    const binding = {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: policyName },
+      spec: {
+        policyName,
+        validationActions: ['Deny'],
+        matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } },
+      },
+    };
+    await client.create(policy);
+    await client.create(binding);
+    try {
+      // The policy takes effect once the API server has loaded it.
+      await waitFor('the policy to deny', async () => {
+        const denied = await client
+          .create({
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            metadata: { name: 'er-refused', namespace },
+            spec: {
+              selector: { matchLabels: { probe: 'x' } },
+              template: {
+                metadata: { labels: { probe: 'x' } },
+                spec: { containers: [{ name: 'c', image: 'x' }] },
+              },
+            },
+          })
+          .then(
+            async (d) => {
+              await client.delete(d);
+              return undefined;
+            },
+            () => true,
+          );
+        return denied;
+      });
+      await client.create(pool('er-refused', { minReplicas: 1 }));
+      const refused = await waitPool(
+        'er-refused',
+        'Ready ApplyFailed',
+        (p) => condition(p, 'Ready')?.reason === 'ApplyFailed',
+      );
+      expect(condition(refused, 'Ready')?.status).toBe('False');
+      expect(condition(refused, 'Ready')?.message).toMatch(
+        /^the API server refused Deployment er-refused: .*er-refused may not run in this namespace \(policy triage-capacity\)/,
+      );
+      await client.delete(
+        ref('ValidatingAdmissionPolicyBinding', policyName, 'admissionregistration.k8s.io/v1'),
+      );
+      await waitPool(
+        'er-refused',
+        'Ready once admitted',
+        (p) => condition(p, 'Ready')?.reason !== 'ApplyFailed',
+        90_000,
+      );
+    } finally {
+      await client.delete(
+        ref('ValidatingAdmissionPolicyBinding', policyName, 'admissionregistration.k8s.io/v1'),
+      );
+      await client.delete(ref('ValidatingAdmissionPolicy', policyName, 'admissionregistration.k8s.io/v1'));
+      await removePools('er-refused');
+    }
+  });
+
   it('pods that do not fit beside others wait with InsufficientUnifiedMemory and the shortfall', async () => {
     // 18 GiB per pod fits once on each M4 (20,480 MiB), so the fourth M4-only pod has nowhere to go.
     await client.create(

@@ -139,6 +139,17 @@ describe('a controller on the real API server', () => {
     expect(echoAfter?.metadata.resourceVersion).toBe(echo.metadata.resourceVersion);
   });
 
+  it('refuses a status computed from an older version of the object', async () => {
+    const echo = await waitForReadyGeneration('alpha', 1);
+    await client.patch(echoRef('alpha'), { metadata: { annotations: { moved: 'on' } } }, { type: 'merge' });
+    const stale = await writeStatus(client, echo, { observedGeneration: 1, conditions: [] }).catch(
+      (e: unknown) => e,
+    );
+    expect(stale).toMatchObject({ status: 409 });
+    const now = await client.get<Echo>(echoRef('alpha'));
+    expect(now?.status?.conditions?.[0]?.reason).toBe('ChildApplied');
+  });
+
   it('reports controller-runtime metrics', async () => {
     const text = await manager.metrics.registry.metrics();
     const total = text.match(
