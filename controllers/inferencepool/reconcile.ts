@@ -20,7 +20,7 @@ import {
 } from './desired.ts';
 import { type ModelRelease, modelState, releaseName } from './release.ts';
 import { createReleaseStore, withoutFile } from './release-store.ts';
-import { inferencePoolEvents, inferencePoolStatus } from './status.ts';
+import { inferencePoolEvents, inferencePoolStatus, nextTimedChangeMs } from './status.ts';
 
 /**
  * The InferencePool controller: for the version of its TriageModel that passed acceptance, a release
@@ -187,7 +187,9 @@ export function registerInferencePoolController(
         { ...labels, state: 'unplaced' },
         poolPods.filter((p) => p.pod.unschedulable !== undefined && !p.pod.terminating).length,
       );
-      return { status, ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
+      const timed = nextTimedChangeMs(poolPods, ctx.now());
+      const lookAgainMs = [requeueAfterMs, timed].filter((ms): ms is number => ms !== undefined);
+      return { status, ...(lookAgainMs.length > 0 ? { requeueAfterMs: Math.min(...lookAgainMs) } : {}) };
     },
   });
 }

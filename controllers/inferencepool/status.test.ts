@@ -6,7 +6,12 @@ import { conditionEvents } from '../../operator/condition-events.ts';
 import type { NodeView } from '../../views/node.ts';
 import { type PodView, podView } from '../../views/pod.ts';
 import { type ModelRelease, type ModelState, releaseName } from './release.ts';
-import { inferencePoolEvents, inferencePoolStatus, type PoolObservations } from './status.ts';
+import {
+  inferencePoolEvents,
+  inferencePoolStatus,
+  nextTimedChangeMs,
+  type PoolObservations,
+} from './status.ts';
 
 const now = new Date('2026-11-23T10:00:00Z');
 const release = (version: string, digestByte: string): ModelRelease => ({
@@ -395,6 +400,23 @@ describe('inferencePoolStatus, beyond the happy path', () => {
       reason: 'PodsNotReady',
       message: '1 of 2 pod(s) ready; 1 pod(s) not ready for over 10 minutes',
     });
+  });
+
+  it('says when to look again for a pod about to be unready past the startup window', () => {
+    const started = (minutesAgo: number) => new Date(now.getTime() - minutesAgo * 60_000).toISOString();
+    const withStart = (p: PodView, at: string): PodView => ({ ...p, pod: { ...p.pod, startedAt: at } });
+    expect(
+      nextTimedChangeMs(
+        [
+          withStart(pod('a', { node: 'm4-1' }), started(1)),
+          withStart(pod('b', { node: 'm4-2' }), started(4)),
+          withStart(pod('c', { node: 'm4-2', ready: true }), started(9)),
+          withStart(pod('d', { node: 'm4-1' }), started(12)),
+        ],
+        now,
+      ),
+    ).toBe(6 * 60_000 + 1000);
+    expect(nextTimedChangeMs([pod('e', { node: 'm4-1', ready: true })], now)).toBeUndefined();
   });
 
   it('a rollout that keeps the release (a new image) is still a rollout until the Deployment says done', () => {

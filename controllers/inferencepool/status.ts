@@ -14,6 +14,19 @@ import type { ModelRelease, ModelState } from './release.ts';
 /** How long a started pod may stay unready before the pool counts it as degraded (startup probes included). */
 const notReadyGraceMs = 10 * 60_000;
 
+/**
+ * When the pool's status would change with no event at all: the first started, unready pod crossing
+ * the not-ready grace (Degraded). The controller looks again then, not at the next resync.
+ */
+export function nextTimedChangeMs(pods: readonly PodView[], now: Date): number | undefined {
+  const due = pods
+    .filter((p) => podIsLive(p) && !p.pod.terminating && !p.pod.ready && p.pod.startedAt !== undefined)
+    .map((p) => Date.parse(p.pod.startedAt as string) + notReadyGraceMs - now.getTime())
+    .filter((ms) => ms >= 0);
+  // One second past the crossing, so the look sees it crossed.
+  return due.length > 0 ? Math.min(...due) + 1000 : undefined;
+}
+
 function placementDescription(spec: InferencePoolSpec): string {
   const parts = [spec.placement.appleSilicon === 'Required' ? 'Apple silicon' : 'any node'];
   if (spec.placement.appleSilicon === 'Required' && spec.placement.chips?.length)
