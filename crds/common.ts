@@ -34,6 +34,15 @@ export const quantity = z
   .max(32)
   .regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/, 'must be a quantity such as 500m, 512Mi or 2Gi');
 
+/** A quantity between bounds, checked at admission with the API server's own quantity arithmetic. */
+export const boundedQuantity = (least: string, most: string, what: string) =>
+  quantity.meta(
+    cel({
+      rule: `quantity(self).compareTo(quantity('${least}')) >= 0 && quantity(self).compareTo(quantity('${most}')) <= 0`,
+      message: `${what} must be between ${least} and ${most}`,
+    }),
+  );
+
 export const localObjectReference = z
   .object({ name: dnsSubdomain.describe('Name of the object, in the same namespace.') })
   .describe('A reference to an object in the same namespace.');
@@ -84,15 +93,47 @@ export const labelSelector = z
   })
   .describe('A Kubernetes label selector.');
 
+/** A label key: an optional DNS subdomain prefix and /, then a name of up to 63 characters. */
+export const labelKeyPattern =
+  '^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
+/** A label value: empty, or up to 63 characters starting and ending with a letter or digit. */
+export const labelValuePattern = '^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$';
+
+/** Labels a node must carry (a node selector): keys and values as the API server allows them. */
+export const nodeSelector = z
+  .record(z.string().max(317), z.string().max(63))
+  .describe('Node labels the pods require.')
+  .meta({
+    maxProperties: 32,
+    ...cel(
+      {
+        rule: `self.all(k, k.matches('${labelKeyPattern}'))`,
+        message:
+          'every key must be a label key: an optional DNS-subdomain prefix and /, then up to 63 letters, digits, -, _ or .',
+      },
+      {
+        rule: `self.all(k, self[k].matches('${labelValuePattern}'))`,
+        message:
+          'every value must be a label value: up to 63 letters, digits, -, _ or ., starting and ending with a letter or digit',
+      },
+    ),
+  });
+
 export const toleration = z
   .object({
     key: z
       .string()
       .max(317)
+      .regex(new RegExp(`(${labelKeyPattern})|^$`), 'must be a label key')
       .optional()
-      .describe('The taint key the toleration applies to; empty matches all keys.'),
+      .describe('The taint key the toleration applies to; empty matches all keys (with operator Exists).'),
     operator: z.enum(['Exists', 'Equal']).optional().describe('Equal (the default) or Exists.'),
-    value: z.string().max(63).optional().describe('The taint value for Equal.'),
+    value: z
+      .string()
+      .max(63)
+      .regex(new RegExp(labelValuePattern), 'must be a label value')
+      .optional()
+      .describe('The taint value for Equal; empty with Exists.'),
     effect: z
       .enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute'])
       .optional()
@@ -104,7 +145,26 @@ export const toleration = z
       .optional()
       .describe('For NoExecute: how long the pod stays bound after the taint appears.'),
   })
-  .describe('A toleration, as in a pod spec.');
+  .describe('A toleration, as in a pod spec.')
+  .meta(
+    cel(
+      {
+        rule: "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+        message: 'value must be empty when operator is Exists',
+        fieldPath: '.value',
+      },
+      {
+        rule: "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+        message: 'an empty key matches every taint only with operator Exists',
+        fieldPath: '.operator',
+      },
+      {
+        rule: "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+        message: 'tolerationSeconds goes only with effect NoExecute',
+        fieldPath: '.tolerationSeconds',
+      },
+    ),
+  );
 
 /** metav1.Condition, as every kind reports it. */
 export const condition = z

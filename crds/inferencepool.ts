@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import {
+  boundedQuantity,
   cel,
   conditions,
   localObjectReference,
+  nodeSelector,
   observedGeneration,
-  quantity,
   timestamp,
   toleration,
 } from './common.ts';
@@ -144,10 +145,7 @@ const placement = z
       })
       .default({ maxSkew: 1, whenUnsatisfiable: 'ScheduleAnyway' })
       .describe('How replicas spread across machines.'),
-    nodeSelector: z
-      .record(z.string(), z.string())
-      .optional()
-      .describe('Further node labels the pods require.'),
+    nodeSelector: nodeSelector.optional().describe('Further node labels the pods require.'),
     tolerations: z.array(toleration).max(32).optional().describe('Taints the pods tolerate.'),
   })
   .describe('Where the pods may run.');
@@ -174,8 +172,10 @@ export const inferencePoolSpec = z
     }),
     resources: z
       .object({
-        cpu: quantity.optional().describe('CPU request per pod; defaults to 500m.'),
-        memory: quantity
+        cpu: boundedQuantity('10m', '64', 'cpu')
+          .optional()
+          .describe('CPU request per pod; defaults to 500m.'),
+        memory: boundedQuantity('64Mi', '1Ti', 'memory')
           .optional()
           .describe('Memory request per pod; defaults to the model measured memory plus headroom.'),
         memoryHeadroomPercent: z
@@ -192,7 +192,9 @@ export const inferencePoolSpec = z
       .object({
         image: z
           .string()
+          .min(1)
           .max(512)
+          .regex(/^[^\s]+$/, 'must be an image reference without spaces')
           .optional()
           .describe('Triage server image; defaults to the operator version.'),
         port: z

@@ -8,6 +8,13 @@ import {
   timestamp,
 } from './common.ts';
 
+/**
+ * The largest model file that travels in a ConfigMap with its contract (ConfigMaps hold 1 MiB in all):
+ * a configMap source may hold at most this, and a pool keeps files up to this in its release. The
+ * contract's bounds below keep the rest of a release under the remaining 64 KiB.
+ */
+export const maxConfigMapModelBytes = 960 * 1024;
+
 /** The five Manchester Triage System categories, from highest acuity (red, immediate) to lowest (blue). */
 export const manchesterCategories = ['red', 'orange', 'yellow', 'green', 'blue'] as const;
 
@@ -28,7 +35,7 @@ const source = z
     configMap: configMapKeySelector
       .optional()
       .describe(
-        'The model file in a ConfigMap key (binaryData); for small models (ConfigMaps hold up to 1 MiB).',
+        'The model file in a ConfigMap key (binaryData); for small models, at most 960 KiB (ConfigMaps hold 1 MiB in all).',
       ),
     http: z
       .object({
@@ -80,10 +87,10 @@ const source = z
 const feature = z
   .object({
     name: featureName.describe('Feature name, e.g. respiration_rate.'),
-    unit: z.string().max(32).optional().describe('Unit of the value, e.g. /min, %, mmHg, °C.'),
+    unit: z.string().max(16).optional().describe('Unit of the value, e.g. /min, %, mmHg, °C.'),
     min: z.number().optional().describe('Smallest valid value; requests below it are refused.'),
     max: z.number().optional().describe('Largest valid value; requests above it are refused.'),
-    description: z.string().max(256).optional().describe('What the feature measures.'),
+    description: z.string().max(128).optional().describe('What the feature measures.'),
   })
   .describe('One input feature, in the order the model expects it.')
   .meta(
@@ -112,7 +119,7 @@ const inputs = z
     features: z
       .array(feature)
       .min(1)
-      .max(256)
+      .max(128)
       .describe('The named features, in tensor order.')
       .meta(
         cel({
@@ -159,7 +166,7 @@ const goldenVector = z
     features: z
       .array(z.number())
       .min(1)
-      .max(256)
+      .max(128)
       .describe('Feature values, in the order of inputs.features.'),
     expectedLabel: labelName.describe('The label the model must give.'),
   })

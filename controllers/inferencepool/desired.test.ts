@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
 import type { InferencePool } from '../../crds/kinds.ts';
 import { unifiedMemoryResource } from '../../crds/labels.ts';
+import { maxConfigMapModelBytes } from '../../crds/triagemodel.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
 import {
   desiredDeployment,
   desiredRelease,
@@ -213,5 +215,48 @@ describe('template hash', () => {
       ),
     ).toBe(hash(a));
     expect(hash(desiredDeployment(pool(), release, 'other-image'))).not.toBe(hash(a));
+  });
+});
+
+describe('a release fits its ConfigMap', () => {
+  it('holds the largest file a ConfigMap source may have beside the largest contract the CRD admits', () => {
+    // Every bound of the contract at its most (crds/triagemodel.ts).
+    const longest = (n: number, c = 'a') => c.repeat(n);
+    const contract: ModelRelease['contract'] = {
+      version: longest(64, '9'),
+      inputs: {
+        tensorName: longest(128),
+        elementType: 'float32',
+        features: Array.from({ length: 128 }, (_, i) => ({
+          name: `f${String(i).padStart(3, '0')}${longest(59)}`,
+          unit: longest(16, 'u'),
+          min: -1.2345678901234567e308,
+          max: 1.2345678901234567e308,
+          description: longest(128, 'd'),
+        })),
+        shape: [-1, 128],
+      },
+      outputs: {
+        tensorName: longest(128),
+        labels: Array.from({ length: 16 }, (_, i) => `l${String(i).padStart(2, '0')}${longest(60)}`),
+      },
+      executionProviders: ['coreml', 'cpu'],
+    };
+    const release: ModelRelease = {
+      model: longest(253),
+      version: contract.version,
+      digest,
+      measuredMemoryMiB: 123_456.7,
+      contract,
+    };
+    const cm = desiredRelease(pool(), release, new Uint8Array(maxConfigMapModelBytes)) as KubeObject & {
+      data: Record<string, string>;
+      binaryData: Record<string, string>;
+    };
+    // The API server's limit is on the data held: text values plus decoded binary values.
+    const held =
+      Object.values(cm.data).reduce((n, v) => n + Buffer.byteLength(v), 0) +
+      Object.values(cm.binaryData).reduce((n, v) => n + Buffer.from(v, 'base64').length, 0);
+    expect(held).toBeLessThanOrEqual(1024 * 1024);
   });
 });

@@ -1,12 +1,13 @@
 import type { InferencePool, TriageModel } from '../../crds/kinds.ts';
 import { releaseLabel } from '../../crds/labels.ts';
+import { maxConfigMapModelBytes } from '../../crds/triagemodel.ts';
 import { fetchHttp, readConfigMapKey, sha256 } from '../../model/fetch.ts';
 import { fieldManager } from '../../operator/apply.ts';
 import type { Informer } from '../../operator/informer.ts';
 import { isConflict, isNotFound, type KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { desiredRelease } from './desired.ts';
-import { type ModelRelease, maxReleasedFileBytes, parseRelease, releaseName } from './release.ts';
+import { type ModelRelease, parseRelease, releaseName } from './release.ts';
 
 const sourceChangedRetryMs = 15_000;
 /** Releases kept beside the current one, so a rollback finds its files. */
@@ -79,7 +80,7 @@ export function createReleaseStore(options: {
       if (http && !release.http) {
         // Small enough to release: fetched once more, under the operator's egress rules, and checked.
         const fetched = await fetchHttp(http, {
-          maxModelMiB: Math.ceil(maxReleasedFileBytes / 2 ** 20),
+          maxModelMiB: Math.ceil(maxConfigMapModelBytes / 2 ** 20),
           allowLoopback: options.allowLoopbackSources,
           signal,
         });

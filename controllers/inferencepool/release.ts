@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { TriageModel } from '../../crds/kinds.ts';
-import type { TriageModelSpec } from '../../crds/triagemodel.ts';
+import { maxConfigMapModelBytes, type TriageModelSpec } from '../../crds/triagemodel.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 
 /**
@@ -18,9 +18,6 @@ export interface ModelRelease {
   /** For files downloaded by the pod; a release without it carries the file itself. */
   http?: { url: string; sha256: string; timeoutSeconds: number; maxSizeMiB: number };
 }
-
-/** The largest model file a release ConfigMap carries (ConfigMaps hold 1 MiB in all). */
-export const maxReleasedFileBytes = 960 * 1024;
 
 /** What the pool knows of its TriageModel: validated (servable), being validated, rejected, or missing. */
 export type ModelState =
@@ -50,7 +47,7 @@ export function modelState(name: string, model: TriageModel | undefined): ModelS
   // A file small enough for a ConfigMap goes into the release whatever its source, so the pods never
   // depend on the source again; only larger files are downloaded by each pod.
   const http =
-    (status.sizeBytes ?? Number.POSITIVE_INFINITY) <= maxReleasedFileBytes ? undefined : spec.source.http;
+    (status.sizeBytes ?? Number.POSITIVE_INFINITY) <= maxConfigMapModelBytes ? undefined : spec.source.http;
   return {
     kind: 'validated',
     name,

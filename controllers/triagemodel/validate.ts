@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { TriageModel } from '../../crds/kinds.ts';
-import type { TriageModelSpec } from '../../crds/triagemodel.ts';
+import { maxConfigMapModelBytes, type TriageModelSpec } from '../../crds/triagemodel.ts';
 import {
   type GoldenVector,
   parseGoldenVectors,
@@ -279,6 +279,17 @@ export function createValidator(options: {
             validation: { stage: 'fetch', reason: 'SourceUnavailable', message: read.message },
             specHash,
             retryAfterMs: sourceRetryMs,
+          };
+        }
+        if (read.bytes.length > maxConfigMapModelBytes) {
+          return {
+            kind: 'known',
+            validation: {
+              stage: 'fetch',
+              reason: 'SourceTooLarge',
+              message: `ConfigMap ${spec.source.configMap.name} holds ${read.bytes.length} bytes; a configMap source may hold at most ${maxConfigMapModelBytes} (960 KiB) so that pools can release it with its contract: serve larger files over http`,
+            },
+            specHash,
           };
         }
         const digest = sha256(read.bytes);

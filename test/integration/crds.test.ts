@@ -256,6 +256,108 @@ const invalid: InvalidCase[] = [
     },
     message: /spec\.executionProviders\[0\]: Unsupported value: "cuda"/,
   },
+  // InferencePool: specs whose children the API server would refuse, refused at the pool itself
+  {
+    name: 'empty server image',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.server = { image: '' };
+    },
+    message: /spec\.server\.image: Invalid value: "": .*at least 1 chars/,
+  },
+  {
+    name: 'server image with a space',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.server = { image: 'ghcr.io/x/y :1' };
+    },
+    message: /spec\.server\.image: Invalid value: "ghcr\.io\/x\/y :1"/,
+  },
+  {
+    name: 'toleration Exists with a value',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.placement.tolerations = [{ key: 'dedicated', operator: 'Exists', value: 'triage' }];
+    },
+    message:
+      /spec\.placement\.tolerations\[0\]\.value: Invalid value: .*value must be empty when operator is Exists/,
+  },
+  {
+    name: 'toleration with no key and no Exists',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.placement.tolerations = [{ value: 'triage', effect: 'NoSchedule' }];
+    },
+    message:
+      /spec\.placement\.tolerations\[0\]\.operator: Invalid value: .*an empty key matches every taint only with operator Exists/,
+  },
+  {
+    name: 'tolerationSeconds without NoExecute',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.placement.tolerations = [
+        { key: 'dedicated', operator: 'Exists', effect: 'NoSchedule', tolerationSeconds: 30 },
+      ];
+    },
+    message:
+      /spec\.placement\.tolerations\[0\]\.tolerationSeconds: Invalid value: .*goes only with effect NoExecute/,
+  },
+  {
+    name: 'toleration key that is no label key',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.placement.tolerations = [{ key: 'bad key!', operator: 'Exists' }];
+    },
+    message: /spec\.placement\.tolerations\[0\]\.key: Invalid value: "bad key!"/,
+  },
+  {
+    name: 'node selector key that is no label key',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.placement.nodeSelector = { 'rack/row/7': 'a' };
+    },
+    message: /spec\.placement\.nodeSelector: Invalid value: .*every key must be a label key/,
+  },
+  {
+    name: 'node selector value that is no label value',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.placement.nodeSelector = { 'topology.kubernetes.io/zone': 'ward 7' };
+    },
+    message: /spec\.placement\.nodeSelector: Invalid value: .*every value must be a label value/,
+  },
+  {
+    name: 'cpu past its bound',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.resources = { cpu: '1000' };
+    },
+    message: /spec\.resources\.cpu: Invalid value: .*cpu must be between 10m and 64/,
+  },
+  {
+    name: 'memory past its bound',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.resources = { memory: '2Ti' };
+    },
+    message: /spec\.resources\.memory: Invalid value: .*memory must be between 64Mi and 1Ti/,
+  },
+  {
+    name: 'memory too small for a triage server',
+    kind: 'InferencePool',
+    change: (s) => {
+      s.resources = { memory: '1Mi' };
+    },
+    message: /spec\.resources\.memory: Invalid value: .*memory must be between 64Mi and 1Ti/,
+  },
+  {
+    name: 'a contract too large for a release ConfigMap',
+    kind: 'TriageModel',
+    change: (s) => {
+      s.inputs.features = Array.from({ length: 129 }, (_, i) => ({ name: `f${i}` }));
+    },
+    message: /spec\.inputs\.features: Too many: 129: must have at most 128 items/,
+  },
   // InferencePool
   {
     name: 'min above max replicas',

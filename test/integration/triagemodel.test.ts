@@ -263,6 +263,20 @@ describe('the TriageModel controller', () => {
     },
   );
 
+  it('refuses a ConfigMap source too large for a pool to release with its contract', async () => {
+    const big = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big-model', namespace } };
+    await client.create({ ...big, binaryData: { 'model.onnx': Buffer.alloc(1_000_000).toString('base64') } });
+    await client.create(
+      modelFrom('too-big', (spec) => {
+        spec.source = { configMap: { name: 'big-model', key: 'model.onnx' } };
+      }),
+    );
+    const { ready } = await readyCondition('too-big', 'SourceTooLarge');
+    expect(ready.message).toMatch(
+      /holds 1000000 bytes; a configMap source may hold at most 983040 \(960 KiB\)/,
+    );
+  });
+
   it('recovers when the spec is fixed, without restarting the operator', async () => {
     await readyCondition('http-mismatch', 'DigestMismatch');
     await client.patch(
