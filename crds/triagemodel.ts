@@ -5,6 +5,7 @@ import {
   configMapKeySelector,
   dnsSubdomain,
   observedGeneration,
+  secretKeySelector,
   timestamp,
 } from './common.ts';
 
@@ -42,8 +43,17 @@ const source = z
         url: z
           .string()
           .max(2048)
-          .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
-          .describe('Where to download the model from.'),
+          .regex(
+            /^https?:\/\/[^/\s?#@]+(\/[^\s?#]*)?$/,
+            'must be an http:// or https:// URL without credentials, query or fragment: a URL that carries a token goes in a Secret (urlSecretRef)',
+          )
+          .optional()
+          .describe('Where to download the model from, when the URL holds no secret.'),
+        urlSecretRef: secretKeySelector
+          .optional()
+          .describe(
+            'A Secret key holding the URL, for URLs with credentials or a presigned query: it reaches the validator and the pods (through secretKeyRef) and appears in no other object, status, Event or log.',
+          ),
         sha256: z
           .string()
           .regex(/^[a-f0-9]{64}$/, 'must be 64 lower-case hex digits')
@@ -58,7 +68,13 @@ const source = z
         maxSizeMiB: z.number().int().min(1).max(4096).default(512).describe('Largest file accepted.'),
       })
       .optional()
-      .describe('The model file at an HTTP(S) URL, pinned by its SHA-256 digest.'),
+      .describe('The model file at an HTTP(S) URL, pinned by its SHA-256 digest.')
+      .meta(
+        cel({
+          rule: 'has(self.url) != has(self.urlSecretRef)',
+          message: 'exactly one of url and urlSecretRef must be set',
+        }),
+      ),
     persistentVolumeClaim: z
       .object({
         claimName: dnsSubdomain.describe('The PersistentVolumeClaim holding the file.'),

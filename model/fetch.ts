@@ -15,7 +15,17 @@ export type FetchFailureReason =
   | 'SourceNotSupported'
   | 'SourceForbidden';
 
+/** A file at a URL, pinned by its digest, with the limits its download runs within. */
+export interface HttpSource {
+  url: string;
+  sha256: string;
+  timeoutSeconds: number;
+  maxSizeMiB: number;
+}
+
 export interface FetchOptions {
+  /** How messages name the source instead of the URL: a URL from a Secret is never shown, even in part. */
+  shownAs?: string;
   /** The largest file the operator holds, whatever the spec allows. */
   maxModelMiB: number;
   /** Loopback is refused unless set (tests serve files from this host). */
@@ -69,6 +79,48 @@ export type Fetched =
 type ConfigMap = KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> };
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** The text of a Secret key: where a URL that carries a token is kept. */
+export async function readSecretKey(
+  client: KubeClient,
+  namespace: string,
+  ref: { name: string; key: string },
+): Promise<{ ok: true; value: string } | { ok: false; message: string }> {
+  const secret = await client.get<KubeObject & { data?: Record<string, string> }>({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: ref.name, namespace },
+  });
+  if (!secret) return { ok: false, message: `Secret ${namespace}/${ref.name} does not exist` };
+  const value = secret.data?.[ref.key];
+  if (value === undefined)
+    return { ok: false, message: `Secret ${namespace}/${ref.name} has no key '${ref.key}'` };
+  return { ok: true, value: Buffer.from(value, 'base64').toString('utf8').trim() };
+}
+
+/** How a URL kept in a Secret is named in messages. */
+export const secretUrlName = (namespace: string, ref: { name: string; key: string }) =>
+  `the URL in Secret ${namespace}/${ref.name} (key ${ref.key})`;
+
+/**
+ * The URL a spec's http source names, read from its Secret when it is kept there, with the name
+ * messages must use for it.
+ */
+export async function resolveHttpSource(
+  client: KubeClient,
+  namespace: string,
+  http: NonNullable<TriageModelSpec['source']['http']>,
+): Promise<{ ok: true; source: HttpSource; shownAs?: string } | { ok: false; message: string }> {
+  const { sha256, timeoutSeconds, maxSizeMiB } = http;
+  if (http.url) return { ok: true, source: { url: http.url, sha256, timeoutSeconds, maxSizeMiB } };
+  if (!http.urlSecretRef) return { ok: false, message: 'spec.source.http names no URL' };
+  const read = await readSecretKey(client, namespace, http.urlSecretRef);
+  if (!read.ok) return read;
+  const shownAs = secretUrlName(namespace, http.urlSecretRef);
+  if (!/^https?:\/\/\S+$/.test(read.value))
+    return { ok: false, message: `${shownAs} is not an http:// or https:// URL` };
+  return { ok: true, source: { url: read.value, sha256, timeoutSeconds, maxSizeMiB }, shownAs };
+}
 
 /** The bytes of a ConfigMap key: binaryData (base64) first, then data. */
 export async function readConfigMapKey(
@@ -137,11 +189,7 @@ function fileSink(path: string): Sink {
  * the excess is read; one that sends nothing for idleTimeoutMs, or trickles below minBytesPerSecond,
  * is cut off too.
  */
-async function download(
-  source: NonNullable<TriageModelSpec['source']['http']>,
-  options: FetchOptions,
-  sink: Sink,
-): Promise<Fetched> {
+async function download(source: HttpSource, options: FetchOptions, sink: Sink): Promise<Fetched> {
   const operatorMaxMiB = options.maxModelMiB;
   const limitMiB = Math.min(source.maxSizeMiB, operatorMaxMiB);
   const maxBytes = limitMiB * 2 ** 20;
@@ -150,6 +198,7 @@ async function download(
   const signal = AbortSignal.any([timeout, slow.signal, ...(options.signal ? [options.signal] : [])]);
   // Stopped from outside: not the source's fault, so no verdict about it.
   const stopped = () => options.signal?.throwIfAborted();
+  const shown = (href: string) => options.shownAs ?? shownUrl(href);
   const failed = async (reason: FetchFailureReason, message: string): Promise<Fetched> => {
     await sink.discard();
     return { ok: false, reason, message };
@@ -159,7 +208,7 @@ async function download(
   let url = new URL(source.url);
   for (let hop = 0; ; hop++) {
     const refused = refuseUrl(url, options.allowLoopback);
-    if (refused) return failed('SourceForbidden', `refusing ${shownUrl(url.href)}: ${refused}`);
+    if (refused) return failed('SourceForbidden', `refusing ${shown(url.href)}: ${refused}`);
     try {
       response = await fetch(url, {
         signal,
@@ -175,21 +224,18 @@ async function download(
       const reason = cause.includes('model downloads may not reach')
         ? 'SourceForbidden'
         : 'SourceUnavailable';
-      return { ok: false, reason, message: `could not download ${shownUrl(url.href)}: ${cause}` };
+      return { ok: false, reason, message: `could not download ${shown(url.href)}: ${cause}` };
     }
     const location = response.headers.get('location');
     if (response.status < 300 || response.status >= 400 || !location) break;
     await response.body?.cancel().catch(() => {});
     if (hop >= maxRedirects)
-      return failed(
-        'SourceUnavailable',
-        `${shownUrl(source.url)} redirected more than ${maxRedirects} times`,
-      );
+      return failed('SourceUnavailable', `${shown(source.url)} redirected more than ${maxRedirects} times`);
     url = new URL(location, url);
   }
   if (!response.ok || !response.body) {
     await response.body?.cancel().catch(() => {});
-    return failed('SourceUnavailable', `${shownUrl(source.url)} answered HTTP ${response.status}`);
+    return failed('SourceUnavailable', `${shown(source.url)} answered HTTP ${response.status}`);
   }
   const limits = `(spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`;
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
@@ -197,7 +243,7 @@ async function download(
     await response.body.cancel().catch(() => {});
     return failed(
       'SourceTooLarge',
-      `${shownUrl(source.url)} is ${(declared / 2 ** 20).toFixed(1)} MiB, over the limit of ${limitMiB} MiB ${limits}`,
+      `${shown(source.url)} is ${(declared / 2 ** 20).toFixed(1)} MiB, over the limit of ${limitMiB} MiB ${limits}`,
     );
   }
   const hash = createHash('sha256');
@@ -229,7 +275,7 @@ async function download(
         await response.body.cancel().catch(() => {});
         return failed(
           'SourceTooLarge',
-          `${shownUrl(source.url)} sent more than the limit of ${limitMiB} MiB ${limits}`,
+          `${shown(source.url)} sent more than the limit of ${limitMiB} MiB ${limits}`,
         );
       }
       hash.update(chunk);
@@ -244,7 +290,7 @@ async function download(
     return {
       ok: false,
       reason: 'SourceUnavailable',
-      message: `could not download ${shownUrl(source.url)}: ${cause}`,
+      message: `could not download ${shown(source.url)}: ${cause}`,
     };
   } finally {
     clearInterval(watchdog);
@@ -253,7 +299,7 @@ async function download(
   if (digest !== source.sha256) {
     return failed(
       'DigestMismatch',
-      `the file at ${shownUrl(source.url)} (${received} bytes) has sha256 ${digest}; spec.source.http.sha256 is ${source.sha256}: fix the digest or the file`,
+      `the file at ${shown(source.url)} (${received} bytes) has sha256 ${digest}; spec.source.http.sha256 is ${source.sha256}: fix the digest or the file`,
     );
   }
   const bytes = await sink.end();
@@ -262,7 +308,7 @@ async function download(
 
 /** Downloads a model into memory (small files: releases) within the spec's limits, digest checked. */
 export async function fetchHttp(
-  source: NonNullable<TriageModelSpec['source']['http']>,
+  source: HttpSource,
   options: FetchOptions,
 ): Promise<Fetched & ({ ok: false } | { bytes: Uint8Array })> {
   return (await download(source, options, memorySink())) as Fetched & ({ ok: false } | { bytes: Uint8Array });
@@ -272,10 +318,6 @@ export async function fetchHttp(
  * Downloads a model to a file, hashing on the way: however large the file, only a chunk at a time is
  * in memory. The file is removed when the download fails.
  */
-export function downloadToFile(
-  source: NonNullable<TriageModelSpec['source']['http']>,
-  path: string,
-  options: FetchOptions,
-): Promise<Fetched> {
+export function downloadToFile(source: HttpSource, path: string, options: FetchOptions): Promise<Fetched> {
   return download(source, options, fileSink(path));
 }

@@ -18,6 +18,8 @@ export const validationRequest = z.object({
         timeoutSeconds: z.number().int().min(1).max(3600),
         maxSizeMiB: z.number().int().min(1).max(1_048_576),
       }),
+      /** How messages name the source: a URL kept in a Secret is never echoed, even in part. */
+      shownAs: z.string().max(512).optional(),
     }),
     z.object({ base64: z.string().max(2 * 2 ** 20) }),
   ]),

@@ -8,6 +8,7 @@ import {
   releaseLabel,
   unifiedMemoryResource,
 } from '../../crds/labels.ts';
+import { secretUrlName } from '../../model/fetch.ts';
 import { controllerReference } from '../../operator/apply.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { quantityToMiB } from '../../operator/quantity.ts';
@@ -193,7 +194,18 @@ export function desiredDeployment(
   const env = [
     ...(release.http
       ? [
-          { name: 'AURORA_MODEL_URL', value: release.http.url },
+          // A URL that carries a token stays in its Secret: the pod reads it from there.
+          release.http.urlSecretRef
+            ? { name: 'AURORA_MODEL_URL', valueFrom: { secretKeyRef: release.http.urlSecretRef } }
+            : { name: 'AURORA_MODEL_URL', value: release.http.url },
+          ...(release.http.urlSecretRef
+            ? [
+                {
+                  name: 'AURORA_MODEL_URL_SHOWN_AS',
+                  value: secretUrlName(pool.metadata.namespace ?? '', release.http.urlSecretRef),
+                },
+              ]
+            : []),
           { name: 'AURORA_MODEL_DOWNLOAD_TIMEOUT_SECONDS', value: String(release.http.timeoutSeconds) },
           { name: 'AURORA_MODEL_MAX_SIZE_MIB', value: String(release.http.maxSizeMiB) },
         ]

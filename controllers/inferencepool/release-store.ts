@@ -1,7 +1,7 @@
 import type { InferencePool, TriageModel } from '../../crds/kinds.ts';
 import { releaseLabel } from '../../crds/labels.ts';
 import { maxConfigMapModelBytes } from '../../crds/triagemodel.ts';
-import { fetchHttp, readConfigMapKey, sha256 } from '../../model/fetch.ts';
+import { fetchHttp, readConfigMapKey, resolveHttpSource, sha256 } from '../../model/fetch.ts';
 import { fieldManager } from '../../operator/apply.ts';
 import type { Informer } from '../../operator/informer.ts';
 import { isConflict, isNotFound, type KubeClient } from '../../operator/kube/client.ts';
@@ -79,10 +79,13 @@ export function createReleaseStore(options: {
       const http = model.spec.source.http;
       if (http && !release.http) {
         // Small enough to release: fetched once more, under the operator's egress rules, and checked.
-        const fetched = await fetchHttp(http, {
+        const resolved = await resolveHttpSource(client, pool.metadata.namespace ?? '', http);
+        if (!resolved.ok) return { ok: false, message: resolved.message, retryMs: sourceChangedRetryMs };
+        const fetched = await fetchHttp(resolved.source, {
           maxModelMiB: Math.ceil(maxConfigMapModelBytes / 2 ** 20),
           allowLoopback: options.allowLoopbackSources,
           signal,
+          ...(resolved.shownAs ? { shownAs: resolved.shownAs } : {}),
         });
         if (!fetched.ok) return { ok: false, message: fetched.message, retryMs: sourceChangedRetryMs };
         if (fetched.digest !== release.digest) {

@@ -16,7 +16,14 @@ export interface ModelRelease {
   measuredMemoryMiB: number;
   contract: Pick<TriageModelSpec, 'version' | 'inputs' | 'outputs' | 'executionProviders'>;
   /** For files downloaded by the pod; a release without it carries the file itself. */
-  http?: { url: string; sha256: string; timeoutSeconds: number; maxSizeMiB: number };
+  http?: {
+    /** The URL, when it holds no secret; else the Secret key the pods read it from. */
+    url?: string;
+    urlSecretRef?: { name: string; key: string };
+    sha256: string;
+    timeoutSeconds: number;
+    maxSizeMiB: number;
+  };
 }
 
 /** What the pool knows of its TriageModel: validated (servable), being validated, rejected, or missing. */
@@ -65,7 +72,8 @@ export function modelState(name: string, model: TriageModel | undefined): ModelS
       ...(http
         ? {
             http: {
-              url: http.url,
+              ...(http.url ? { url: http.url } : {}),
+              ...(http.urlSecretRef ? { urlSecretRef: http.urlSecretRef } : {}),
               sha256: http.sha256,
               timeoutSeconds: http.timeoutSeconds,
               maxSizeMiB: http.maxSizeMiB,

@@ -8,7 +8,7 @@ import {
   scoreAcceptance,
 } from '../../model/acceptance.ts';
 import { checkContract } from '../../model/contract.ts';
-import { readConfigMapKey, sha256 } from '../../model/fetch.ts';
+import { readConfigMapKey, resolveHttpSource, sha256 } from '../../model/fetch.ts';
 import type { ValidationRequest, ValidationResponse } from '../../model/validation-protocol.ts';
 import type { ValidatorClient } from '../../model/validator-client.ts';
 import type { Clock } from '../../operator/clock.ts';
@@ -303,17 +303,19 @@ export function createValidator(options: {
       if (spec.source.http) {
         const { sha256: pinned } = spec.source.http;
         if (recorded(pinned)) return { kind: 'recorded' };
+        const resolved = await resolveHttpSource(client, model.metadata.namespace ?? '', spec.source.http);
+        if (!resolved.ok) {
+          return {
+            kind: 'known',
+            validation: { stage: 'fetch', reason: 'SourceUnavailable', message: resolved.message },
+            specHash,
+            retryAfterMs: sourceRetryMs,
+          };
+        }
         // Judged already for another model: this one's own source is still fetched and its digest checked.
         const mode = verdicts.has(`${pinned}:${judgedBy}`) ? 'check-source' : 'validate';
-        start(
-          key,
-          model,
-          specHash,
-          { ...request, source: { http: spec.source.http }, mode },
-          vectors.vectors,
-          judgedBy,
-          signal,
-        );
+        const source = { http: resolved.source, ...(resolved.shownAs ? { shownAs: resolved.shownAs } : {}) };
+        start(key, model, specHash, { ...request, source, mode }, vectors.vectors, judgedBy, signal);
         return { kind: 'pending' };
       }
       return {

@@ -96,3 +96,21 @@ export function asFloat32(model: Classifier): Classifier {
     b2: f(model.b2),
   };
 }
+
+/**
+ * The same model grown to at least minBytes by an initializer no node reads: it classifies exactly as
+ * before, for tests that need a file too large to travel in a ConfigMap.
+ */
+export function paddedModel(bytes: Uint8Array, minBytes: number): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  const floats = Math.ceil(Math.max(0, minBytes - bytes.length) / 4) + 1024;
+  model.graph?.initializer?.push(
+    onnx.TensorProto.create({
+      name: 'padding',
+      dims: [floats],
+      dataType: FLOAT,
+      rawData: new Uint8Array(floats * 4),
+    }),
+  );
+  return onnx.ModelProto.encode(model).finish();
+}

@@ -351,6 +351,39 @@ const invalid: InvalidCase[] = [
     message: /spec\.resources\.memory: Invalid value: .*memory must be between 64Mi and 1Ti/,
   },
   {
+    name: 'a model URL with a presigned query',
+    kind: 'TriageModel',
+    change: (s) => {
+      s.source = {
+        http: { url: 'https://models.example/er.onnx?X-Amz-Signature=abc', sha256: 'a'.repeat(64) },
+      };
+    },
+    message:
+      /spec\.source\.http\.url: Invalid value: .*a URL that carries a token goes in a Secret \(urlSecretRef\)/,
+  },
+  {
+    name: 'a model URL with credentials',
+    kind: 'TriageModel',
+    change: (s) => {
+      s.source = { http: { url: 'https://user:pass@models.example/er.onnx', sha256: 'a'.repeat(64) } };
+    },
+    message: /spec\.source\.http\.url: Invalid value: .*without credentials/,
+  },
+  {
+    name: 'both a URL and a URL Secret',
+    kind: 'TriageModel',
+    change: (s) => {
+      s.source = {
+        http: {
+          url: 'https://models.example/er.onnx',
+          urlSecretRef: { name: 'u', key: 'url' },
+          sha256: 'a'.repeat(64),
+        },
+      };
+    },
+    message: /spec\.source\.http: Invalid value: .*exactly one of url and urlSecretRef must be set/,
+  },
+  {
     name: 'a contract too large for a release ConfigMap',
     kind: 'TriageModel',
     change: (s) => {

@@ -13,11 +13,13 @@ import { registerTriageModelController } from '../../controllers/triagemodel/rec
 import type { InferencePool, TriageModel } from '../../crds/kinds.ts';
 import { unifiedMemoryResource } from '../../crds/labels.ts';
 import { exampleModelFiles } from '../../hack/example-model/generate.ts';
+import { paddedModel } from '../../hack/example-model/onnx.ts';
 import { parseYamlObjects, repoRoot } from '../../hack/local-cluster/control-plane.ts';
 import { hospitalFleet } from '../../hack/local-cluster/fleet.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
+import { createLogger } from '../../operator/log.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { firstFitDecreasing, podUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
 import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
@@ -47,6 +49,7 @@ let namespace: string;
 let cleanup: () => Promise<void>;
 let manager: Manager;
 let validator: Awaited<ReturnType<typeof startTestValidator>>;
+const operatorLog: string[] = [];
 
 interface Pod extends KubeObject {
   spec: { nodeName?: string; containers: Array<{ resources: { requests: Record<string, string> } }> };
@@ -153,7 +156,13 @@ beforeAll(async () => {
   ({ name: namespace, cleanup } = await createTestNamespace('pool'));
   await client.create(modelConfigMap('er-model-v1', goodModel));
   await client.create(triageModel('er-news2-risk', '1.0.0', 'er-model-v1'));
-  manager = createTestManager(client, namespace);
+  // Everything the operator logs is kept, so tests can search it for what must never be there.
+  manager = createTestManager(client, namespace, {
+    log: createLogger({
+      level: 'debug',
+      destination: { write: (line: string) => void operatorLog.push(line) },
+    }),
+  });
   // The model server below listens on loopback, which the operator refuses unless told otherwise.
   validator = await startTestValidator();
   registerTriageModelController(manager, { validator: validator.client });
@@ -370,6 +379,78 @@ describe('the InferencePool controller', () => {
       (p) => p.status?.readyReplicas === 2 && condition(p, 'Ready')?.status === 'True',
     );
     await removePools('er-http');
+  });
+
+  it('a URL kept in a Secret reaches the pods through secretKeyRef and appears nowhere else', async () => {
+    const token = 'X-Amz-Signature=tok3n-s3cr3t-9f8e7d';
+    // Over 960 KiB, so each pod downloads the file itself with the URL from the Secret.
+    const big = paddedModel(goodModel, 1024 * 1024);
+    const files = createServer((req, res) => {
+      if (req.url !== `/big.onnx?${token}`) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-length': big.length }).end(big);
+    });
+    await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
+    const secret = (name: string, url: string) => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace },
+      stringData: { url },
+    });
+    await client.create(secret('model-url', `${base}/big.onnx?${token}`));
+    await client.create(secret('wrong-url', `${base}/elsewhere.onnx?${token}`));
+    const fromSecret = (name: string, secretName: string) => {
+      const model = triageModel(name, '1.0.0', 'er-model-v1');
+      model.spec.source = {
+        http: {
+          urlSecretRef: { name: secretName, key: 'url' },
+          sha256: createHash('sha256').update(big).digest('hex'),
+          timeoutSeconds: 10,
+          maxSizeMiB: 16,
+        },
+      };
+      return model;
+    };
+    try {
+      await client.create(fromSecret('er-secret-url', 'model-url'));
+      await client.create(fromSecret('er-secret-404', 'wrong-url'));
+      await client.create(pool('er-secret', { modelRef: { name: 'er-secret-url' }, minReplicas: 1 }));
+      await waitPool('er-secret', 'Ready', (p) => condition(p, 'Ready')?.status === 'True');
+      const failed = await waitFor('the 404 reported', async () => {
+        const m = await client.get<TriageModel>(ref('TriageModel', 'er-secret-404'));
+        return m?.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'SourceUnavailable');
+      });
+      expect(failed.message).toBe(`the URL in Secret ${namespace}/wrong-url (key url) answered HTTP 404`);
+      const d = await client.get<
+        KubeObject & { spec: { template: { spec: { containers: Array<{ env: unknown[] }> } } } }
+      >(ref('Deployment', 'er-secret', 'apps/v1'));
+      expect(d?.spec.template.spec.containers[0]?.env).toContainEqual({
+        name: 'AURORA_MODEL_URL',
+        valueFrom: { secretKeyRef: { name: 'model-url', key: 'url' } },
+      });
+      // Everything Aurora wrote, read back, and everything it logged: the token is in none of it.
+      const written: unknown[] = [];
+      for (const [apiVersion, kind] of [
+        ['v1', 'ConfigMap'],
+        ['apps/v1', 'Deployment'],
+        ['apps/v1', 'ReplicaSet'],
+        ['v1', 'Pod'],
+        ['v1', 'Service'],
+        ['events.k8s.io/v1', 'Event'],
+        ['aurora.health/v1alpha1', 'TriageModel'],
+        ['aurora.health/v1alpha1', 'InferencePool'],
+      ] as const)
+        written.push(...(await client.list(apiVersion, kind, { namespace })).items);
+      const everything = [JSON.stringify(written), ...operatorLog, ...validator.logs].join('\n');
+      expect(everything).toContain('er-secret-404');
+      expect(everything).not.toContain('tok3n-s3cr3t');
+      expect(everything).not.toContain('big.onnx');
+    } finally {
+      files.closeAllConnections();
+      files.close();
+      await client.delete(ref('TriageModel', 'er-secret-404'));
+      await removePools('er-secret');
+    }
   });
 
   it('a model too large for any node stays Pending with ModelTooLarge and both figures', async () => {

@@ -35,6 +35,11 @@ export const serverConfig = z
       .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
       .optional()
       .describe('Where to download the model file, when it is not mounted.'),
+    AURORA_MODEL_URL_SHOWN_AS: z
+      .string()
+      .max(512)
+      .optional()
+      .describe('How logs name the model URL (one from a Secret is never shown, even in part).'),
     AURORA_MODEL_DOWNLOAD_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     AURORA_MODEL_MAX_SIZE_MIB: z.coerce.number().int().min(1).max(4096).default(512),
     AURORA_MODEL_ALLOW_LOOPBACK: z
@@ -84,6 +89,7 @@ async function loadModelBytes(
     const fetched = await fetchHttp(source, {
       maxModelMiB: source.maxSizeMiB,
       allowLoopback: config.AURORA_MODEL_ALLOW_LOOPBACK,
+      ...(config.AURORA_MODEL_URL_SHOWN_AS ? { shownAs: config.AURORA_MODEL_URL_SHOWN_AS } : {}),
     });
     if (fetched.ok) return fetched.bytes;
     if (fetched.reason !== 'SourceUnavailable') throw new Error(fetched.message);

@@ -112,6 +112,7 @@ export async function startValidator(config: ValidatorConfig): Promise<RunningVa
             signal,
             idleTimeoutMs: config.AURORA_VALIDATOR_IDLE_TIMEOUT_SECONDS * 1000,
             minBytesPerSecond: config.AURORA_VALIDATOR_MIN_BYTES_PER_SECOND,
+            ...(request.source.shownAs ? { shownAs: request.source.shownAs } : {}),
           });
           response = fetched.ok
             ? { fetched: true, digest: fetched.digest, sizeBytes: fetched.sizeBytes }
