@@ -43,12 +43,17 @@ const source = z
         url: z
           .string()
           .max(2048)
-          .regex(
-            /^https?:\/\/[^/\s?#@]+(\/[^\s?#]*)?$/,
-            'must be an http:// or https:// URL without credentials, query or fragment: a URL that carries a token goes in a Secret (urlSecretRef)',
-          )
+          .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
           .optional()
-          .describe('Where to download the model from, when the URL holds no secret.'),
+          .describe('Where to download the model from, when the URL holds no secret.')
+          // A CEL rule, not a pattern: the API server's refusal then names the type, never echoing a token.
+          .meta(
+            cel({
+              rule: "!self.matches('^https?://[^/]*@') && !self.contains('?') && !self.contains('#')",
+              message:
+                'must be a URL without credentials, query or fragment: a URL that carries a token goes in a Secret (urlSecretRef)',
+            }),
+          ),
         urlSecretRef: secretKeySelector
           .optional()
           .describe(
