@@ -3,6 +3,7 @@ import {
   boundedQuantity,
   cel,
   conditions,
+  dnsLabel,
   localObjectReference,
   nodeSelector,
   observedGeneration,
@@ -218,8 +219,15 @@ export const inferencePoolSpec = z
           .max(1000)
           .default(5)
           .describe('How long the server waits to fill a batch.'),
+        allowedNamespaces: z
+          .array(dnsLabel)
+          .max(32)
+          .default([])
+          .describe(
+            "Namespaces whose pods may call the triage servers, besides the pool's own (a NetworkPolicy admits no one else; add your monitoring namespace to scrape /metrics).",
+          ),
       })
-      .default({ port: 8080, maxBatchSize: 16, batchWindowMs: 5 })
+      .default({ port: 8080, maxBatchSize: 16, batchWindowMs: 5, allowedNamespaces: [] })
       .describe('Triage server settings.'),
     canary: canary.optional(),
   })

@@ -6,7 +6,8 @@ import { parse } from 'yaml';
 import type { TriageModelSpec } from '../crds/triagemodel.ts';
 import { contract, exampleModelFiles } from '../hack/example-model/generate.ts';
 import { externalDataModel, memoryBombModel } from '../hack/example-model/hostile.ts';
-import { asFloat32, classifierToOnnx } from '../hack/example-model/onnx.ts';
+import { news2Risk } from '../hack/example-model/news2.ts';
+import { asFloat32, classifierToOnnx, withInputType } from '../hack/example-model/onnx.ts';
 import { parseGoldenVectors, percentile, scoreAcceptance } from './acceptance.ts';
 import { checkContract } from './contract.ts';
 import { createModelRunner, type RunOutcome } from './runner.ts';
@@ -25,6 +26,21 @@ const request = {
   elementType: spec.inputs.elementType,
   latencyRuns: 50,
 };
+
+/** A golden vector with every vital rounded to a whole number, and its NEWS2 label for those values. */
+function wholeNumbers(v: { features: number[]; expectedLabel: string }) {
+  const f = v.features.map(Math.round);
+  const vitals = {
+    respirationRatePerMin: f[0] as number,
+    spo2Percent: f[1] as number,
+    supplementalOxygen: f[2] === 1,
+    systolicBpMmHg: f[3] as number,
+    pulsePerMin: f[4] as number,
+    alteredConsciousness: f[5] === 1,
+    temperatureCelsius: f[6] as number,
+  };
+  return { features: f, expectedLabel: news2Risk(vitals).risk as string };
+}
 
 function expectOk(outcome: RunOutcome) {
   if (!outcome.ok) throw new Error(`expected the model to run: ${outcome.stage}: ${outcome.message}`);
@@ -51,6 +67,39 @@ describe('the model runner, with onnxruntime-node', () => {
     expect(result.failures).toEqual([]);
     expect(result.accuracy).toBeGreaterThan(0.95);
     expect(outcome.sessionMemoryMiB).toBeGreaterThanOrEqual(0);
+  });
+
+  it('runs a model that takes float64: the contract holds and it passes acceptance', async () => {
+    const typed = withInputType(readFileSync(exampleModelFiles.model), 'float64');
+    const outcome = expectOk(await runner.run(typed, { ...request, elementType: 'float64' }));
+    const typedSpec = { ...spec, inputs: { ...spec.inputs, elementType: 'float64' as const } };
+    expect(checkContract(typedSpec, outcome.signature)).toEqual({ valid: true, problems: [] });
+    const result = scoreAcceptance(
+      spec.acceptance,
+      spec.outputs.labels,
+      golden.vectors,
+      outcome.probabilities ?? [],
+      {
+        p50Ms: 0,
+        p99Ms: 0,
+      },
+    );
+    expect(result.failures).toEqual([]);
+  });
+
+  it('runs a model that takes int64 exactly as the float model runs the same whole numbers', async () => {
+    const whole = golden.vectors.map(wholeNumbers).map((v) => v.features);
+    const typed = withInputType(readFileSync(exampleModelFiles.model), 'int64');
+    const asInt = expectOk(await runner.run(typed, { ...request, vectors: whole, elementType: 'int64' }));
+    const typedSpec = { ...spec, inputs: { ...spec.inputs, elementType: 'int64' as const } };
+    expect(checkContract(typedSpec, asInt.signature)).toEqual({ valid: true, problems: [] });
+    const asFloat = expectOk(
+      await runner.run(readFileSync(exampleModelFiles.model), { ...request, vectors: whole }),
+    );
+    expect(asInt.probabilities?.length).toBe(400);
+    for (const [i, row] of (asInt.probabilities ?? []).entries())
+      for (const [j, p] of row.entries())
+        expect(p).toBeCloseTo(asFloat.probabilities?.[i]?.[j] ?? Number.NaN, 6);
   });
 
   it('refuses the under-triaging model at the high-acuity recall floor', async () => {

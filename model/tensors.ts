@@ -21,3 +21,27 @@ export function inputTensor(type: ElementType | undefined, rows: readonly number
       return new ort.Tensor('float32', Float32Array.from(flat), dims);
   }
 }
+
+/**
+ * The output tensor as one row of numbers per input row, whatever its element type (int64 comes as
+ * BigInt); undefined when it is missing or not rows × width values.
+ */
+export function outputRows(
+  tensor: ort.Tensor | undefined,
+  rows: number,
+  width: number,
+): number[][] | undefined {
+  if (!tensor || tensor.data.length !== rows * width) return undefined;
+  const data = tensor.data as ArrayLike<number | bigint>;
+  return Array.from({ length: rows }, (_, i) =>
+    Array.from({ length: width }, (_, j) => Number(data[i * width + j])),
+  );
+}
+
+/** The largest magnitude each element type holds: a value beyond it would be stored as something else. */
+export const elementRange: Record<ElementType, { max: number; integer: boolean }> = {
+  float32: { max: 3.4028234663852886e38, integer: false },
+  float64: { max: Number.MAX_VALUE, integer: false },
+  int32: { max: 2_147_483_647, integer: true },
+  int64: { max: Number.MAX_SAFE_INTEGER, integer: true },
+};

@@ -6,6 +6,7 @@ import { maxConfigMapModelBytes } from '../../crds/triagemodel.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import {
   desiredDeployment,
+  desiredNetworkPolicy,
   desiredRelease,
   desiredReplicas,
   poolPodMemoryMiB,
@@ -258,5 +259,39 @@ describe('a release fits its ConfigMap', () => {
       Object.values(cm.data).reduce((n, v) => n + Buffer.byteLength(v), 0) +
       Object.values(cm.binaryData).reduce((n, v) => n + Buffer.from(v, 'base64').length, 0);
     expect(held).toBeLessThanOrEqual(1024 * 1024);
+  });
+});
+
+describe('desiredNetworkPolicy', () => {
+  it('admits the pool namespace and the namespaces it names, on the server port only', () => {
+    const policy = desiredNetworkPolicy(
+      pool({ server: { port: 9000, allowedNamespaces: ['ward-7', 'monitoring'] } }),
+    );
+    expect(policy.spec).toEqual({
+      podSelector: { matchLabels: { 'aurora.health/pool': 'er-triage' } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [
+            { podSelector: {} },
+            {
+              namespaceSelector: {
+                matchExpressions: [
+                  { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['ward-7', 'monitoring'] },
+                ],
+              },
+            },
+          ],
+          ports: [{ protocol: 'TCP', port: 9000 }],
+        },
+      ],
+    });
+  });
+
+  it('admits only the pool namespace by default', () => {
+    const policy = desiredNetworkPolicy(pool()) as KubeObject & {
+      spec: { ingress: Array<{ from: unknown[] }> };
+    };
+    expect(policy.spec.ingress[0]?.from).toEqual([{ podSelector: {} }]);
   });
 });

@@ -343,3 +343,43 @@ export function desiredDisruptionBudget(pool: InferencePool): KubeObject {
     },
   };
 }
+
+/**
+ * Who may call the triage servers: pods of the pool's own namespace and of the namespaces it names,
+ * on the server port only. Patient data in requests reaches no one else's pods.
+ */
+export function desiredNetworkPolicy(pool: InferencePool & { spec: InferencePoolSpec }): KubeObject {
+  const { allowedNamespaces } = pool.spec.server;
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: childMetadata(pool),
+    spec: {
+      podSelector: { matchLabels: { [poolLabel]: pool.metadata.name } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [
+            { podSelector: {} },
+            ...(allowedNamespaces.length > 0
+              ? [
+                  {
+                    namespaceSelector: {
+                      matchExpressions: [
+                        {
+                          key: 'kubernetes.io/metadata.name',
+                          operator: 'In',
+                          values: [...allowedNamespaces],
+                        },
+                      ],
+                    },
+                  },
+                ]
+              : []),
+          ],
+          ports: [{ protocol: 'TCP', port: pool.spec.server.port }],
+        },
+      ],
+    },
+  };
+}

@@ -13,6 +13,7 @@ import { type PodView, podView } from '../../views/pod.ts';
 import {
   desiredDeployment,
   desiredDisruptionBudget,
+  desiredNetworkPolicy,
   desiredReplicas,
   desiredService,
   poolPodMemoryMiB,
@@ -41,6 +42,9 @@ export function registerInferencePoolController(
   });
   const services = manager.informer('v1', 'Service', { labelSelector: managedSelector });
   const budgets = manager.informer('policy/v1', 'PodDisruptionBudget', { labelSelector: managedSelector });
+  const networkPolicies = manager.informer('networking.k8s.io/v1', 'NetworkPolicy', {
+    labelSelector: managedSelector,
+  });
   const releaseConfigMaps = manager.informer('v1', 'ConfigMap', {
     labelSelector: releaseLabel,
     transform: withoutFile,
@@ -71,6 +75,7 @@ export function registerInferencePoolController(
     ['apps/v1', 'Deployment'],
     ['v1', 'Service'],
     ['policy/v1', 'PodDisruptionBudget'],
+    ['networking.k8s.io/v1', 'NetworkPolicy'],
   ] as const;
   const poolKey = (p: PodView) => `${p.metadata.namespace}/${p.pod.pool}`;
 
@@ -79,7 +84,7 @@ export function registerInferencePoolController(
     informer: pools,
     spec: inferencePoolSpec,
     events: inferencePoolEvents,
-    owns: [deployments, services, budgets, releaseConfigMaps],
+    owns: [deployments, services, budgets, networkPolicies, releaseConfigMaps],
     sources: [
       watch(models, (m) =>
         pools
@@ -156,6 +161,7 @@ export function registerInferencePoolController(
           await releases.markLastServed(namespace, currentRelease, ctx.now());
         await children.apply(desiredService(pool), services.get(ctx.key));
         await children.apply(desiredDisruptionBudget(pool), budgets.get(ctx.key));
+        await children.apply(desiredNetworkPolicy(pool), networkPolicies.get(ctx.key));
       }
       // Read together, after the writes' awaits: taken either side of an await, this pool's pods and
       // every pool's pods could disagree, and a pod counted ready would be missing from its node's usage.

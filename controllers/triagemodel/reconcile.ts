@@ -3,7 +3,6 @@ import { apiVersion, type TriageModel } from '../../crds/kinds.ts';
 import { triageModelSpec } from '../../crds/triagemodel.ts';
 import type { ValidatorClient } from '../../model/validator-client.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
-import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { channelSource, watch } from '../../operator/sources.ts';
 import { triageModelEvents, triageModelStatus } from './status.ts';

@@ -60,3 +60,41 @@ export function externalDataModel(path = ['..', '..', '..', '..', 'etc', 'shadow
     },
   }).finish();
 }
+
+/**
+ * A model whose answer is log(supplemental_oxygen + shift) for every label. With no shift it is finite
+ * for the readiness probe (the feature's middle, 0.5) and for patients on oxygen, -Infinity for those
+ * who are not; with a shift of -0.5 the probe itself gets -Infinity.
+ */
+export function nonFiniteModel(shift = 0): Uint8Array {
+  const pick = new Float32Array(7 * 4);
+  for (let j = 0; j < 4; j++) pick[2 * 4 + j] = 1;
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: {
+      name: 'non-finite',
+      initializer: [
+        { name: 'pick', dims: [7, 4], dataType: FLOAT, rawData: new Uint8Array(pick.buffer) },
+        {
+          name: 'shift',
+          dims: [1],
+          dataType: FLOAT,
+          rawData: new Uint8Array(new Float32Array([shift]).buffer),
+        },
+      ],
+      input: [vitals('batch')],
+      output: [
+        {
+          name: 'probabilities',
+          type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 4 }] } } },
+        },
+      ],
+      node: [
+        { opType: 'MatMul', input: ['vitals', 'pick'], output: ['chosen'] },
+        { opType: 'Add', input: ['chosen', 'shift'], output: ['shifted'] },
+        { opType: 'Log', input: ['shifted'], output: ['probabilities'] },
+      ],
+    },
+  }).finish();
+}

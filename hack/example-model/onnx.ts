@@ -114,3 +114,28 @@ export function paddedModel(bytes: Uint8Array, minBytes: number): Uint8Array {
   );
   return onnx.ModelProto.encode(model).finish();
 }
+
+/**
+ * The same model taking its input as float64 or int64: a Cast to float at the front, so it classifies
+ * as before (int64 rounds each value). For tests of element types other than float32.
+ */
+export function withInputType(bytes: Uint8Array, type: 'float64' | 'int64'): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  const graph = model.graph as onnxProto.onnx.GraphProto;
+  const input = graph.input[0] as onnxProto.onnx.ValueInfoProto;
+  const inner = `${input.name}_as_float`;
+  for (const node of graph.node)
+    node.input = (node.input ?? []).map((name) => (name === input.name ? inner : name));
+  const tensorType = input.type?.tensorType as onnxProto.onnx.TypeProto.Tensor;
+  tensorType.elemType =
+    type === 'float64' ? onnx.TensorProto.DataType.DOUBLE : onnx.TensorProto.DataType.INT64;
+  graph.node.unshift(
+    onnx.NodeProto.create({
+      opType: 'Cast',
+      input: [input.name],
+      output: [inner],
+      attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: FLOAT }],
+    }),
+  );
+  return onnx.ModelProto.encode(model).finish();
+}

@@ -292,6 +292,13 @@ describe('the InferencePool controller', () => {
       ref('PodDisruptionBudget', 'er-triage', 'policy/v1'),
     );
     expect(pdb?.spec.maxUnavailable).toBe(1);
+    const policy = await client.get<KubeObject & { spec: { podSelector: unknown; policyTypes: string[] } }>(
+      ref('NetworkPolicy', 'er-triage', 'networking.k8s.io/v1'),
+    );
+    expect(policy?.spec).toMatchObject({
+      podSelector: { matchLabels: { 'aurora.health/pool': 'er-triage' } },
+      policyTypes: ['Ingress'],
+    });
 
     // The scale subresource moves replicas, as a CareQueue or an HPA would.
     await client.patch(

@@ -11,7 +11,7 @@ import { triageModelSpec } from '../../crds/triagemodel.ts';
 import { checkContract } from '../../model/contract.ts';
 import { fetchHttp, sha256 } from '../../model/fetch.ts';
 import { openSession, sessionSignature } from '../../model/session.ts';
-import { inputTensor } from '../../model/tensors.ts';
+import { inputTensor, outputRows } from '../../model/tensors.ts';
 import { createLogger } from '../../operator/log.ts';
 import { createMicroBatcher } from './batcher.ts';
 import { parseClassifyRequest } from './request.ts';
@@ -61,6 +61,13 @@ export const serverConfig = z
     AURORA_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
     AURORA_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(1024).default(16),
     AURORA_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(5),
+    /** Requests being served at once; more are answered 503 with Retry-After. */
+    AURORA_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(512),
+    /** A client must send its headers within this, and its whole request within the next. */
+    AURORA_HEADERS_TIMEOUT_SECONDS: z.coerce.number().min(1).max(300).default(10),
+    AURORA_REQUEST_TIMEOUT_SECONDS: z.coerce.number().min(1).max(600).default(30),
+    /** After SIGTERM: how long in-flight requests may take to finish (within the pod's grace period). */
+    AURORA_DRAIN_SECONDS: z.coerce.number().min(0).max(300).default(20),
   })
   .refine((c) => (c.AURORA_MODEL_FILE === undefined) !== (c.AURORA_MODEL_URL === undefined), {
     message: 'set exactly one of AURORA_MODEL_FILE and AURORA_MODEL_URL',
@@ -119,9 +126,12 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
   });
 }
 
-const send = (res: ServerResponse, status: number, body: unknown) =>
+const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
   res
-    .writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' })
+    .writeHead(status, {
+      'content-type': typeof body === 'string' ? 'text/plain' : 'application/json',
+      ...headers,
+    })
     .end(typeof body === 'string' ? body : JSON.stringify(body));
 
 export async function startTriageServer(env: NodeJS.ProcessEnv) {
@@ -155,8 +165,11 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     registers: [registry],
   });
 
-  let ready = false;
+  let loaded = false;
+  let draining = false;
+  let inFlight = 0;
   let model: { session: ort.InferenceSession; provider: string; digest: string } | undefined;
+  const labels = spec.outputs.labels.length;
   const batcher = createMicroBatcher<number[], number[]>({
     maxBatchSize: config.AURORA_MAX_BATCH_SIZE,
     batchWindowMs: config.AURORA_BATCH_WINDOW_MS,
@@ -165,16 +178,45 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
       if (!model) throw new Error('model not loaded');
       const input = inputTensor(spec.inputs.elementType, rows);
       const out = await model.session.run({ [spec.inputs.tensorName]: input });
-      const data = out[spec.outputs.tensorName]?.data as Float32Array;
-      const labels = spec.outputs.labels.length;
-      return rows.map((_, i) => Array.from(data.subarray(i * labels, (i + 1) * labels)));
+      const result = outputRows(out[spec.outputs.tensorName], rows.length, labels);
+      if (!result) throw new Error(`the model gave no ${rows.length} × ${labels} output`);
+      return result;
     },
   });
+  /** A usable answer: one finite number per label. Anything else is a fault, never a 200. */
+  const usable = (probabilities: number[]) =>
+    probabilities.length === labels && probabilities.every(Number.isFinite);
+
+  // Readiness runs one vector through the batcher and the model, end to end. The vector is made from
+  // the contract (each feature's middle), never from patients.
+  const probeVector = spec.inputs.features.map((f) => {
+    const middle = f.min !== undefined && f.max !== undefined ? (f.min + f.max) / 2 : (f.min ?? f.max ?? 0);
+    return spec.inputs.elementType.startsWith('int') ? Math.round(middle) : middle;
+  });
+  const probeEveryMs = 10_000;
+  let probe = { ok: false, at: 0, running: false };
+  const runProbe = async () => {
+    probe.running = true;
+    try {
+      probe = { ok: usable(await batcher.submit(probeVector)), at: performance.now(), running: false };
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'readiness probe failed');
+      probe = { ok: false, at: performance.now(), running: false };
+    }
+  };
+  const ready = () => {
+    if (!loaded || draining) return false;
+    if (performance.now() - probe.at > probeEveryMs && !probe.running) void runProbe();
+    return probe.ok;
+  };
 
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return send(res, 200, 'ok');
-    if (path === '/readyz') return send(res, ready ? 200 : 503, ready ? 'ok' : 'model not loaded');
+    if (path === '/readyz') {
+      const ok = ready();
+      return send(res, ok ? 200 : 503, ok ? 'ok' : draining ? 'draining' : 'model not ready');
+    }
     if (path === '/metrics') return send(res, 200, await registry.metrics());
     if (path === '/v1/model' && req.method === 'GET') {
       if (!model) return send(res, 503, { error: 'model not loaded' });
@@ -189,12 +231,20 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     if (path !== '/v1/classify') return send(res, 404, { error: 'not found' });
     if (req.method !== 'POST') return send(res, 405, { error: 'use POST' });
     const started = performance.now();
-    const reply = (status: number, body: unknown) => {
+    const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       requests.inc({ code: String(status) });
       latency.observe((performance.now() - started) / 1000);
-      send(res, status, body);
+      send(res, status, body, headers);
     };
-    if (!ready) return reply(503, { error: 'model not loaded' });
+    if (!loaded || draining) return reply(503, { error: draining ? 'shutting down' : 'model not loaded' });
+    // Bounded work: past the limit a client is told to come back, instead of every client waiting longer.
+    if (inFlight >= config.AURORA_MAX_IN_FLIGHT)
+      return reply(503, { error: 'too many requests in flight' }, { 'retry-after': '1' });
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (draining && inFlight === 0) drained?.();
+    });
     const text = await readBody(req).catch(() => undefined);
     if (text === undefined) return reply(413, { error: `the body must be at most ${maxBodyBytes} bytes` });
     let body: unknown;
@@ -203,10 +253,14 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     } catch {
       return reply(400, { error: 'the body is not JSON' });
     }
-    const request = parseClassifyRequest(body, spec.inputs.features);
+    const request = parseClassifyRequest(body, spec.inputs.features, spec.inputs.elementType);
     if ('error' in request) return reply(400, { error: request.error });
     try {
       const probabilities = await batcher.submit(request.vector);
+      if (!usable(probabilities)) {
+        log.error({ labels }, 'the model gave a non-finite or short answer');
+        return reply(500, { error: 'the model gave no usable answer' });
+      }
       const best = probabilities.indexOf(Math.max(...probabilities));
       return reply(200, {
         label: spec.outputs.labels[best],
@@ -219,6 +273,10 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
       return reply(500, { error: 'the model could not classify the request' });
     }
   });
+  // Slow clients cannot hold sockets: headers and whole requests have deadlines.
+  server.headersTimeout = config.AURORA_HEADERS_TIMEOUT_SECONDS * 1000;
+  server.requestTimeout = config.AURORA_REQUEST_TIMEOUT_SECONDS * 1000;
+  let drained: (() => void) | undefined;
   await new Promise<void>((resolve) => server.listen(config.AURORA_PORT, resolve));
   const port = (server.address() as AddressInfo).port;
   log.info({ port }, 'listening; loading the model');
@@ -256,14 +314,41 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     throw new Error(`the model does not match its contract: ${contract.problems.join('; ')}`);
   }
   model = { session, provider, digest };
-  ready = true;
+  loaded = true;
+  await runProbe();
+  if (!probe.ok) {
+    server.close();
+    throw new Error('the model gave no usable answer to the readiness probe');
+  }
   log.info({ version: spec.version, digest, executionProvider: provider }, 'model loaded; ready');
-  return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+
+  /**
+   * Stops taking requests (readiness fails, new connections are refused), lets those in flight finish
+   * within the drain time, then closes.
+   */
+  const drain = async () => {
+    draining = true;
+    server.close();
+    server.closeIdleConnections();
+    if (inFlight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          drained = resolve;
+        }),
+        new Promise((resolve) => setTimeout(resolve, config.AURORA_DRAIN_SECONDS * 1000).unref()),
+      ]);
+    }
+    server.closeAllConnections();
+    log.info({ unfinished: inFlight }, 'drained');
+  };
+  return { port, drain, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 if (import.meta.main) {
   try {
-    await startTriageServer(process.env);
+    const running = await startTriageServer(process.env);
+    for (const signal of ['SIGTERM', 'SIGINT'] as const)
+      process.once(signal, () => void running.drain().then(() => process.exit(0)));
   } catch (err) {
     console.error((err as Error).message);
     process.exit(1);

@@ -37,4 +37,43 @@ describe('parseClassifyRequest', () => {
   ])('refuses %s, naming the field and not the value', (_name, body, error) => {
     expect(parseClassifyRequest(body, features)).toEqual({ error });
   });
+
+  const open = [{ name: 'lactate' }, { name: 'count' }];
+  it.each([
+    [
+      'beyond float32',
+      'float32',
+      { lactate: 4e38, count: 1 },
+      'features.lactate: must be within ±3.4028234663852886e+38 (the model takes float32)',
+    ],
+    [
+      'a fraction for int64',
+      'int64',
+      { lactate: 2, count: 1.5 },
+      'features.count: must be a whole number (the model takes int64)',
+    ],
+    [
+      'beyond int32',
+      'int32',
+      { lactate: 3e9, count: 1 },
+      'features.lactate: must be within ±2147483647 (the model takes int32)',
+    ],
+    [
+      'beyond exact int64',
+      'int64',
+      { lactate: 2 ** 60, count: 1 },
+      'features.lactate: must be within ±9007199254740991 (the model takes int64)',
+    ],
+  ] as const)('refuses a value %s, naming the feature', (_name, type, values, error) => {
+    expect(parseClassifyRequest({ features: values }, open, type)).toEqual({ error });
+  });
+
+  it.each([
+    ['float64', { lactate: 4e38, count: 1 }],
+    ['int64', { lactate: -12, count: 2 ** 40 }],
+  ] as const)('lets %s take what it holds', (type, values) => {
+    expect(parseClassifyRequest({ features: values }, open, type)).toEqual({
+      vector: [values.lactate, values.count],
+    });
+  });
 });

@@ -1,4 +1,5 @@
 import type { TriageModelSpec } from '../../crds/triagemodel.ts';
+import { type ElementType, elementRange } from '../../model/tensors.ts';
 
 type Feature = TriageModelSpec['inputs']['features'][number];
 
@@ -10,7 +11,9 @@ type Feature = TriageModelSpec['inputs']['features'][number];
 export function parseClassifyRequest(
   body: unknown,
   features: readonly Feature[],
+  elementType: ElementType = 'float32',
 ): { vector: number[] } | { error: string } {
+  const range = elementRange[elementType];
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { error: 'the body must be a JSON object with a features object' };
   }
@@ -32,6 +35,11 @@ export function parseClassifyRequest(
     if (v === undefined) return { error: `features.${f.name}: required` };
     if (typeof v !== 'number' || !Number.isFinite(v))
       return { error: `features.${f.name}: must be a number` };
+    // The model takes this type: a value it cannot hold would be given to it as something else.
+    if (Math.abs(v) > range.max)
+      return { error: `features.${f.name}: must be within ±${range.max} (the model takes ${elementType})` };
+    if (range.integer && !Number.isInteger(v))
+      return { error: `features.${f.name}: must be a whole number (the model takes ${elementType})` };
     const unit = f.unit ? ` ${f.unit}` : '';
     if (f.min !== undefined && v < f.min)
       return { error: `features.${f.name}: must be at least ${f.min}${unit}` };

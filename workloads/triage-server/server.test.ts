@@ -1,12 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { exampleModelFiles } from '../../hack/example-model/generate.ts';
+import { nonFiniteModel } from '../../hack/example-model/hostile.ts';
+import { withInputType } from '../../hack/example-model/onnx.ts';
 import { freePort } from '../../hack/local-cluster/control-plane.ts';
 import { sha256 } from '../../model/fetch.ts';
 import { podUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
@@ -220,5 +223,116 @@ describe('the triage server, as a process with the example model', () => {
     expect(await bad.started.exit).toBe(1);
     expect(bad.started.output()).toMatch(/has sha256 [0-9a-f]{64}/);
     files.close();
+  });
+
+  /** A server of its own on a model file, ready before it returns. */
+  async function serverOn(file: string, settings: Record<string, string> = {}, contract = modelSpec) {
+    const port = await freePort();
+    const started = startServer({
+      AURORA_MODEL_FILE: file,
+      AURORA_MODEL_SHA256: sha256(readFileSync(file)),
+      AURORA_MODEL_SPEC: contract,
+      AURORA_PORT: String(port),
+      ...settings,
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await waitReady(url, started);
+    const ask = (features: number[]) =>
+      fetch(`${url}/v1/classify`, { method: 'POST', body: JSON.stringify(asBody(features)) });
+    return { started, url, ask };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'aurora-server-'));
+  const file = (name: string, bytes: Uint8Array) => {
+    const path = join(dir, name);
+    writeFileSync(path, bytes);
+    return path;
+  };
+
+  it.each(['float64', 'int64'] as const)(
+    'serves a model that takes %s with the labels the float model gives',
+    async (type) => {
+      const typed = await serverOn(
+        file(`${type}.onnx`, withInputType(modelBytes, type)),
+        {},
+        JSON.stringify({ ...JSON.parse(modelSpec), inputs: { ...spec.inputs, elementType: type } }),
+      );
+      try {
+        const vectors = golden
+          .slice(0, 60)
+          .map((g) => (type === 'int64' ? g.features.map(Math.round) : g.features));
+        const typedLabels = await Promise.all(vectors.map((v) => typed.ask(v).then(json)));
+        const floatLabels = await Promise.all(vectors.map((v) => classify(asBody(v)).then(json)));
+        expect(typedLabels.map((r) => r.label)).toEqual(floatLabels.map((r) => r.label));
+        if (type === 'int64') {
+          const res = await typed.ask([16, 97, 0, 120, 70.5, 0, 37]);
+          expect([res.status, (await json(res)).error]).toEqual([
+            400,
+            'features.pulse: must be a whole number (the model takes int64)',
+          ]);
+        }
+      } finally {
+        typed.started.child.kill('SIGTERM');
+      }
+    },
+  );
+
+  it('answers 500, never a 200 without a label, when the model gives a non-finite answer', async () => {
+    const broken = await serverOn(file('non-finite.onnx', nonFiniteModel()));
+    try {
+      const onOxygen = await broken.ask([16, 97, 1, 120, 70, 0, 37]);
+      expect(onOxygen.status).toBe(200);
+      const notOnOxygen = await broken.ask([16, 97, 0, 120, 70, 0, 37]);
+      expect([notOnOxygen.status, (await json(notOnOxygen)).error]).toEqual([
+        500,
+        'the model gave no usable answer',
+      ]);
+    } finally {
+      broken.started.child.kill('SIGTERM');
+    }
+  });
+
+  it('answers 503 with Retry-After when as many requests as it takes are in flight', async () => {
+    const busy = await serverOn(exampleModelFiles.model, {
+      AURORA_MAX_IN_FLIGHT: '2',
+      AURORA_BATCH_WINDOW_MS: '400',
+    });
+    try {
+      const [g1, g2, g3] = golden;
+      const first = [busy.ask(g1?.features ?? []), busy.ask(g2?.features ?? [])];
+      await new Promise((r) => setTimeout(r, 100));
+      const third = await busy.ask(g3?.features ?? []);
+      expect(third.status).toBe(503);
+      expect(third.headers.get('retry-after')).toBe('1');
+      expect((await Promise.all(first)).map((r) => r.status)).toEqual([200, 200]);
+    } finally {
+      busy.started.child.kill('SIGTERM');
+    }
+  });
+
+  it('drains on SIGTERM: what is in flight is answered, nothing new is taken, and it exits', async () => {
+    const leaving = await serverOn(exampleModelFiles.model, { AURORA_BATCH_WINDOW_MS: '500' });
+    const [g] = golden;
+    const inFlight = leaving.ask(g?.features ?? []);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = performance.now();
+    leaving.started.child.kill('SIGTERM');
+    const answered = await inFlight;
+    expect(answered.status).toBe(200);
+    expect((await json(answered)).label).toBeDefined();
+    expect(await leaving.started.exit).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    await expect(fetch(`${leaving.url}/readyz`)).rejects.toThrow();
+  });
+
+  it('never becomes ready with a model that cannot answer the readiness probe', async () => {
+    const port = await freePort();
+    const hopeless = startServer({
+      AURORA_MODEL_FILE: file('probe-fails.onnx', nonFiniteModel(-0.5)),
+      AURORA_MODEL_SHA256: sha256(nonFiniteModel(-0.5)),
+      AURORA_MODEL_SPEC: modelSpec,
+      AURORA_PORT: String(port),
+    });
+    expect(await hopeless.exit).toBe(1);
+    expect(hopeless.output()).toMatch(/no usable answer to the readiness probe/);
   });
 });
