@@ -53,7 +53,76 @@ console.log(
   `  onnxruntime-node direct: ${Math.round(rawSingle)} requests/s one at a time, ${Math.round(rawBatched)}/s in batches of 16`,
 );
 
-// 2. The server as its own process, under concurrent keep-alive clients.
+const bodies = vectors.map((v) =>
+  JSON.stringify({ features: Object.fromEntries(names.map((n, i) => [n, v[i]])) }),
+);
+
+/** The same load, through the same client, against a server at port: throughput, p50 and p99. */
+async function load(port: number) {
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency });
+  const latencies: number[] = [];
+  let errors = 0;
+  const classifyOnce = async (i: number) => {
+    const t0 = performance.now();
+    const res = await pool.request({
+      path: '/v1/classify',
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: bodies[i % bodies.length],
+    });
+    await res.body.text();
+    if (res.statusCode !== 200) errors++;
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 500; i++) await classifyOnce(i);
+  const began = performance.now();
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() - began < budgetMs) latencies.push(await classifyOnce(sent++));
+    }),
+  );
+  const seconds = (performance.now() - began) / 1000;
+  latencies.sort((a, b) => a - b);
+  await pool.close();
+  return {
+    perSecond: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    errors,
+  };
+}
+
+async function waitReady(port: number, path: string) {
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}${path}`).then(
+      (r) => r.status < 500,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing answered on port ${port}`);
+}
+
+const show = (name: string, r: Awaited<ReturnType<typeof load>>) =>
+  `  ${name}: ${Math.round(r.perSecond)} requests/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${r.errors} errors`;
+
+// 2. The floor: a bare node:http server answering a body of the same size, through the same client.
+const barePort = await freePort();
+const bare = spawn(process.execPath, [join(repoRoot, 'bench/bare-server.ts'), String(barePort)], {
+  stdio: 'ignore',
+});
+let floor: Awaited<ReturnType<typeof load>>;
+try {
+  await waitReady(barePort, '/');
+  floor = await load(barePort);
+} finally {
+  bare.kill('SIGTERM');
+}
+console.log(show('bare node:http server', floor));
+
+// 3. The triage server as its own process, under the same concurrent keep-alive clients.
 const port = await freePort();
 const server = spawn(process.execPath, [join(repoRoot, 'workloads/triage-server/main.ts')], {
   env: {
@@ -72,52 +141,18 @@ const server = spawn(process.execPath, [join(repoRoot, 'workloads/triage-server/
   stdio: 'inherit',
 });
 try {
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency });
-  for (let i = 0; i < 100; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const bodies = vectors.map((v) =>
-    JSON.stringify({ features: Object.fromEntries(names.map((n, i) => [n, v[i]])) }),
-  );
-  const latencies: number[] = [];
-  let errors = 0;
-  const classifyOnce = async (i: number) => {
-    const t0 = performance.now();
-    const res = await pool.request({
-      path: '/v1/classify',
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: bodies[i % bodies.length],
-    });
-    await res.body.text();
-    if (res.statusCode !== 200) errors++;
-    return performance.now() - t0;
-  };
-  for (let i = 0; i < 500; i++) await classifyOnce(i);
-  start = performance.now();
-  let sent = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() - start < budgetMs) latencies.push(await classifyOnce(sent++));
-    }),
-  );
-  const seconds = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
+  await waitReady(port, '/readyz');
+  const triage = await load(port);
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const batchSum = Number(metrics.match(/aurora_triage_batch_size_sum (\d+)/)?.[1]);
   const batchCount = Number(metrics.match(/aurora_triage_batch_size_count (\d+)/)?.[1]);
+  console.log(`${show('triage server over HTTP', triage)}, mean batch ${(batchSum / batchCount).toFixed(1)}`);
   console.log(
-    `  triage server over HTTP: ${Math.round(latencies.length / seconds)} requests/s, p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, ${errors} errors, mean batch ${(batchSum / batchCount).toFixed(1)}`,
+    `  triage server / bare server: throughput ${(triage.perSecond / floor.perSecond).toFixed(3)} (goal >= 0.85), p99 ${(triage.p99 / floor.p99).toFixed(2)}x (goal <= 1.5x)`,
   );
   console.log(
-    `  HTTP throughput / raw one-at-a-time throughput: ${(latencies.length / seconds / rawSingle).toFixed(3)}`,
+    `  HTTP throughput / raw one-at-a-time throughput: ${(triage.perSecond / rawSingle).toFixed(3)}`,
   );
-  await pool.close();
 } finally {
   server.kill('SIGTERM');
 }

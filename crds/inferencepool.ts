@@ -217,8 +217,10 @@ export const inferencePoolSpec = z
           .int()
           .min(0)
           .max(1000)
-          .default(5)
-          .describe('How long the server waits to fill a batch.'),
+          .default(0)
+          .describe(
+            'How long an idle server waits for more requests to join a batch; 0 sends as soon as the requests that arrived together are read. Requests that arrive while the model runs always go together next.',
+          ),
         allowedNamespaces: z
           .array(dnsLabel)
           .max(32)
@@ -227,7 +229,7 @@ export const inferencePoolSpec = z
             "Namespaces whose pods may call the triage servers, besides the pool's own (a NetworkPolicy admits no one else; add your monitoring namespace to scrape /metrics).",
           ),
       })
-      .default({ port: 8080, maxBatchSize: 16, batchWindowMs: 5, allowedNamespaces: [] })
+      .default({ port: 8080, maxBatchSize: 16, batchWindowMs: 0, allowedNamespaces: [] })
       .describe('Triage server settings.'),
     canary: canary.optional(),
   })

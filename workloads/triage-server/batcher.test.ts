@@ -60,3 +60,47 @@ describe('micro-batcher', () => {
     expect(await Promise.all([b.submit(3), b.submit(4)])).toEqual([3, 4]);
   });
 });
+
+describe('micro-batcher under load', () => {
+  it('batches the requests that arrive while the model runs, and sends them as soon as it is free', async () => {
+    const batches: number[][] = [];
+    let finish: () => void = () => {};
+    const b = createMicroBatcher<number, number>({
+      maxBatchSize: 16,
+      batchWindowMs: 0,
+      run: (xs) => {
+        batches.push(xs);
+        return new Promise((resolve) => {
+          finish = () => resolve(xs);
+        });
+      },
+    });
+    const first = b.submit(1);
+    await settle();
+    expect(batches).toEqual([[1]]);
+    // The model is busy: these wait for it, with no timer.
+    const rest = [b.submit(2), b.submit(3), b.submit(4)];
+    await settle();
+    expect(batches).toEqual([[1]]);
+    finish();
+    expect(await first).toBe(1);
+    await settle();
+    expect(batches).toEqual([[1], [2, 3, 4]]);
+    finish();
+    expect(await Promise.all(rest)).toEqual([2, 3, 4]);
+  });
+
+  it('with no window, sends what arrived together on the next turn of the event loop', async () => {
+    const batches: number[][] = [];
+    const b = createMicroBatcher<number, number>({
+      maxBatchSize: 16,
+      batchWindowMs: 0,
+      run: async (xs) => {
+        batches.push(xs);
+        return xs;
+      },
+    });
+    expect(await Promise.all([b.submit(1), b.submit(2)])).toEqual([1, 2]);
+    expect(batches).toEqual([[1, 2]]);
+  });
+});

@@ -60,7 +60,7 @@ export const serverConfig = z
       .pipe(modelContract),
     AURORA_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
     AURORA_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(1024).default(16),
-    AURORA_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(5),
+    AURORA_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(0),
     /** Requests being served at once; more are answered 503 with Retry-After. */
     AURORA_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(512),
     /** A client must send its headers within this, and its whole request within the next. */
