@@ -83,7 +83,7 @@ console.log(`Runtime benchmark: ${objects} objects, ${pods} pods, ${workers} wor
 const controlPlane = await startControlPlane({ fleet: benchFleet, log: (l) => console.log(l) });
 let operator: ChildProcess | undefined;
 try {
-  const client: KubeClient = createKubeClient(controlPlane.kubeConfig());
+  const client: KubeClient = createKubeClient(controlPlane.access());
   await installEchoCrd(client);
   for (const ns of ['bench-direct', 'bench-operator', 'bench-pods']) {
     await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });

@@ -49,7 +49,7 @@ const kubeconfig = join(sandboxDir, 'kubeconfig');
 copyFileSync(controlPlane.kubeconfigPath, kubeconfig);
 
 // Aurora's CRDs first, so the operator's caches sync at once.
-await installAuroraCrds(createKubeClient(controlPlane.kubeConfig()));
+await installAuroraCrds(createKubeClient(controlPlane.access()));
 console.log(`  Aurora CRDs installed (${((Date.now() - started) / 1000).toFixed(1)}s)`);
 
 // The operator runs as a local process against the sandbox, with leader election as in a cluster.

@@ -100,7 +100,7 @@ export function createFakeClient(
   };
 
   const client: FakeClient = {
-    kubeConfig: undefined as never,
+    access: { server: 'fake:', authHeaders: async () => ({}) },
     requests,
     objects: (apiVersion, kind) => [...kindOf(apiVersion, kind).objects.values()].map(clone),
     async request() {

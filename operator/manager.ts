@@ -200,7 +200,7 @@ export function createManager(options: ManagerOptions): Manager {
         const timing = le.timing ?? defaultLeaderTiming;
         elector = startLeaderElection({
           // Lease requests time out within a retry period, so a hung API server cannot stall a renewal.
-          client: createKubeClient(options.client.kubeConfig, { requestTimeoutMs: timing.retryPeriodMs }),
+          client: createKubeClient(options.client.access, { requestTimeoutMs: timing.retryPeriodMs }),
           ...le,
           timing,
           clock,

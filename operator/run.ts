@@ -1,6 +1,6 @@
 import type { OperatorConfig } from './config.ts';
 import { createKubeClient, type KubeClient } from './kube/client.ts';
-import { loadKubeConfig } from './kube/kubeconfig.ts';
+import { loadKubeAccess } from './kube/kubeconfig.ts';
 import { createLogger } from './log.ts';
 import { createManager, type Manager } from './manager.ts';
 
@@ -20,7 +20,7 @@ export async function runOperator(
   options: { handleSignals?: boolean } = {},
 ): Promise<RunningOperator> {
   const log = createLogger({ level: config.logLevel });
-  const client = createKubeClient(loadKubeConfig(config.kubeconfig));
+  const client = createKubeClient(loadKubeAccess(config.kubeconfig));
   const manager = createManager({
     client,
     log,

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
+import { accessFromKubeconfig, type ClusterAccess } from '../../operator/kube/access.ts';
 import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { hospitalFleet, nodeManifest, type SimulatedMachine } from './fleet.ts';
@@ -29,6 +30,8 @@ export interface ControlPlane {
   /** etcd's client URL, for tests that compact history. */
   readonly etcdUrl: string;
   kubeConfig(): KubeConfig;
+  /** The same, as the operator's own client reads it. */
+  access(): ClusterAccess;
   /** The running API server process (replaced by startApiServer). */
   apiServer(): ManagedProcess;
   /** Kills the API server as a crash would; etcd and the other components keep running. */
@@ -194,7 +197,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     );
     processes.push(scheduler);
 
-    const client = createKubeClient(kubeConfig());
+    const client = createKubeClient(accessFromKubeconfig(kubeconfigPath));
     await installKwokStages(client, toolsDir);
     step('kwok stages installed');
     const kwokConfig = join(runDir, 'kwok.yaml');
@@ -249,6 +252,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       runDir,
       etcdUrl: `http://127.0.0.1:${ports.etcdClient}`,
       kubeConfig,
+      access: () => accessFromKubeconfig(kubeconfigPath),
       apiServer: () => apiServer,
       async killApiServer() {
         await apiServer.kill();

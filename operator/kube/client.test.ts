@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { clusterAccess } from './access.ts';
 import { ApiError, createKubeClient, createRateLimiter, metadataOnly, retryAfterMs } from './client.ts';
 
 let server: Server | undefined;
@@ -27,18 +27,9 @@ async function fakeApiServer(
       .end(JSON.stringify(answer.body));
   });
   await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name: 'c',
-        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        skipTLSVerify: true,
-      },
-    ],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
+  const kc = clusterAccess({
+    server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    token: 't',
   });
   return { kc, seen };
 }

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
-import { type HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { fetch } from 'undici';
+import type { ClusterAccess } from './access.ts';
 import type { KubeObject, ObjectRef } from './types.ts';
 
 /** A failed API call, with the HTTP status and the API server's reason (NotFound, Conflict, ...). */
@@ -109,10 +109,11 @@ export interface ApplyOptions {
 /**
  * A thin client for the Kubernetes REST API on raw JSON. client-node's typed APIs convert every object
  * through its model classes and cannot reach the status subresource of custom kinds; this keeps objects
- * as the API server sent them and reuses client-node only for authentication.
+ * as the API server sent them, and authenticates as ClusterAccess says (operator/kube/access.ts).
  */
 export interface KubeClient {
-  readonly kubeConfig: KubeConfig;
+  /** Where the API server is and how to authenticate to it (for a second client with other limits). */
+  readonly access: ClusterAccess;
   request<T>(method: string, path: string, options?: RequestOptions): Promise<T>;
   resource(apiVersion: string, kind: string): Promise<ResourceInfo>;
   path(info: ResourceInfo, namespace?: string, name?: string, subresource?: string): string;
@@ -166,19 +167,13 @@ const patchTypes = {
 const maxThrottledRetries = 5;
 
 export function createKubeClient(
-  kubeConfig: KubeConfig,
+  access: ClusterAccess,
   options: { requestTimeoutMs?: number; rateLimit?: RateLimit } = {},
 ): KubeClient {
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   // One budget for everything this client sends, so no controller can flood the API server.
   const limiter = createRateLimiter(options.rateLimit ?? defaultRateLimit);
   const discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
-
-  const server = () => {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    return cluster.server.replace(/\/$/, '');
-  };
 
   const send = async (
     method: string,
@@ -216,13 +211,11 @@ export function createKubeClient(
     opts: RequestOptions,
     timeoutMs: number | undefined,
   ) => {
-    const url = new URL(server() + path);
+    const url = new URL(access.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
-    const ctx = new RequestContext(url.toString(), method as HttpMethod);
-    await kubeConfig.applySecurityAuthentication(ctx);
     const headers: Record<string, string> = {
-      ...ctx.getHeaders(),
+      ...(await access.authHeaders()),
       accept: opts.accept ?? 'application/json',
     };
     let body: string | undefined;
@@ -237,7 +230,7 @@ export function createKubeClient(
       method,
       headers,
       body,
-      dispatcher: ctx.getDispatcher(),
+      ...(access.dispatcher ? { dispatcher: access.dispatcher } : {}),
       signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
     });
     if (response.status >= 400) {
@@ -308,7 +301,7 @@ export function createKubeClient(
     path(await resource(ref.apiVersion, ref.kind), ref.metadata.namespace, ref.metadata.name, subresource);
 
   return {
-    kubeConfig,
+    access,
     request,
     resource,
     path,

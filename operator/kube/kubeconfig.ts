@@ -1,20 +1,13 @@
-import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError } from '../config.ts';
+import { type ClusterAccess, loadClusterAccess } from './access.ts';
 
 /** The cluster to talk to: --kubeconfig, else the pod's service account, else the user's default. */
-export function loadKubeConfig(kubeconfig: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
+export function loadKubeAccess(kubeconfig: string | undefined): ClusterAccess {
   try {
-    if (kubeconfig) kc.loadFromFile(kubeconfig);
-    else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-    else kc.loadFromDefault();
+    return loadClusterAccess(kubeconfig);
   } catch (err) {
-    throw new ConfigError(`--kubeconfig (KUBECONFIG): cannot load ${kubeconfig}: ${(err as Error).message}`);
-  }
-  if (!kc.getCurrentCluster()) {
     throw new ConfigError(
-      '--kubeconfig (KUBECONFIG): no cluster to talk to: the kubeconfig has no current context',
+      `--kubeconfig (KUBECONFIG): cannot load ${kubeconfig ?? 'the cluster settings'}: ${(err as Error).message}`,
     );
   }
-  return kc;
 }

@@ -1,10 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import { accessFromKubeconfig, type ClusterAccess } from '../../operator/kube/access.ts';
 import type { KubeClient } from '../../operator/kube/client.ts';
 import { silentLogger } from '../../operator/log.ts';
 import { createManager, type Manager, type ManagerOptions } from '../../operator/manager.ts';
 import { createMetrics } from '../../operator/metrics.ts';
+
+/** How the operator's client reaches the control plane the global setup started. */
+export function testAccess(): ClusterAccess {
+  return accessFromKubeconfig(inject('kubeconfigPath'));
+}
 
 /** A client configuration for the control plane the global setup started. */
 export function testKubeConfig(): KubeConfig {

@@ -20,7 +20,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   log('Starting the control plane and the simulated fleet for integration tests');
   const services = await ensureServices(undefined, log);
   const controlPlane = await startControlPlane({ log });
-  await installAuroraCrds(createKubeClient(controlPlane.kubeConfig()));
+  await installAuroraCrds(createKubeClient(controlPlane.access()));
   log('  Aurora CRDs installed');
   project.provide('kubeconfigPath', controlPlane.kubeconfigPath);
   project.provide('postgresUrl', services.postgresUrl);

@@ -10,10 +10,10 @@ import { kinds } from '../../crds/kinds.ts';
 import { defaultToolsDir, parseYamlObjects, repoRoot } from '../../hack/local-cluster/control-plane.ts';
 import { ApiError, createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import { createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { createTestNamespace, testAccess } from '../harness/cluster.ts';
 
 const run = promisify(execFile);
-const client = createKubeClient(testKubeConfig());
+const client = createKubeClient(testAccess());
 const kubectl = (...args: string[]) =>
   run(join(defaultToolsDir, 'bin', 'kubectl'), ['--kubeconfig', inject('kubeconfigPath'), ...args]);
 

@@ -22,10 +22,10 @@ import type { KubeObject } from '../../operator/kube/types.ts';
 import { createLogger } from '../../operator/log.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { firstFitDecreasing, podUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
-import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { createTestManager, createTestNamespace, testAccess } from '../harness/cluster.ts';
 import { startTestValidator } from '../harness/validator.ts';
 
-const client = createKubeClient(testKubeConfig());
+const client = createKubeClient(testAccess());
 const appleNodes = hospitalFleet.filter((m) => m.apple).map((m) => m.name);
 const exampleModel = parseYamlObjects(
   readFileSync(join(repoRoot, 'examples/triage-model.yaml'), 'utf8'),

@@ -1,31 +1,25 @@
 // A cache that needs to know of changes, not data, never downloads the data: measured on the wire.
 import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { createInformer } from '../../operator/informer.ts';
+import { withServer } from '../../operator/kube/access.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import { createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { createTestNamespace, testAccess } from '../harness/cluster.ts';
 import { type PausableProxy, startPausableProxy } from '../harness/proxy.ts';
 
-const client = createKubeClient(testKubeConfig());
+const client = createKubeClient(testAccess());
 let namespace: string;
 let cleanup: () => Promise<void>;
 const proxies: PausableProxy[] = [];
 
 /** A client whose every byte from the API server passes a counting proxy. */
 async function countedClient() {
-  const kc = testKubeConfig();
-  const proxy = await startPausableProxy(Number(new URL(kc.getCurrentCluster()?.server ?? '').port));
+  const access = testAccess();
+  const proxy = await startPausableProxy(Number(new URL(access.server).port));
   proxies.push(proxy);
-  const viaProxy = new KubeConfig();
-  viaProxy.loadFromOptions({
-    clusters: kc.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${proxy.port}` })),
-    users: kc.users,
-    contexts: kc.contexts,
-    currentContext: kc.currentContext,
-  });
+  const viaProxy = withServer(access, `https://127.0.0.1:${proxy.port}`);
   return { client: createKubeClient(viaProxy), proxy };
 }
 

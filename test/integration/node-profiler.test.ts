@@ -9,10 +9,10 @@ import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { repoRoot } from '../../hack/local-cluster/control-plane.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import { testKubeConfig, uniqueSuffix } from '../harness/cluster.ts';
+import { testAccess, uniqueSuffix } from '../harness/cluster.ts';
 
 const execFileAsync = promisify(execFile);
-const client = createKubeClient(testKubeConfig());
+const client = createKubeClient(testAccess());
 const fixtures = join(repoRoot, 'workloads/node-profiler/fixtures');
 const nodeName = `profiled-mac-${uniqueSuffix()}`;
 const nodeRef = { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } };

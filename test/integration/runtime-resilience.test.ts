@@ -5,12 +5,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, repoRoot, startControlPlane } from '../../hack/local-cluster/control-plane.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import type { InformerEvent } from '../../operator/informer.ts';
 import { createInformer } from '../../operator/informer.ts';
+import { withServer } from '../../operator/kube/access.ts';
 import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { LeaseRecord } from '../../operator/leader-state.ts';
@@ -32,7 +32,7 @@ let client: KubeClient;
 
 beforeAll(async () => {
   controlPlane = await startControlPlane({ fleet: [], apiServerExtraArgs: ['--watch-cache=false'] });
-  client = createKubeClient(controlPlane.kubeConfig());
+  client = createKubeClient(controlPlane.access());
   await installEchoCrd(client);
 }, 180_000);
 
@@ -73,7 +73,7 @@ const echo = (namespace: string, name: string, message: string): Echo => ({
 describe('the runtime under failure', () => {
   it('keeps reconciling after the API server process is killed and restarted', async () => {
     const namespace = await createNamespace('restart');
-    const operatorClient = createKubeClient(controlPlane.kubeConfig());
+    const operatorClient = createKubeClient(controlPlane.access());
     const manager = createManager({
       client: operatorClient,
       log: silentLogger,
@@ -114,14 +114,7 @@ describe('the runtime under failure', () => {
   it('recovers an informer from 410 Gone by listing again, reporting what changed while it was cut off', async () => {
     const namespace = await createNamespace('gone');
     const proxy = await startPausableProxy(Number(new URL(controlPlane.server).port));
-    const kc = controlPlane.kubeConfig();
-    const viaProxy = new KubeConfig();
-    viaProxy.loadFromOptions({
-      clusters: kc.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${proxy.port}` })),
-      users: kc.users,
-      contexts: kc.contexts,
-      currentContext: kc.currentContext,
-    });
+    const viaProxy = withServer(controlPlane.access(), `https://127.0.0.1:${proxy.port}`);
     const informer = createInformer<KubeObject>({
       client: createKubeClient(viaProxy),
       apiVersion: 'v1',

@@ -14,9 +14,9 @@ import {
   installEchoCrd,
   registerEchoController,
 } from '../fixtures/echo-controller.ts';
-import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { createTestManager, createTestNamespace, testAccess } from '../harness/cluster.ts';
 
-const client = createKubeClient(testKubeConfig());
+const client = createKubeClient(testAccess());
 let namespace: string;
 let cleanup: () => Promise<void>;
 let manager: Manager;
@@ -173,7 +173,7 @@ describe('probes', () => {
   });
 
   it('is not ready before its caches have synced', async () => {
-    const unreachable = createKubeClient(testKubeConfig());
+    const unreachable = createKubeClient(testAccess());
     // A manager whose informer cannot list (the kind does not exist) never syncs.
     const stuck = createManager({
       client: unreachable,

@@ -14,10 +14,10 @@ import { waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
-import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { createTestManager, createTestNamespace, testAccess } from '../harness/cluster.ts';
 import { startTestValidator } from '../harness/validator.ts';
 
-const client = createKubeClient(testKubeConfig());
+const client = createKubeClient(testAccess());
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const good = readFileSync(exampleModelFiles.model);
 const files: Record<string, Uint8Array> = {

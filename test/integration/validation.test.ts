@@ -26,10 +26,10 @@ import {
   installEchoCrd,
   registerEchoController,
 } from '../fixtures/echo-controller.ts';
-import { createTestManager, createTestNamespace, testKubeConfig } from '../harness/cluster.ts';
+import { createTestManager, createTestNamespace, testAccess } from '../harness/cluster.ts';
 import { startTestValidator } from '../harness/validator.ts';
 
-const client = createKubeClient(testKubeConfig());
+const client = createKubeClient(testAccess());
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const good = readFileSync(exampleModelFiles.model);
 const files: Record<string, Uint8Array> = {

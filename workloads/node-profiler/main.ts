@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 import { createKubeClient } from '../../operator/kube/client.ts';
-import { loadKubeConfig } from '../../operator/kube/kubeconfig.ts';
+import { loadKubeAccess } from '../../operator/kube/kubeconfig.ts';
 import { createLogger } from '../../operator/log.ts';
 import { type MachineProfile, profileFromLinux, profileFromSysctl, profileLabels } from './profile.ts';
 
@@ -94,7 +94,7 @@ export async function runProfiler(env: NodeJS.ProcessEnv) {
     );
   }
   const config = parsed.data;
-  const client = createKubeClient(loadKubeConfig(config.KUBECONFIG));
+  const client = createKubeClient(loadKubeAccess(config.KUBECONFIG));
   for (;;) {
     const profile = await profileThisMachine(config, (message) => log.warn(message));
     const labels = profileLabels(profile);
