@@ -207,6 +207,9 @@ try {
     { timeoutMs: 300_000, intervalMs: 1_000 },
   );
   const cacheLines = cached.split('\n').filter((l) => l.startsWith('aurora_cache_objects{'));
+  const metric = (name: string) =>
+    Number(cached.match(new RegExp(`^${name} (\\S+)`, 'm'))?.[1] ?? Number.NaN) / 2 ** 20;
+  const heap = `V8 heap ${metric('nodejs_heap_size_used_bytes').toFixed(0)} MiB used of ${metric('nodejs_heap_size_total_bytes').toFixed(0)}, external ${metric('nodejs_external_memory_bytes').toFixed(0)} MiB`;
   const status = readFileSync(`/proc/${operator.pid}/status`, 'utf8');
   const kib = (field: string) =>
     Number(status.match(new RegExp(`${field}:\\s+(\\d+) kB`))?.[1] ?? Number.NaN);
@@ -220,7 +223,8 @@ Results (${objects} objects, ${workers} workers / concurrent requests):
   operator reconciling ${objects} owners:        ${seconds(operatorMs)} s (${(objects / (operatorMs / 1000)).toFixed(0)}/s)
   ratio operator / direct:                 ${ratio.toFixed(2)} (goal ≤ 1.5)
   operator cache: ${cacheLines.map((l) => l.replace('aurora_cache_objects', '')).join(', ')}
-  operator RSS with ${pods} pods cached:   ${rssMiB.toFixed(0)} MiB now, ${peakRssMiB.toFixed(0)} MiB peak (goal ≤ 250 MiB)`);
+  operator RSS with ${pods} pods cached:   ${rssMiB.toFixed(0)} MiB now, ${peakRssMiB.toFixed(0)} MiB peak (goal ≤ 150 MiB)
+  operator memory, once cached:            ${heap}`);
 } finally {
   operator?.kill('SIGTERM');
   await controlPlane.stop();

@@ -56,3 +56,43 @@ export function featureVector(v: Vitals): number[] {
     v.temperatureCelsius,
   ];
 }
+
+/**
+ * Where the chart changes score, per vital, in the order of featureVector: each pair of neighbouring
+ * values on either side of a threshold (rr 8 | 9 is 8.5). Whole-number vitals step over one unit,
+ * temperature over a tenth of a degree.
+ */
+export const news2Boundaries: ReadonlyArray<{ vital: number; below: number; above: number }> = [
+  ...[
+    [8, 9],
+    [11, 12],
+    [20, 21],
+    [24, 25],
+  ].map(([below, above]) => ({ vital: 0, below: below as number, above: above as number })),
+  ...[
+    [91, 92],
+    [93, 94],
+    [95, 96],
+  ].map(([below, above]) => ({ vital: 1, below: below as number, above: above as number })),
+  { vital: 2, below: 0, above: 1 },
+  ...[
+    [90, 91],
+    [100, 101],
+    [110, 111],
+    [219, 220],
+  ].map(([below, above]) => ({ vital: 3, below: below as number, above: above as number })),
+  ...[
+    [40, 41],
+    [50, 51],
+    [90, 91],
+    [110, 111],
+    [130, 131],
+  ].map(([below, above]) => ({ vital: 4, below: below as number, above: above as number })),
+  { vital: 5, below: 0, above: 1 },
+  ...[
+    [35.0, 35.1],
+    [36.0, 36.1],
+    [38.0, 38.1],
+    [39.0, 39.1],
+  ].map(([below, above]) => ({ vital: 6, below: below as number, above: above as number })),
+];

@@ -31,13 +31,17 @@ function floatTensorType(name: string, dims: Array<number | string>): onnxProto.
 
 /**
  * The classifier as an ONNX graph (opset 13): Sub and Div standardise the vitals with the training
- * mean and spread, MatMul/Add/Relu is the hidden layer, MatMul/Add/Softmax gives one probability per
- * label. The contract (names, labels, version) is also written to the model's metadata.
+ * mean and spread; MatMul picks each band's vital, Sub/Mul/Sigmoid make its soft step; Concat joins
+ * both; MatMul/Add/Relu is the hidden layer, MatMul/Add/Softmax gives one probability per label. The
+ * contract (names, labels, version) is also written to the model's metadata.
  */
 export function classifierToOnnx(model: Classifier, contract: OnnxContract): Uint8Array {
   const inputs = model.mean.length;
+  const bands = model.bands.feature.length;
   const hidden = model.b1.length;
   const classes = model.b2.length;
+  // pick[i][b] = 1 when band b reads vital i: one MatMul lays every band's vital side by side.
+  const pick = Array.from({ length: inputs }, (_, i) => model.bands.feature.map((f) => (f === i ? 1 : 0)));
   const graph: onnxProto.onnx.IGraphProto = {
     name: 'news2_risk',
     input: [floatTensorType(contract.inputName, ['batch', inputs])],
@@ -45,7 +49,14 @@ export function classifierToOnnx(model: Classifier, contract: OnnxContract): Uin
     initializer: [
       tensor('mean', [inputs], model.mean),
       tensor('std', [inputs], model.std),
-      tensor('w1', [inputs, hidden], model.w1.flat()),
+      ...(bands > 0
+        ? [
+            tensor('band_pick', [inputs, bands], pick.flat()),
+            tensor('band_threshold', [bands], model.bands.threshold),
+            tensor('band_sharpness', [bands], model.bands.sharpness),
+          ]
+        : []),
+      tensor('w1', [inputs + bands, hidden], model.w1.flat()),
       tensor('b1', [hidden], model.b1),
       tensor('w2', [hidden, classes], model.w2.flat()),
       tensor('b2', [classes], model.b2),
@@ -53,7 +64,37 @@ export function classifierToOnnx(model: Classifier, contract: OnnxContract): Uin
     node: [
       { opType: 'Sub', input: [contract.inputName, 'mean'], output: ['centred'], name: 'centre' },
       { opType: 'Div', input: ['centred', 'std'], output: ['standardised'], name: 'scale' },
-      { opType: 'MatMul', input: ['standardised', 'w1'], output: ['hidden_pre'], name: 'dense1' },
+      ...(bands > 0
+        ? [
+            {
+              opType: 'MatMul',
+              input: [contract.inputName, 'band_pick'],
+              output: ['band_value'],
+              name: 'band_pick',
+            },
+            {
+              opType: 'Sub',
+              input: ['band_value', 'band_threshold'],
+              output: ['band_offset'],
+              name: 'band_offset',
+            },
+            {
+              opType: 'Mul',
+              input: ['band_offset', 'band_sharpness'],
+              output: ['band_logit'],
+              name: 'band_sharpen',
+            },
+            { opType: 'Sigmoid', input: ['band_logit'], output: ['band_step'], name: 'band_step' },
+            {
+              opType: 'Concat',
+              input: ['standardised', 'band_step'],
+              output: ['layer_input'],
+              name: 'join',
+              attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+            },
+          ]
+        : [{ opType: 'Identity', input: ['standardised'], output: ['layer_input'], name: 'join' }]),
+      { opType: 'MatMul', input: ['layer_input', 'w1'], output: ['hidden_pre'], name: 'dense1' },
       { opType: 'Add', input: ['hidden_pre', 'b1'], output: ['hidden_bias'], name: 'bias1' },
       { opType: 'Relu', input: ['hidden_bias'], output: ['hidden'], name: 'relu' },
       { opType: 'MatMul', input: ['hidden', 'w2'], output: ['logits_pre'], name: 'dense2' },
@@ -90,6 +131,11 @@ export function asFloat32(model: Classifier): Classifier {
   return {
     mean: f(model.mean),
     std: f(model.std),
+    bands: {
+      feature: model.bands.feature,
+      threshold: f(model.bands.threshold),
+      sharpness: f(model.bands.sharpness),
+    },
     w1: model.w1.map(f),
     b1: f(model.b1),
     w2: model.w2.map(f),

@@ -87,3 +87,62 @@ export function syntheticPatient(random: () => number): Vitals {
     temperatureCelsius: clamp(round(draw(state.t), 1), 33, 42),
   };
 }
+
+/** The whole clinical range of each vital, as the example manifest's features allow it to be sent. */
+export const clinicalRange = {
+  respirationRatePerMin: [4, 60],
+  spo2Percent: [70, 100],
+  systolicBpMmHg: [50, 250],
+  pulsePerMin: [30, 200],
+  temperatureCelsius: [33, 42],
+} as const;
+
+const uniform = (random: () => number, [lo, hi]: readonly [number, number], decimals = 0) =>
+  round(lo + random() * (hi - lo), decimals);
+
+/** A patient with every vital drawn evenly across its clinical range: no ward is this mixed, which is the point. */
+export function clinicalRangePatient(random: () => number): Vitals {
+  return {
+    respirationRatePerMin: uniform(random, clinicalRange.respirationRatePerMin),
+    spo2Percent: uniform(random, clinicalRange.spo2Percent),
+    supplementalOxygen: random() < 0.5,
+    systolicBpMmHg: uniform(random, clinicalRange.systolicBpMmHg),
+    pulsePerMin: uniform(random, clinicalRange.pulsePerMin),
+    alteredConsciousness: random() < 0.25,
+    temperatureCelsius: uniform(random, clinicalRange.temperatureCelsius, 1),
+  };
+}
+
+const vitalKeys = [
+  'respirationRatePerMin',
+  'spo2Percent',
+  'supplementalOxygen',
+  'systolicBpMmHg',
+  'pulsePerMin',
+  'alteredConsciousness',
+  'temperatureCelsius',
+] as const;
+
+/**
+ * Patients on each side of every chart boundary: perValue of them with that vital at exactly that
+ * value, and the others drawn by base (a ward's patients, or the whole clinical range).
+ */
+export function boundaryPatients(
+  random: () => number,
+  boundaries: ReadonlyArray<{ vital: number; below: number; above: number }>,
+  perValue: number,
+  base: (random: () => number) => Vitals = syntheticPatient,
+): Vitals[] {
+  const patients: Vitals[] = [];
+  for (const b of boundaries) {
+    for (const value of [b.below, b.above]) {
+      for (let i = 0; i < perValue; i++) {
+        const p = base(random) as unknown as Record<string, number | boolean>;
+        const key = vitalKeys[b.vital] as (typeof vitalKeys)[number];
+        p[key] = typeof p[key] === 'boolean' ? value === 1 : value;
+        patients.push(p as unknown as Vitals);
+      }
+    }
+  }
+  return patients;
+}

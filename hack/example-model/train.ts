@@ -1,9 +1,23 @@
 import { seededRandom } from './patients.ts';
 
-/** A one-hidden-layer perceptron: standardise, dense + ReLU, dense, softmax. */
+/**
+ * Fixed inputs derived from the raw values: for each band, sigmoid(sharpness × (x[feature] − threshold)),
+ * a soft step at a threshold of a clinical chart. They are not trained: they say where the chart changes.
+ */
+export interface Bands {
+  feature: number[];
+  threshold: number[];
+  sharpness: number[];
+}
+
+/**
+ * A one-hidden-layer perceptron: standardise, add the band steps, dense + ReLU, dense, softmax. The
+ * hidden layer sees the standardised vitals and the bands.
+ */
 export interface Classifier {
   mean: number[];
   std: number[];
+  bands: Bands;
   /** w1[i][j]: input i to hidden j. */
   w1: number[][];
   b1: number[];
@@ -28,8 +42,18 @@ function softmax(z: number[]): number[] {
   return e.map((v) => v / s);
 }
 
-export function predict(model: Classifier, x: number[]): number[] {
+/** What the hidden layer sees: the standardised values, then each band's soft step. */
+export function layerInputs(model: Pick<Classifier, 'mean' | 'std' | 'bands'>, x: number[]): number[] {
   const xs = x.map((v, i) => (v - (model.mean[i] ?? 0)) / (model.std[i] ?? 1));
+  const { feature, threshold, sharpness } = model.bands;
+  const steps = feature.map(
+    (f, b) => 1 / (1 + Math.exp(-(sharpness[b] as number) * ((x[f] as number) - (threshold[b] as number)))),
+  );
+  return [...xs, ...steps];
+}
+
+export function predict(model: Classifier, x: number[]): number[] {
+  const xs = layerInputs(model, x);
   const h = model.b1.map((b, j) =>
     Math.max(
       0,
@@ -51,11 +75,13 @@ export function train(
   classes: number,
   options: TrainingOptions,
   classWeights: number[] = Array(classes).fill(1),
+  bands: Bands = { feature: [], threshold: [], sharpness: [] },
 ): Classifier {
   const random = seededRandom(options.seed);
-  const inputs = features[0]?.length ?? 0;
+  const raw = features[0]?.length ?? 0;
+  const inputs = raw + bands.feature.length;
   const mean = Array.from(
-    { length: inputs },
+    { length: raw },
     (_, i) => features.reduce((a, f) => a + (f[i] ?? 0), 0) / features.length,
   );
   const std = mean.map(
@@ -67,6 +93,7 @@ export function train(
   const model: Classifier = {
     mean,
     std,
+    bands,
     w1: Array.from({ length: inputs }, () => Array.from({ length: options.hidden }, init1)),
     b1: Array(options.hidden).fill(0),
     w2: Array.from({ length: options.hidden }, () => Array.from({ length: classes }, init2)),
@@ -94,7 +121,7 @@ export function train(
       const gw2 = model.w2.map((r) => r.map(() => 0));
       const gb2 = model.b2.map(() => 0);
       for (const n of batch) {
-        const x = (features[n] as number[]).map((val, i) => (val - (mean[i] as number)) / (std[i] as number));
+        const x = layerInputs(model, features[n] as number[]);
         const pre = model.b1.map((b, j) =>
           x.reduce((acc, val, i) => acc + val * (model.w1[i]?.[j] as number), b),
         );

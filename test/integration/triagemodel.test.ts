@@ -29,6 +29,7 @@ const files: Record<string, Uint8Array> = {
     {
       mean: Array(7).fill(0),
       std: Array(7).fill(1),
+      bands: { feature: [], threshold: [], sharpness: [] },
       w1: Array.from({ length: 7 }, () => [0.1]),
       b1: [0],
       w2: [[1, 0, 0, 0]],
@@ -135,14 +136,14 @@ describe('the TriageModel controller', () => {
     const { model, ready } = await readyCondition('er-news2-risk', 'Validated');
     expect(ready.status).toBe('True');
     expect(ready.message).toMatch(
-      /^version 1\.0\.0 \(sha256 [0-9a-f]{12}\) passed: 400 golden vectors, accuracy 9\d\.\d%/,
+      /^version 1\.0\.0 \(sha256 [0-9a-f]{12}\) passed: 576 golden vectors, accuracy 9\d\.\d%/,
     );
     expect(model.status).toMatchObject({
       digest: `sha256:${sha(good)}`,
       sizeBytes: good.length,
       validatedVersion: '1.0.0',
       validatedDigest: `sha256:${sha(good)}`,
-      acceptance: { vectors: 400 },
+      acceptance: { vectors: 576 },
     });
     expect(model.status?.measuredMemoryMiB).toBeGreaterThanOrEqual(0);
     expect(model.status?.latency?.p99Ms).toBeGreaterThan(0);
@@ -168,7 +169,7 @@ describe('the TriageModel controller', () => {
       'http-good',
       http('/good.onnx'),
       'Validated',
-      /passed: 400 golden vectors/,
+      /passed: 576 golden vectors/,
     ],
     [
       'a digest mismatch',
