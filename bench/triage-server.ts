@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { exampleModelFiles } from '../hack/example-model/generate.ts';
 import { freePort, repoRoot } from '../hack/local-cluster/control-plane.ts';
 import { percentile } from '../model/acceptance.ts';
-import { sha256 } from '../model/fetch.ts';
+import { sha256 } from '../model/source.ts';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '5' }, concurrency: { type: 'string', default: '32' } },

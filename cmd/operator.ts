@@ -20,7 +20,7 @@ export function registerAuroraControllers(
 ): void {
   registerTriageModelController(manager, { validator });
   registerNodeCapacityController(manager);
-  registerInferencePoolController(manager, { image: config.workloadImage });
+  registerInferencePoolController(manager, { image: config.workloadImage, validator });
 }
 
 /**

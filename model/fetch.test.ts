@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadToFile, fetchHttp, sha256 } from './fetch.ts';
+import { downloadToFile, fetchHttp } from './fetch.ts';
+import { sha256 } from './source.ts';
 
 const body = Buffer.from('model bytes');
 const server = createServer((req, res) => {

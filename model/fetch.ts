@@ -3,25 +3,8 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { fetch } from 'undici';
-import type { TriageModelSpec } from '../crds/triagemodel.ts';
-import type { KubeClient } from '../operator/kube/client.ts';
-import type { KubeObject } from '../operator/kube/types.ts';
 import { forbiddenAddress, guardedDispatcher, isAddressLiteral } from './egress.ts';
-
-export type FetchFailureReason =
-  | 'SourceUnavailable'
-  | 'DigestMismatch'
-  | 'SourceTooLarge'
-  | 'SourceNotSupported'
-  | 'SourceForbidden';
-
-/** A file at a URL, pinned by its digest, with the limits its download runs within. */
-export interface HttpSource {
-  url: string;
-  sha256: string;
-  timeoutSeconds: number;
-  maxSizeMiB: number;
-}
+import { type FetchFailureReason, type HttpSource, shownUrl } from './source.ts';
 
 export interface FetchOptions {
   /** How messages name the source instead of the URL: a URL from a Secret is never shown, even in part. */
@@ -59,87 +42,9 @@ export function refuseUrl(url: URL, allowLoopback: boolean): string | undefined 
   return undefined;
 }
 
-/**
- * A URL as messages show it: without credentials or query, which may hold a presigned token, since
- * messages reach status conditions, Events and logs.
- */
-export function shownUrl(text: string): string {
-  try {
-    const url = new URL(text);
-    return `${url.protocol}//${url.host}${url.pathname}${url.search ? '?…' : ''}`;
-  } catch {
-    return '(an invalid URL)';
-  }
-}
-
 export type Fetched =
   | { ok: true; digest: string; sizeBytes: number; bytes?: Uint8Array }
   | { ok: false; reason: FetchFailureReason; message: string };
-
-type ConfigMap = KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> };
-
-export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
-/** The text of a Secret key: where a URL that carries a token is kept. */
-export async function readSecretKey(
-  client: KubeClient,
-  namespace: string,
-  ref: { name: string; key: string },
-): Promise<{ ok: true; value: string } | { ok: false; message: string }> {
-  const secret = await client.get<KubeObject & { data?: Record<string, string> }>({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: ref.name, namespace },
-  });
-  if (!secret) return { ok: false, message: `Secret ${namespace}/${ref.name} does not exist` };
-  const value = secret.data?.[ref.key];
-  if (value === undefined)
-    return { ok: false, message: `Secret ${namespace}/${ref.name} has no key '${ref.key}'` };
-  return { ok: true, value: Buffer.from(value, 'base64').toString('utf8').trim() };
-}
-
-/** How a URL kept in a Secret is named in messages. */
-export const secretUrlName = (namespace: string, ref: { name: string; key: string }) =>
-  `the URL in Secret ${namespace}/${ref.name} (key ${ref.key})`;
-
-/**
- * The URL a spec's http source names, read from its Secret when it is kept there, with the name
- * messages must use for it.
- */
-export async function resolveHttpSource(
-  client: KubeClient,
-  namespace: string,
-  http: NonNullable<TriageModelSpec['source']['http']>,
-): Promise<{ ok: true; source: HttpSource; shownAs?: string } | { ok: false; message: string }> {
-  const { sha256, timeoutSeconds, maxSizeMiB } = http;
-  if (http.url) return { ok: true, source: { url: http.url, sha256, timeoutSeconds, maxSizeMiB } };
-  if (!http.urlSecretRef) return { ok: false, message: 'spec.source.http names no URL' };
-  const read = await readSecretKey(client, namespace, http.urlSecretRef);
-  if (!read.ok) return read;
-  const shownAs = secretUrlName(namespace, http.urlSecretRef);
-  if (!/^https?:\/\/\S+$/.test(read.value))
-    return { ok: false, message: `${shownAs} is not an http:// or https:// URL` };
-  return { ok: true, source: { url: read.value, sha256, timeoutSeconds, maxSizeMiB }, shownAs };
-}
-
-/** The bytes of a ConfigMap key: binaryData (base64) first, then data. */
-export async function readConfigMapKey(
-  client: KubeClient,
-  namespace: string,
-  ref: { name: string; key: string },
-): Promise<{ ok: true; bytes: Uint8Array } | { ok: false; message: string }> {
-  const cm = await client.get<ConfigMap>({
-    apiVersion: 'v1',
-    kind: 'ConfigMap',
-    metadata: { name: ref.name, namespace },
-  });
-  if (!cm) return { ok: false, message: `ConfigMap ${namespace}/${ref.name} does not exist` };
-  const binary = cm.binaryData?.[ref.key];
-  if (binary !== undefined) return { ok: true, bytes: Buffer.from(binary, 'base64') };
-  const text = cm.data?.[ref.key];
-  if (text !== undefined) return { ok: true, bytes: Buffer.from(text, 'utf8') };
-  return { ok: false, message: `ConfigMap ${namespace}/${ref.name} has no key '${ref.key}'` };
-}
 
 /** Where downloaded bytes go as they arrive: memory, or a file on disk. */
 interface Sink {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { FetchFailureReason } from './fetch.ts';
 import type { RunOutcome } from './runner.ts';
+import type { FetchFailureReason } from './source.ts';
 
 /**
  * What the operator asks the validator: where the file is (a URL the validator downloads under its
@@ -25,8 +25,11 @@ export const validationRequest = z.object({
   ]),
   /** The largest file the operator lets any model be, whatever its spec allows. */
   maxModelMiB: z.number().int().min(1).max(1_048_576),
-  /** check-source: download and check the digest only (the verdict for that digest is known). */
-  mode: z.enum(['validate', 'check-source']).default('validate'),
+  /**
+   * validate: fetch and judge. check-source: fetch and check the digest only (the verdict for that
+   * digest is known). fetch: fetch, check, and send the file back (a pool releasing a small file).
+   */
+  mode: z.enum(['validate', 'check-source', 'fetch']).default('validate'),
   run: z.object({
     executionProviders: z.array(z.string().min(1).max(32)).min(1).max(4),
     vectors: z.array(z.array(z.number())).max(100_000),
@@ -40,4 +43,4 @@ export type ValidationRequest = z.input<typeof validationRequest>;
 
 export type ValidationResponse =
   | { fetched: false; reason: FetchFailureReason; message: string }
-  | { fetched: true; digest: string; sizeBytes: number; outcome?: RunOutcome };
+  | { fetched: true; digest: string; sizeBytes: number; outcome?: RunOutcome; base64?: string };

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fetch } from 'undici';
+import { keepAliveAgent, send } from '../operator/http.ts';
 import type { ValidationRequest, ValidationResponse } from './validation-protocol.ts';
 
 /** The validator could not judge the file this time (down, busy, restarting): try again later. */
@@ -20,24 +20,31 @@ export interface ValidatorClient {
 
 /** A client of the validator at baseUrl(), read at each request (a restarted local one moves port). */
 export function createValidatorClient(baseUrl: () => string | undefined): ValidatorClient {
+  const agents = new Map<string, ReturnType<typeof keepAliveAgent>>();
   return {
     async validate(request, signal) {
       const base = baseUrl();
       if (!base) throw new ValidatorUnavailable('the validator is starting');
-      let response: Awaited<ReturnType<typeof fetch>>;
+      let agent = agents.get(base);
+      if (!agent) {
+        agent = keepAliveAgent(base);
+        agents.set(base, agent);
+      }
+      let response: Awaited<ReturnType<typeof send>>;
+      let text: string;
       try {
-        response = await fetch(`${base}/v1/validate`, {
+        response = await send(new URL(`${base}/v1/validate`), {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(request),
+          agent,
           signal,
         });
+        text = await response.text();
       } catch (err) {
         signal.throwIfAborted();
-        const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
-        throw new ValidatorUnavailable(`the validator did not answer: ${cause}`);
+        throw new ValidatorUnavailable(`the validator did not answer: ${(err as Error).message}`);
       }
-      const text = await response.text();
       if (response.status === 200) return JSON.parse(text) as ValidationResponse;
       let message = text;
       try {

@@ -100,7 +100,7 @@ export function createFakeClient(
   };
 
   const client: FakeClient = {
-    access: { server: 'fake:', authHeaders: async () => ({}) },
+    access: { server: 'fake:', tls: {}, authHeaders: async () => ({}) },
     requests,
     objects: (apiVersion, kind) => [...kindOf(apiVersion, kind).objects.values()].map(clone),
     async request() {

@@ -8,7 +8,7 @@ import {
   releaseLabel,
   unifiedMemoryResource,
 } from '../../crds/labels.ts';
-import { secretUrlName } from '../../model/fetch.ts';
+import { secretUrlName } from '../../model/source.ts';
 import { controllerReference } from '../../operator/apply.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { quantityToMiB } from '../../operator/quantity.ts';

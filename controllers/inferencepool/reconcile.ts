@@ -2,6 +2,7 @@ import { Gauge } from 'prom-client';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
 import { apiVersion, type InferencePool, type TriageModel } from '../../crds/kinds.ts';
 import { managedSelector, poolLabel, releaseAnnotations, releaseLabel } from '../../crds/labels.ts';
+import type { ValidatorClient } from '../../model/validator-client.ts';
 import { createChildApplier } from '../../operator/apply.ts';
 import { findCondition } from '../../operator/conditions.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
@@ -31,7 +32,7 @@ import { inferencePoolEvents, inferencePoolStatus, nextTimedChangeMs } from './s
  */
 export function registerInferencePoolController(
   manager: Manager,
-  options: { image: string; workers?: number; allowLoopbackSources?: boolean },
+  options: { image: string; validator: ValidatorClient; workers?: number },
 ): void {
   const pools = manager.informer<InferencePool>(apiVersion, 'InferencePool', {
     indexers: { model: (p) => [`${p.metadata.namespace}/${p.spec?.modelRef?.name}`] },
@@ -61,7 +62,7 @@ export function registerInferencePoolController(
   const releases = createReleaseStore({
     client: manager.client,
     releases: releaseConfigMaps,
-    allowLoopbackSources: options.allowLoopbackSources ?? false,
+    validator: options.validator,
   });
   const children = createChildApplier(manager.client);
   const podGauge = new Gauge({

@@ -1,7 +1,9 @@
 import type { InferencePool, TriageModel } from '../../crds/kinds.ts';
 import { releaseLabel } from '../../crds/labels.ts';
 import { maxConfigMapModelBytes } from '../../crds/triagemodel.ts';
-import { fetchHttp, readConfigMapKey, resolveHttpSource, sha256 } from '../../model/fetch.ts';
+import { readConfigMapKey, resolveHttpSource, sha256 } from '../../model/source.ts';
+import type { ValidationResponse } from '../../model/validation-protocol.ts';
+import type { ValidatorClient } from '../../model/validator-client.ts';
 import { fieldManager } from '../../operator/apply.ts';
 import type { Informer } from '../../operator/informer.ts';
 import { isConflict, isNotFound, type KubeClient } from '../../operator/kube/client.ts';
@@ -35,7 +37,8 @@ export function createReleaseStore(options: {
   client: KubeClient;
   /** Release ConfigMaps, cached without their files (withoutFile). */
   releases: Informer<KubeObject>;
-  allowLoopbackSources: boolean;
+  /** Fetches small HTTP files for releases: the operator itself downloads nothing. */
+  validator: ValidatorClient;
 }) {
   const { client, releases } = options;
 
@@ -78,24 +81,34 @@ export function createReleaseStore(options: {
       const source = model.spec.source.configMap;
       const http = model.spec.source.http;
       if (http && !release.http) {
-        // Small enough to release: fetched once more, under the operator's egress rules, and checked.
+        // Small enough to release: fetched once more by the validator, under its egress rules, and checked.
         const resolved = await resolveHttpSource(client, pool.metadata.namespace ?? '', http);
         if (!resolved.ok) return { ok: false, message: resolved.message, retryMs: sourceChangedRetryMs };
-        const fetched = await fetchHttp(resolved.source, {
-          maxModelMiB: Math.ceil(maxConfigMapModelBytes / 2 ** 20),
-          allowLoopback: options.allowLoopbackSources,
-          signal,
-          ...(resolved.shownAs ? { shownAs: resolved.shownAs } : {}),
-        });
-        if (!fetched.ok) return { ok: false, message: fetched.message, retryMs: sourceChangedRetryMs };
-        if (fetched.digest !== release.digest) {
+        let fetched: ValidationResponse;
+        try {
+          fetched = await options.validator.validate(
+            {
+              namespace: pool.metadata.namespace ?? 'default',
+              mode: 'fetch',
+              maxModelMiB: Math.ceil(maxConfigMapModelBytes / 2 ** 20),
+              source: { http: resolved.source, ...(resolved.shownAs ? { shownAs: resolved.shownAs } : {}) },
+              run: { executionProviders: ['cpu'], vectors: [], latencyRuns: 0 },
+            },
+            signal,
+          );
+        } catch (err) {
+          signal.throwIfAborted();
+          return { ok: false, message: (err as Error).message, retryMs: sourceChangedRetryMs };
+        }
+        if (!fetched.fetched) return { ok: false, message: fetched.message, retryMs: sourceChangedRetryMs };
+        if (fetched.digest !== release.digest || fetched.base64 === undefined) {
           return {
             ok: false,
             message: `the file at the source is no longer the one that passed (sha256 ${release.digest.slice(0, 12)})`,
             retryMs: sourceChangedRetryMs,
           };
         }
-        file = fetched.bytes;
+        file = Buffer.from(fetched.base64, 'base64');
       } else if (source) {
         const read = await readConfigMapKey(client, pool.metadata.namespace ?? '', source);
         if (!read.ok) return { ok: false, message: read.message, retryMs: sourceChangedRetryMs };

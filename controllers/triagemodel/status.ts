@@ -1,7 +1,7 @@
 import type { TriageModel } from '../../crds/kinds.ts';
 import type { TriageModelStatus } from '../../crds/triagemodel.ts';
 import type { AcceptanceResult } from '../../model/acceptance.ts';
-import type { FetchFailureReason } from '../../model/fetch.ts';
+import type { FetchFailureReason } from '../../model/source.ts';
 import type { ConditionEventPolicy } from '../../operator/condition-events.ts';
 import { type ConditionInput, rfc3339Seconds, setConditions } from '../../operator/conditions.ts';
 

@@ -8,7 +8,7 @@ import {
   scoreAcceptance,
 } from '../../model/acceptance.ts';
 import { checkContract } from '../../model/contract.ts';
-import { readConfigMapKey, resolveHttpSource, sha256 } from '../../model/fetch.ts';
+import { readConfigMapKey, resolveHttpSource, sha256 } from '../../model/source.ts';
 import type { ValidationRequest, ValidationResponse } from '../../model/validation-protocol.ts';
 import type { ValidatorClient } from '../../model/validator-client.ts';
 import type { Clock } from '../../operator/clock.ts';

@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
-import { Agent, type Dispatcher } from 'undici';
 import { parse } from 'yaml';
+import type { TlsSettings } from '../http.ts';
 
 /**
  * How to reach and authenticate to one API server. Aurora reads kubeconfig files and the pod's service
@@ -16,7 +16,7 @@ export interface ClusterAccess {
   /** The headers that authenticate a request (a bearer token is read anew where it rotates). */
   authHeaders(): Promise<Record<string, string>>;
   /** TLS as the cluster asks: its CA, a client certificate, or no verification. */
-  readonly dispatcher?: Dispatcher;
+  readonly tls: TlsSettings;
 }
 
 export class AccessError extends Error {
@@ -45,18 +45,12 @@ const execFileAsync = promisify(execFile);
 /** Access from explicit settings (what a kubeconfig user and cluster say). */
 export function clusterAccess(options: AccessOptions): ClusterAccess {
   const server = options.server.replace(/\/$/, '');
-  const tls = server.startsWith('https:');
-  const dispatcher =
-    tls && (options.ca || options.cert || options.insecureSkipTlsVerify)
-      ? new Agent({
-          connect: {
-            ...(options.ca ? { ca: options.ca } : {}),
-            ...(options.cert ? { cert: options.cert } : {}),
-            ...(options.key ? { key: options.key } : {}),
-            rejectUnauthorized: !options.insecureSkipTlsVerify,
-          },
-        })
-      : undefined;
+  const tls: TlsSettings = {
+    ...(options.ca ? { ca: options.ca } : {}),
+    ...(options.cert ? { cert: options.cert } : {}),
+    ...(options.key ? { key: options.key } : {}),
+    rejectUnauthorized: !options.insecureSkipTlsVerify,
+  };
   let fileToken: { value: string; readAt: number } | undefined;
   let execToken: { value: string; expiresAt: number } | undefined;
   const bearer = async (): Promise<string | undefined> => {
@@ -93,7 +87,7 @@ export function clusterAccess(options: AccessOptions): ClusterAccess {
   };
   return {
     server,
-    ...(dispatcher ? { dispatcher } : {}),
+    tls,
     async authHeaders(): Promise<Record<string, string>> {
       const token = await bearer();
       if (token) return { authorization: `Bearer ${token}` };

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
-import { fetch } from 'undici';
+import type { Readable } from 'node:stream';
+import { type HttpResponse, keepAliveAgent, send as sendHttp } from '../http.ts';
 import type { ClusterAccess } from './access.ts';
 import type { KubeObject, ObjectRef } from './types.ts';
 
@@ -173,6 +173,7 @@ export function createKubeClient(
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   // One budget for everything this client sends, so no controller can flood the API server.
   const limiter = createRateLimiter(options.rateLimit ?? defaultRateLimit);
+  const agent = keepAliveAgent(access.server, access.tls);
   const discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
 
   const send = async (
@@ -180,7 +181,7 @@ export function createKubeClient(
     path: string,
     opts: RequestOptions,
     timeoutMs: number | undefined,
-  ): Promise<Awaited<ReturnType<typeof fetch>>> => {
+  ): Promise<HttpResponse> => {
     for (let attempt = 0; ; attempt++) {
       await limiter.take();
       opts.signal?.throwIfAborted();
@@ -226,12 +227,12 @@ export function createKubeClient(
     const signals = [opts.signal, timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined].filter(
       (s): s is AbortSignal => s !== undefined,
     );
-    const response = await fetch(url, {
+    const response = await sendHttp(url, {
       method,
       headers,
-      body,
-      ...(access.dispatcher ? { dispatcher: access.dispatcher } : {}),
-      signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
+      ...(body !== undefined ? { body } : {}),
+      agent,
+      ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
     });
     if (response.status >= 400) {
       const text = await response.text();
@@ -246,7 +247,10 @@ export function createKubeClient(
         status.reason ?? String(response.status),
         `${method} ${path}: ${status.message ?? response.statusText}`,
         response.status === 429
-          ? { ...(status.details as object), retryAfterMs: retryAfterMs(response.headers.get('retry-after')) }
+          ? {
+              ...(status.details as object),
+              retryAfterMs: retryAfterMs(response.header('retry-after') ?? null),
+            }
           : status.details,
       );
     }
@@ -406,8 +410,7 @@ export function createKubeClient(
           },
           undefined,
         );
-        if (!response.body) return;
-        input = Readable.fromWeb(response.body as never);
+        input = response.body;
         const lines = createInterface({ input, crlfDelay: Infinity });
         for await (const line of lines) {
           if (!line) continue;

@@ -169,7 +169,7 @@ beforeAll(async () => {
   registerNodeCapacityController(manager);
   registerInferencePoolController(manager, {
     image: 'ghcr.io/aurora-health/aurora:test',
-    allowLoopbackSources: true,
+    validator: validator.client,
   });
   await manager.start();
   await waitFor(

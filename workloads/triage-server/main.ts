@@ -9,8 +9,9 @@ import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client
 import { z } from 'zod';
 import { triageModelSpec } from '../../crds/triagemodel.ts';
 import { checkContract } from '../../model/contract.ts';
-import { fetchHttp, sha256 } from '../../model/fetch.ts';
+import { fetchHttp } from '../../model/fetch.ts';
 import { openSession, sessionSignature } from '../../model/session.ts';
+import { sha256 } from '../../model/source.ts';
 import { inputTensor, outputRows } from '../../model/tensors.ts';
 import { createLogger } from '../../operator/log.ts';
 import { createMicroBatcher } from './batcher.ts';

@@ -11,7 +11,7 @@ import { exampleModelFiles } from '../../hack/example-model/generate.ts';
 import { nonFiniteModel } from '../../hack/example-model/hostile.ts';
 import { withInputType } from '../../hack/example-model/onnx.ts';
 import { freePort } from '../../hack/local-cluster/control-plane.ts';
-import { sha256 } from '../../model/fetch.ts';
+import { sha256 } from '../../model/source.ts';
 import { podUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
 
 const root = join(import.meta.dirname, '../..');

@@ -3,14 +3,15 @@
 // no cluster credentials, runs each model in a child process under a memory bound, and shares its
 // capacity fairly between namespaces. In a cluster it runs beside the operator (the chart's sidecar,
 // reachable on localhost only); on a developer's machine the operator starts it as a child process.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { downloadToFile, sha256 } from '../../model/fetch.ts';
+import { downloadToFile } from '../../model/fetch.ts';
 import { createModelRunner } from '../../model/runner.ts';
+import { sha256 } from '../../model/source.ts';
 import { type ValidationResponse, validationRequest } from '../../model/validation-protocol.ts';
 import { createLogger } from '../../operator/log.ts';
 import { createFairQueue } from './fair-queue.ts';
@@ -126,6 +127,7 @@ export async function startValidator(config: ValidatorConfig): Promise<RunningVa
         response = { fetched: true, digest: sha256(bytes), sizeBytes: bytes.length };
       }
       if (!response.fetched || request.mode === 'check-source') return response;
+      if (request.mode === 'fetch') return { ...response, base64: (await readFile(file)).toString('base64') };
       const release = await runs.acquire(request.namespace, signal);
       try {
         const outcome = await runner.run({ path: file }, request.run, signal);
