@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from './clock.ts';
+import { internStrings } from './intern.ts';
 import { ApiError, isGone, type KubeClient, type WatchEvent } from './kube/client.ts';
 import { type KubeObject, objectKey } from './kube/types.ts';
 import { type Logger, silentLogger } from './log.ts';
@@ -152,6 +153,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   };
 
   const put = (obj: T): T | undefined => {
+    internStrings(obj);
     const key = objectKey(obj);
     const old = store.get(key);
     if (old) unindex(key, old);
