@@ -18,7 +18,7 @@ import type { KubeObject } from '../operator/kube/types.ts';
 import { silentLogger } from '../operator/log.ts';
 import { createManager } from '../operator/manager.ts';
 import { createMetrics } from '../operator/metrics.ts';
-import { operatorNodeFlags } from '../operator/node-flags.ts';
+import { operatorEnv, operatorNodeFlags } from '../operator/node-flags.ts';
 import {
   desiredEchoChild,
   type Echo,
@@ -195,7 +195,7 @@ try {
       `--http-port=${port}`,
       '--log-level=warn',
     ],
-    { stdio: 'inherit', env: { ...process.env, AURORA_BENCH_CACHE_PODS: '1' } },
+    { stdio: 'inherit', env: { ...process.env, ...operatorEnv, AURORA_BENCH_CACHE_PODS: '1' } },
   );
   const cached = await waitFor(
     'the operator to cache every pod',

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nodeLabels, unifiedMemoryResource } from '../crds/labels.ts';
 import { createKubeClient } from '../operator/kube/client.ts';
-import { operatorNodeFlags } from '../operator/node-flags.ts';
+import { operatorEnv, operatorNodeFlags } from '../operator/node-flags.ts';
 import { ensureControlPlaneBinaries } from './local-cluster/binaries.ts';
 import {
   type ControlPlane,
@@ -66,7 +66,7 @@ operator = startProcess(
     `--http-port=${operatorPort}`,
     '--identity=sandbox-operator',
   ],
-  { logDir: join(controlPlane.runDir, 'logs'), pidDir: join(controlPlane.runDir, 'pids') },
+  { logDir: join(controlPlane.runDir, 'logs'), pidDir: join(controlPlane.runDir, 'pids'), env: operatorEnv },
 );
 await waitFor(
   'the operator to be ready',

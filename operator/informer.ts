@@ -92,7 +92,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   const clock = options.clock ?? systemClock;
   const log = (options.log ?? silentLogger).child({ informer: `${kind}.${apiVersion}` });
   const transform = options.transform ?? stripManagedFields;
-  const pageSize = options.pageSize ?? 500;
+  const pageSize = options.pageSize ?? 100;
   const backoff = options.backoff ?? { initialMs: 800, maxMs: 30_000 };
   const random = options.random ?? Math.random;
   const indexers: Record<string, IndexFunction<T>> = { ...options.indexers };
