@@ -87,8 +87,9 @@ describe('the model runner, with onnxruntime-node', () => {
     expect(result.failures).toEqual([]);
   });
 
-  it('runs a model that takes int64 exactly as the float model runs the same whole numbers', async () => {
-    const whole = golden.vectors.map(wholeNumbers).map((v) => v.features);
+  it('runs a model that takes int64: it passes acceptance on whole-number vitals, as the float model runs them', async () => {
+    const wholeVectors = golden.vectors.map(wholeNumbers);
+    const whole = wholeVectors.map((v) => v.features);
     const typed = withInputType(readFileSync(exampleModelFiles.model), 'int64');
     const asInt = expectOk(await runner.run(typed, { ...request, vectors: whole, elementType: 'int64' }));
     const typedSpec = { ...spec, inputs: { ...spec.inputs, elementType: 'int64' as const } };
@@ -97,6 +98,17 @@ describe('the model runner, with onnxruntime-node', () => {
       await runner.run(readFileSync(exampleModelFiles.model), { ...request, vectors: whole }),
     );
     expect(asInt.probabilities?.length).toBe(golden.vectors.length);
+    const result = scoreAcceptance(
+      spec.acceptance,
+      spec.outputs.labels,
+      wholeVectors,
+      asInt.probabilities ?? [],
+      {
+        p50Ms: 0,
+        p99Ms: 0,
+      },
+    );
+    expect(result.failures).toEqual([]);
     for (const [i, row] of (asInt.probabilities ?? []).entries())
       for (const [j, p] of row.entries())
         expect(p).toBeCloseTo(asFloat.probabilities?.[i]?.[j] ?? Number.NaN, 6);
