@@ -44,6 +44,11 @@ const source = z
           .string()
           .max(2048)
           .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
+          // The same rule the CRD's CEL holds, for objects stored before it did.
+          .refine((url) => !/^https?:\/\/[^/]*@/.test(url) && !url.includes('?') && !url.includes('#'), {
+            message:
+              'must be a URL without credentials, query or fragment: a URL that carries a token goes in a Secret (urlSecretRef)',
+          })
           .optional()
           .describe('Where to download the model from, when the URL holds no secret.')
           // A CEL rule, not a pattern: the API server's refusal then names the type, never echoing a token.

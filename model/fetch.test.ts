@@ -9,6 +9,12 @@ import { sha256 } from './source.ts';
 
 const body = Buffer.from('model bytes');
 const server = createServer((req, res) => {
+  if (req.url === '/private.onnx') {
+    const expected = `Basic ${Buffer.from('reader:s3cr3t pw').toString('base64')}`;
+    if (req.headers.authorization !== expected) return void res.writeHead(401).end();
+    return void res.writeHead(200).end(body);
+  }
+  if (req.url === '/bad-redirect.onnx') return void res.writeHead(302, { location: 'http://[bad' }).end();
   if (req.url === '/silent.onnx') {
     // Headers, one byte, then nothing.
     res.writeHead(200).write(Buffer.from([1]));
@@ -32,6 +38,15 @@ afterAll(() => {
   server.closeAllConnections();
   server.close();
 });
+
+/** A port nothing listens on any more. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port: free } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return free;
+}
 
 const source = (host: string, path = '/m.onnx', digest = sha256(body)) => ({
   url: `http://${host}:${port}${path}`,
@@ -109,5 +124,49 @@ describe('model downloads to disk', () => {
     });
     setTimeout(() => stop.abort(new Error('the operator is stopping')), 200);
     await expect(download).rejects.toThrow('the operator is stopping');
+  });
+
+  it('sends credentials in the URL as a header, and names them nowhere in a message', async () => {
+    const withCredentials = {
+      ...source('127.0.0.1', '/private.onnx'),
+      url: `http://reader:s3cr3t%20pw@127.0.0.1:${port}/private.onnx`,
+    };
+    const got = await downloadToFile(withCredentials, join(dir, 'private.onnx'), local);
+    expect(got).toEqual({ ok: true, digest: sha256(body), sizeBytes: body.length });
+    const closed = await closedPort();
+    const refused = await downloadToFile(
+      { ...withCredentials, url: `http://reader:s3cr3t%20pw@127.0.0.1:${closed}/private.onnx` },
+      join(dir, 'refused.onnx'),
+      local,
+    );
+    expect(refused).toMatchObject({ ok: false, reason: 'SourceUnavailable' });
+    if (!refused.ok) {
+      expect(refused.message).toBe(
+        `could not download http://127.0.0.1:${closed}/private.onnx: the connection was refused`,
+      );
+      expect(refused.message).not.toContain('s3cr3t');
+    }
+  });
+
+  it('names a URL from a Secret only by its Secret, host included', async () => {
+    const refused = await downloadToFile(
+      { ...source('localhost'), url: 'http://models.invalid/m.onnx?X-Amz-Signature=tok' },
+      join(dir, 'secret.onnx'),
+      { ...local, shownAs: 'the URL in Secret er/model-url (key url)' },
+    );
+    expect(refused).toMatchObject({ ok: false, reason: 'SourceUnavailable' });
+    if (!refused.ok) {
+      expect(refused.message).toBe(
+        'could not download the URL in Secret er/model-url (key url): the host name does not resolve',
+      );
+    }
+  });
+
+  it('reports a redirect to something that is not a URL, and keeps no file', async () => {
+    const file = join(dir, 'redirected.onnx');
+    const result = await downloadToFile(source('127.0.0.1', '/bad-redirect.onnx'), file, local);
+    expect(result).toMatchObject({ ok: false, reason: 'SourceUnavailable' });
+    if (!result.ok) expect(result.message).toMatch(/redirected to an address that is not a URL/);
+    expect(existsSync(file)).toBe(false);
   });
 });

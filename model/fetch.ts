@@ -46,6 +46,35 @@ export type Fetched =
   | { ok: true; digest: string; sizeBytes: number; bytes?: Uint8Array }
   | { ok: false; reason: FetchFailureReason; message: string };
 
+/**
+ * Why a connection failed, in words of our own: an HTTP client's error text may repeat the URL, and
+ * with it a token. Only our own refusals (the egress guard's) pass through whole.
+ */
+function connectionFailure(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code ?? (err as { code?: string }).code;
+  if (cause?.message?.includes('model downloads may not reach')) return cause.message;
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'the connection was refused';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'the host name does not resolve';
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+      return 'the connection was reset';
+    case 'ETIMEDOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return 'the connection timed out';
+    default:
+      if (code && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code))
+        return 'its TLS certificate is not trusted';
+      return `the connection failed${code ? ` (${code})` : ''}`;
+  }
+}
+
 /** Where downloaded bytes go as they arrive: memory, or a file on disk. */
 interface Sink {
   write(chunk: Uint8Array): Promise<void> | void;
@@ -70,6 +99,8 @@ function fileSink(path: string): Sink {
     out.once('close', resolve);
     out.once('error', reject);
   });
+  // A write error (a full disk) surfaces in write() or end(); never as a rejection nobody awaits.
+  closed.catch(() => {});
   return {
     async write(chunk) {
       // Backpressure: a fast source never buffers more than the stream's high-water mark in memory.
@@ -108,55 +139,13 @@ async function download(source: HttpSource, options: FetchOptions, sink: Sink): 
     await sink.discard();
     return { ok: false, reason, message };
   };
-  let response: Awaited<ReturnType<typeof fetch>>;
-  // Redirects are followed here, hop by hop, so each target is checked like the first.
-  let url = new URL(source.url);
-  for (let hop = 0; ; hop++) {
-    const refused = refuseUrl(url, options.allowLoopback);
-    if (refused) return failed('SourceForbidden', `refusing ${shown(url.href)}: ${refused}`);
-    try {
-      response = await fetch(url, {
-        signal,
-        redirect: 'manual',
-        dispatcher: dispatcherFor(options.allowLoopback),
-      });
-    } catch (err) {
-      await sink.discard();
-      stopped();
-      const cause = timeout.aborted
-        ? `no answer within ${source.timeoutSeconds} s`
-        : ((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message);
-      const reason = cause.includes('model downloads may not reach')
-        ? 'SourceForbidden'
-        : 'SourceUnavailable';
-      return { ok: false, reason, message: `could not download ${shown(url.href)}: ${cause}` };
-    }
-    const location = response.headers.get('location');
-    if (response.status < 300 || response.status >= 400 || !location) break;
-    await response.body?.cancel().catch(() => {});
-    if (hop >= maxRedirects)
-      return failed('SourceUnavailable', `${shown(source.url)} redirected more than ${maxRedirects} times`);
-    url = new URL(location, url);
-  }
-  if (!response.ok || !response.body) {
-    await response.body?.cancel().catch(() => {});
-    return failed('SourceUnavailable', `${shown(source.url)} answered HTTP ${response.status}`);
-  }
-  const limits = `(spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`;
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (declared > maxBytes) {
-    await response.body.cancel().catch(() => {});
-    return failed(
-      'SourceTooLarge',
-      `${shown(source.url)} is ${(declared / 2 ** 20).toFixed(1)} MiB, over the limit of ${limitMiB} MiB ${limits}`,
-    );
-  }
   const hash = createHash('sha256');
   let received = 0;
   const started = performance.now();
   let lastChunkAt = started;
   let slowReason = '';
-  // A source that stalls or trickles holds a download slot; it is cut off long before its time limit.
+  // A source that stalls (before or after its headers) or trickles holds a download slot; it is cut
+  // off long before its time limit.
   const watchdog = setInterval(() => {
     const now = performance.now();
     const idleMs = options.idleTimeoutMs;
@@ -173,42 +162,114 @@ async function download(source: HttpSource, options: FetchOptions, sink: Sink): 
     if (slowReason) slow.abort(new Error(slowReason));
   }, 250);
   try {
-    for await (const chunk of response.body) {
-      lastChunkAt = performance.now();
-      received += chunk.byteLength;
-      if (received > maxBytes) {
-        await response.body.cancel().catch(() => {});
-        return failed(
-          'SourceTooLarge',
-          `${shown(source.url)} sent more than the limit of ${limitMiB} MiB ${limits}`,
-        );
-      }
-      hash.update(chunk);
-      await sink.write(chunk);
-    }
-  } catch (err) {
-    await sink.discard();
-    stopped();
-    const cause = timeout.aborted
-      ? `the download took longer than ${source.timeoutSeconds} s`
-      : slowReason || (err as Error).message;
-    return {
-      ok: false,
-      reason: 'SourceUnavailable',
-      message: `could not download ${shown(source.url)}: ${cause}`,
-    };
+    return await transfer();
   } finally {
     clearInterval(watchdog);
   }
-  const digest = hash.digest('hex');
-  if (digest !== source.sha256) {
-    return failed(
-      'DigestMismatch',
-      `the file at ${shown(source.url)} (${received} bytes) has sha256 ${digest}; spec.source.http.sha256 is ${source.sha256}: fix the digest or the file`,
-    );
+
+  async function transfer(): Promise<Fetched> {
+    let response: Awaited<ReturnType<typeof fetch>>;
+    // Credentials go in a header, never in the URL (undici refuses them there, and echoes the URL).
+    let url = new URL(source.url);
+    let authorization =
+      url.username || url.password
+        ? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`
+        : undefined;
+    url.username = '';
+    url.password = '';
+    // Redirects are followed here, hop by hop, so each target is checked like the first.
+    for (let hop = 0; ; hop++) {
+      const refused = refuseUrl(url, options.allowLoopback);
+      if (refused) return failed('SourceForbidden', `refusing ${shown(url.href)}: ${refused}`);
+      try {
+        response = await fetch(url, {
+          signal,
+          redirect: 'manual',
+          dispatcher: dispatcherFor(options.allowLoopback),
+          ...(authorization ? { headers: { authorization } } : {}),
+        });
+      } catch (err) {
+        await sink.discard();
+        stopped();
+        const cause = timeout.aborted
+          ? `no answer within ${source.timeoutSeconds} s`
+          : slowReason || connectionFailure(err);
+        const reason = cause.includes('model downloads may not reach')
+          ? 'SourceForbidden'
+          : 'SourceUnavailable';
+        const message = `could not download ${shown(url.href)}: ${cause}`;
+        // A URL from a Secret is named by its Secret; its host is not shown either.
+        return {
+          ok: false,
+          reason,
+          message: options.shownAs ? message.replaceAll(url.hostname, 'its host') : message,
+        };
+      }
+      lastChunkAt = performance.now();
+      const location = response.headers.get('location');
+      if (response.status < 300 || response.status >= 400 || !location) break;
+      await response.body?.cancel().catch(() => {});
+      if (hop >= maxRedirects)
+        return failed('SourceUnavailable', `${shown(source.url)} redirected more than ${maxRedirects} times`);
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        return failed('SourceUnavailable', `${shown(source.url)} redirected to an address that is not a URL`);
+      }
+      // Credentials are for the server they were given for, not for wherever it redirects.
+      if (next.origin !== url.origin) authorization = undefined;
+      url = next;
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel().catch(() => {});
+      return failed('SourceUnavailable', `${shown(source.url)} answered HTTP ${response.status}`);
+    }
+    const limits = `(spec.source.http.maxSizeMiB ${source.maxSizeMiB}, operator ${operatorMaxMiB})`;
+    const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+    if (declared > maxBytes) {
+      await response.body.cancel().catch(() => {});
+      return failed(
+        'SourceTooLarge',
+        `${shown(source.url)} is ${(declared / 2 ** 20).toFixed(1)} MiB, over the limit of ${limitMiB} MiB ${limits}`,
+      );
+    }
+    try {
+      for await (const chunk of response.body) {
+        lastChunkAt = performance.now();
+        received += chunk.byteLength;
+        if (received > maxBytes) {
+          await response.body.cancel().catch(() => {});
+          return failed(
+            'SourceTooLarge',
+            `${shown(source.url)} sent more than the limit of ${limitMiB} MiB ${limits}`,
+          );
+        }
+        hash.update(chunk);
+        await sink.write(chunk);
+      }
+    } catch (err) {
+      await sink.discard();
+      stopped();
+      const cause = timeout.aborted
+        ? `the download took longer than ${source.timeoutSeconds} s`
+        : slowReason || connectionFailure(err);
+      return {
+        ok: false,
+        reason: 'SourceUnavailable',
+        message: `could not download ${shown(source.url)}: ${cause}`,
+      };
+    }
+    const digest = hash.digest('hex');
+    if (digest !== source.sha256) {
+      return failed(
+        'DigestMismatch',
+        `the file at ${shown(source.url)} (${received} bytes) has sha256 ${digest}; spec.source.http.sha256 is ${source.sha256}: fix the digest or the file`,
+      );
+    }
+    const bytes = await sink.end();
+    return { ok: true, digest, sizeBytes: received, ...(bytes ? { bytes } : {}) };
   }
-  const bytes = await sink.end();
-  return { ok: true, digest, sizeBytes: received, ...(bytes ? { bytes } : {}) };
 }
 
 /** Downloads a model into memory (small files: releases) within the spec's limits, digest checked. */

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { externalTensors } from './external-data.ts';
 import { failure, type RunnerReply, type RunnerRequest } from './runner-protocol.ts';
 import { openSession, sessionSignature } from './session.ts';
-import { inputTensor } from './tensors.ts';
+import { inputTensor, outputRows } from './tensors.ts';
 
 async function handle(request: RunnerRequest): Promise<RunnerReply> {
   const bytes = request.model instanceof Uint8Array ? request.model : await readFile(request.model.path);
@@ -45,9 +45,16 @@ async function handle(request: RunnerRequest): Promise<RunnerReply> {
     const result = out[request.outputName];
     if (!result)
       return { ok: false, stage: 'run', message: `the model gave no output '${request.outputName}'` };
-    const data = Array.from(result.data as Float32Array, Number);
-    const width = data.length / request.vectors.length;
-    const probabilities = request.vectors.map((_, i) => data.slice(i * width, (i + 1) * width));
+    // A model's output need not be the shape it declares: anything but one row of labels per vector
+    // is refused before it is copied, so a hostile model cannot answer with gigabytes.
+    const width = request.outputWidth ?? result.data.length / request.vectors.length;
+    const probabilities = outputRows(result, request.vectors.length, width);
+    if (!probabilities) {
+      return failure(
+        'run',
+        `the model gave ${result.data.length} values for ${request.vectors.length} vectors; the contract expects ${width} per vector`,
+      );
+    }
     const latenciesMs: number[] = [];
     for (let i = 0; i < request.latencyRuns; i++) {
       const one = {

@@ -12,6 +12,8 @@ export interface RunnerRequest {
   inputName?: string;
   outputName?: string;
   elementType?: ElementType;
+  /** Values per vector the output must hold (the contract's labels). */
+  outputWidth?: number;
   /** Single-vector runs for the latency figures. */
   latencyRuns: number;
 }

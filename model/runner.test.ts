@@ -210,4 +210,34 @@ describe('the model runner, with onnxruntime-node', () => {
     expect(outcome).toMatchObject({ ok: false, stage: 'load' });
     if (!outcome.ok) expect(outcome.message).toMatch(/keeps 1 tensor\(s\) in external data files \(w\)/);
   });
+
+  it('refuses an answer that is not one row of labels per vector, before copying it', async () => {
+    // Declares [batch, 4] but answers with its 7 inputs: a model's declared shape binds nothing.
+    const wide = onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 13 }],
+      graph: {
+        name: 'wide',
+        input: [
+          {
+            name: 'vitals',
+            type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'b' }, { dimValue: 7 }] } } },
+          },
+        ],
+        output: [
+          {
+            name: 'probabilities',
+            type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'b' }, { dimValue: 4 }] } } },
+          },
+        ],
+        node: [{ opType: 'Identity', input: ['vitals'], output: ['probabilities'] }],
+      },
+    }).finish();
+    const outcome = await runner.run(Buffer.from(wide), { ...request, outputWidth: 4 });
+    expect(outcome).toMatchObject({ ok: false, stage: 'run' });
+    if (!outcome.ok)
+      expect(outcome.message).toBe(
+        `the model gave ${golden.vectors.length * 7} values for ${golden.vectors.length} vectors; the contract expects 4 per vector`,
+      );
+  });
 });

@@ -34,6 +34,9 @@ function prlimit(): string | null {
   return prlimitPath;
 }
 
+/** Whether runs are held to their memory bound by RLIMIT_DATA (prlimit is on this machine). */
+export const nativeMemoryBound = () => prlimit() !== null;
+
 /**
  * Address space Node 24 and onnxruntime reserve in their data segment before any model is loaded
  * (about 600 MiB, mostly never touched); the memory bound is this plus the model's budget.

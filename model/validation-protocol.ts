@@ -36,6 +36,7 @@ export const validationRequest = z.object({
     inputName: z.string().max(256).optional(),
     outputName: z.string().max(256).optional(),
     elementType: z.enum(['float32', 'float64', 'int32', 'int64']).optional(),
+    outputWidth: z.number().int().min(1).max(64).optional(),
     latencyRuns: z.number().int().min(0).max(10_000),
   }),
 });

@@ -19,17 +19,26 @@ export interface ValidatorClient {
 }
 
 /** A client of the validator at baseUrl(), read at each request (a restarted local one moves port). */
+/**
+ * The longest one validation may take, queueing included: past it the validator is taken to be stuck
+ * (or the connection half-open) and the model is told as retrying.
+ */
+const deadlineMs = 20 * 60_000;
+
 export function createValidatorClient(baseUrl: () => string | undefined): ValidatorClient {
-  const agents = new Map<string, ReturnType<typeof keepAliveAgent>>();
+  let current: { base: string; agent: ReturnType<typeof keepAliveAgent> } | undefined;
   return {
-    async validate(request, signal) {
+    async validate(request, callerSignal) {
       const base = baseUrl();
       if (!base) throw new ValidatorUnavailable('the validator is starting');
-      let agent = agents.get(base);
-      if (!agent) {
-        agent = keepAliveAgent(base);
-        agents.set(base, agent);
+      // One agent for the validator where it is now (a restarted local one moves port).
+      if (current?.base !== base) {
+        current?.agent.destroy();
+        current = { base, agent: keepAliveAgent(base) };
       }
+      const { agent } = current;
+      const deadline = AbortSignal.timeout(deadlineMs);
+      const signal = AbortSignal.any([callerSignal, deadline]);
       let response: Awaited<ReturnType<typeof send>>;
       let text: string;
       try {
@@ -42,7 +51,11 @@ export function createValidatorClient(baseUrl: () => string | undefined): Valida
         });
         text = await response.text();
       } catch (err) {
-        signal.throwIfAborted();
+        callerSignal.throwIfAborted();
+        if (deadline.aborted)
+          throw new ValidatorUnavailable(
+            `the validator gave no answer within ${deadlineMs / 60_000} minutes`,
+          );
         throw new ValidatorUnavailable(`the validator did not answer: ${(err as Error).message}`);
       }
       if (response.status === 200) return JSON.parse(text) as ValidationResponse;

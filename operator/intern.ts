@@ -7,6 +7,24 @@
 const maxLength = 64;
 const maxEntries = 200_000;
 const table = new Map<string, string>();
+/** Fields whose values are one object's own (identities, versions, times, addresses): never shared. */
+const ownValues = new Set([
+  'uid',
+  'resourceVersion',
+  'creationTimestamp',
+  'deletionTimestamp',
+  'lastTransitionTime',
+  'lastProbeTime',
+  'lastHeartbeatTime',
+  'lastUpdateTime',
+  'startTime',
+  'startedAt',
+  'finishedAt',
+  'podIP',
+  'ip',
+  'containerID',
+  'name',
+]);
 
 function intern(value: string): string {
   if (value.length > maxLength) return value;
@@ -30,8 +48,9 @@ export function internStrings<T>(obj: T): T {
     const record = node as Record<string, unknown>;
     for (const key in record) {
       const v = record[key];
-      if (typeof v === 'string') record[key] = intern(v);
-      else if (v !== null && typeof v === 'object') visit(v);
+      if (typeof v === 'string') {
+        if (!ownValues.has(key)) record[key] = intern(v);
+      } else if (v !== null && typeof v === 'object') visit(v);
     }
   };
   if (obj !== null && typeof obj === 'object') visit(obj);

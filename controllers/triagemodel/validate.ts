@@ -13,6 +13,7 @@ import type { ValidationRequest, ValidationResponse } from '../../model/validati
 import type { ValidatorClient } from '../../model/validator-client.ts';
 import type { Clock } from '../../operator/clock.ts';
 import { findCondition } from '../../operator/conditions.ts';
+import { createFairQueue } from '../../operator/fair-queue.ts';
 import type { KubeClient } from '../../operator/kube/client.ts';
 import { fileVerdictReasons, type Validation } from './status.ts';
 
@@ -22,6 +23,8 @@ const digestRetryMs = 5 * 60_000;
 const firstRetryMs = 15_000;
 const lastRetryMs = 10 * 60_000;
 const maxCachedVerdicts = 256;
+/** Validations the operator has out at once, shared by namespaces in turn; the rest wait their turn. */
+const maxValidationsInFlight = 8;
 /** The largest model file any spec may name, whatever it allows. */
 const maxModelMiB = 512;
 
@@ -107,6 +110,7 @@ export function createValidator(options: {
   const { client } = options;
   const verdicts = new Map<string, Validation>();
   const jobs = new Map<string, Job>();
+  const slots = createFairQueue({ concurrency: maxValidationsInFlight, perTenant: maxValidationsInFlight });
   const retries = new Map<string, number>();
 
   const remember = (key: string, validation: Validation) => {
@@ -201,17 +205,30 @@ export function createValidator(options: {
     const job: Job = { specHash, controller: new AbortController() };
     jobs.set(key, job);
     const jobSignal = AbortSignal.any([signal, job.controller.signal]);
-    run(key, model, request, vectors, judgedBy, jobSignal).then(
-      (settled) => {
-        if (jobs.get(key) !== job) return;
-        job.settled = settled;
-        options.wake(key);
-      },
-      () => {
-        // Aborted: the spec moved on, the model went, or the operator is stopping.
-        if (jobs.get(key) === job) jobs.delete(key);
-      },
-    );
+    const settle = (settled: Settled) => {
+      if (jobs.get(key) !== job) return;
+      job.settled = settled;
+      options.wake(key);
+    };
+    // Validations in flight are bounded: each holds its request (a ConfigMap's file) until sent.
+    slots
+      .acquire(model.metadata.namespace ?? 'default', jobSignal)
+      .then(async (release) => {
+        try {
+          return await run(key, model, request, vectors, judgedBy, jobSignal);
+        } finally {
+          release();
+        }
+      })
+      .then(settle, (err: unknown) => {
+        // Aborted: the spec moved on, the model went, or the operator is stopping. Anything else is
+        // a fault of ours: told as a retry, never left without a status.
+        if (jobSignal.aborted) {
+          if (jobs.get(key) === job) jobs.delete(key);
+          return;
+        }
+        settle(retryLater(key, `validation failed: ${(err as Error).message}`));
+      });
   };
 
   return {
@@ -239,10 +256,13 @@ export function createValidator(options: {
       if (job?.settled) {
         const { validation, retryAt } = job.settled;
         const now = options.clock.now();
-        if (retryAt === undefined || now < retryAt) {
-          return { kind: 'known', validation, specHash, ...(retryAt ? { retryAfterMs: retryAt - now } : {}) };
+        if (retryAt !== undefined && now < retryAt) {
+          return { kind: 'known', validation, specHash, retryAfterMs: retryAt - now };
         }
         jobs.delete(key);
+        // A verdict is told once; after that the status records it, and a source that changes (a
+        // rewritten ConfigMap) is read and judged afresh.
+        if (retryAt === undefined) return { kind: 'known', validation, specHash };
         job = undefined;
       }
       if (job) return { kind: 'pending' };
@@ -267,6 +287,7 @@ export function createValidator(options: {
           inputName: spec.inputs.tensorName,
           outputName: spec.outputs.tensorName,
           elementType: spec.inputs.elementType,
+          outputWidth: spec.outputs.labels.length,
           latencyRuns: 200,
         },
       };

@@ -66,7 +66,11 @@ export function clusterAccess(options: AccessOptions): ClusterAccess {
           ...process.env,
           ...Object.fromEntries((options.exec.env ?? []).map((e) => [e.name, e.value])),
         };
-        const { stdout } = await execFileAsync(options.exec.command, options.exec.args ?? [], { env });
+        // A plugin that hangs must not stall every request for ever.
+        const { stdout } = await execFileAsync(options.exec.command, options.exec.args ?? [], {
+          env,
+          timeout: 30_000,
+        });
         const credential = JSON.parse(stdout) as {
           status?: { token?: string; expirationTimestamp?: string };
         };

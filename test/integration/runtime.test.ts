@@ -1,6 +1,8 @@
+import { rootCertificates } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { applyChild, writeStatus } from '../../operator/apply.ts';
+import { clusterAccess } from '../../operator/kube/access.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { silentLogger } from '../../operator/log.ts';
@@ -148,6 +150,18 @@ describe('a controller on the real API server', () => {
     expect(stale).toMatchObject({ status: 409 });
     const now = await client.get<Echo>(echoRef('alpha'));
     expect(now?.status?.conditions?.[0]?.reason).toBe('ChildApplied');
+  });
+
+  it('trusts the API server only through its CA: a wrong CA fails, an explicit skip does not check', async () => {
+    const access = testAccess();
+    // A real root certificate that did not sign this API server's.
+    const wrongCa = clusterAccess({ server: access.server, ca: rootCertificates[0] as string, token: 'x' });
+    await expect(createKubeClient(wrongCa).list('v1', 'Namespace', { limit: 1 })).rejects.toThrow();
+    const headers = await access.authHeaders();
+    const token = headers.authorization?.replace(/^Bearer /, '') ?? '';
+    const unchecked = clusterAccess({ server: access.server, token, insecureSkipTlsVerify: true });
+    const list = await createKubeClient(unchecked).list('v1', 'Namespace', { limit: 1 });
+    expect(list.items.length).toBe(1);
   });
 
   it('reports controller-runtime metrics', async () => {

@@ -33,6 +33,8 @@ export const serverConfig = z
       .describe('Path of the model file (a mounted ConfigMap or volume).'),
     AURORA_MODEL_URL: z
       .string()
+      // A URL from a Secret often ends in a newline (echo, --from-file).
+      .trim()
       .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
       .optional()
       .describe('Where to download the model file, when it is not mounted.'),
@@ -67,7 +69,9 @@ export const serverConfig = z
     /** A client must send its headers within this, and its whole request within the next. */
     AURORA_HEADERS_TIMEOUT_SECONDS: z.coerce.number().min(1).max(300).default(10),
     AURORA_REQUEST_TIMEOUT_SECONDS: z.coerce.number().min(1).max(600).default(30),
-    /** After SIGTERM: how long in-flight requests may take to finish (within the pod's grace period). */
+    /** After SIGTERM: how long the server keeps answering while readiness fails and endpoints catch up. */
+    AURORA_DRAIN_DELAY_SECONDS: z.coerce.number().min(0).max(60).default(5),
+    /** Then: how long in-flight requests may take to finish (within the pod's grace period). */
     AURORA_DRAIN_SECONDS: z.coerce.number().min(0).max(300).default(20),
   })
   .refine((c) => (c.AURORA_MODEL_FILE === undefined) !== (c.AURORA_MODEL_URL === undefined), {
@@ -205,9 +209,16 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
       probe = { ok: false, at: performance.now(), running: false };
     }
   };
+  let probeStartedAt = 0;
   const ready = () => {
     if (!loaded || draining) return false;
-    if (performance.now() - probe.at > probeEveryMs && !probe.running) void runProbe();
+    const now = performance.now();
+    if (now - probe.at > probeEveryMs && !probe.running) {
+      probeStartedAt = now;
+      void runProbe();
+    }
+    // A probe that has not come back in a few seconds means the model is stuck: not ready.
+    if (probe.running && now - probeStartedAt > 5_000) return false;
     return probe.ok;
   };
 
@@ -237,7 +248,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
       latency.observe((performance.now() - started) / 1000);
       send(res, status, body, headers);
     };
-    if (!loaded || draining) return reply(503, { error: draining ? 'shutting down' : 'model not loaded' });
+    if (!loaded) return reply(503, { error: 'model not loaded' });
     // Bounded work: past the limit a client is told to come back, instead of every client waiting longer.
     if (inFlight >= config.AURORA_MAX_IN_FLIGHT)
       return reply(503, { error: 'too many requests in flight' }, { 'retry-after': '1' });
@@ -329,6 +340,9 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
    */
   const drain = async () => {
     draining = true;
+    // Readiness fails at once, but the Service's endpoints take a moment to drop this pod: requests
+    // that still come are answered for the drain delay before the listener closes.
+    await new Promise((resolve) => setTimeout(resolve, config.AURORA_DRAIN_DELAY_SECONDS * 1000).unref());
     server.close();
     server.closeIdleConnections();
     if (inFlight > 0) {

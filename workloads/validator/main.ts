@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { downloadToFile } from '../../model/fetch.ts';
-import { createModelRunner } from '../../model/runner.ts';
+import { createModelRunner, nativeMemoryBound } from '../../model/runner.ts';
 import { sha256 } from '../../model/source.ts';
 import { type ValidationResponse, validationRequest } from '../../model/validation-protocol.ts';
+import { createFairQueue } from '../../operator/fair-queue.ts';
 import { createLogger } from '../../operator/log.ts';
-import { createFairQueue } from './fair-queue.ts';
 
 const flag = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
@@ -96,31 +96,29 @@ export async function startValidator(config: ValidatorConfig): Promise<RunningVa
     timeoutMs: config.AURORA_VALIDATOR_RUN_TIMEOUT_SECONDS * 1000,
     memoryMiB: config.AURORA_VALIDATOR_MEMORY_MIB,
   });
-  const jobs = new Set<AbortController>();
+  const jobs = new Map<AbortController, Promise<unknown>>();
   let stopping = false;
 
   const validate = async (request: z.output<typeof validationRequest>, signal: AbortSignal) => {
+    // A download slot is held until the file is judged and removed, so the files on disk are never
+    // more than the download slots: one namespace's backlog cannot fill the disk for everyone.
+    const releaseDownload = await downloads.acquire(request.namespace, signal);
     const dir = await mkdtemp(join(config.AURORA_VALIDATOR_WORK_DIR, 'aurora-validation-'));
     try {
       const file = join(dir, 'model.onnx');
       let response: ValidationResponse;
       if ('http' in request.source) {
-        const release = await downloads.acquire(request.namespace, signal);
-        try {
-          const fetched = await downloadToFile(request.source.http, file, {
-            maxModelMiB: request.maxModelMiB,
-            allowLoopback: config.AURORA_VALIDATOR_ALLOW_LOOPBACK,
-            signal,
-            idleTimeoutMs: config.AURORA_VALIDATOR_IDLE_TIMEOUT_SECONDS * 1000,
-            minBytesPerSecond: config.AURORA_VALIDATOR_MIN_BYTES_PER_SECOND,
-            ...(request.source.shownAs ? { shownAs: request.source.shownAs } : {}),
-          });
-          response = fetched.ok
-            ? { fetched: true, digest: fetched.digest, sizeBytes: fetched.sizeBytes }
-            : { fetched: false, reason: fetched.reason, message: fetched.message };
-        } finally {
-          release();
-        }
+        const fetched = await downloadToFile(request.source.http, file, {
+          maxModelMiB: request.maxModelMiB,
+          allowLoopback: config.AURORA_VALIDATOR_ALLOW_LOOPBACK,
+          signal,
+          idleTimeoutMs: config.AURORA_VALIDATOR_IDLE_TIMEOUT_SECONDS * 1000,
+          minBytesPerSecond: config.AURORA_VALIDATOR_MIN_BYTES_PER_SECOND,
+          ...(request.source.shownAs ? { shownAs: request.source.shownAs } : {}),
+        });
+        response = fetched.ok
+          ? { fetched: true, digest: fetched.digest, sizeBytes: fetched.sizeBytes }
+          : { fetched: false, reason: fetched.reason, message: fetched.message };
       } else {
         const bytes = Buffer.from(request.source.base64, 'base64');
         await writeFile(file, bytes, { mode: 0o600 });
@@ -128,15 +126,16 @@ export async function startValidator(config: ValidatorConfig): Promise<RunningVa
       }
       if (!response.fetched || request.mode === 'check-source') return response;
       if (request.mode === 'fetch') return { ...response, base64: (await readFile(file)).toString('base64') };
-      const release = await runs.acquire(request.namespace, signal);
+      const releaseRun = await runs.acquire(request.namespace, signal);
       try {
         const outcome = await runner.run({ path: file }, request.run, signal);
         return { ...response, outcome };
       } finally {
-        release();
+        releaseRun();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
+      releaseDownload();
     }
   };
 
@@ -152,17 +151,22 @@ export async function startValidator(config: ValidatorConfig): Promise<RunningVa
     });
     try {
       if (stopping) throw new RequestError(503, 'the validator is stopping');
-      const waitingNow = downloads.stats().waiting + runs.stats().waiting;
-      if (waitingNow >= config.AURORA_VALIDATOR_MAX_WAITING)
-        throw new RequestError(503, `${waitingNow} validations are waiting already`);
+      // Every request counts, from its first byte: a burst cannot pile up bodies in memory.
+      if (jobs.size >= config.AURORA_VALIDATOR_MAX_WAITING)
+        throw new RequestError(503, `${jobs.size} validations are under way already`);
+      jobs.set(job, Promise.resolve());
       const parsed = validationRequest.safeParse(await readBody(req));
       if (!parsed.success) {
         const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
         throw new RequestError(400, problems.join('; '));
       }
-      jobs.add(job);
       const started = performance.now();
-      const result = await validate(parsed.data, job.signal);
+      const work = validate(parsed.data, job.signal);
+      jobs.set(
+        job,
+        work.catch(() => {}),
+      );
+      const result = await work;
       log.info(
         {
           namespace: parsed.data.namespace,
@@ -196,11 +200,17 @@ export async function startValidator(config: ValidatorConfig): Promise<RunningVa
   });
   const port = (server.address() as AddressInfo).port;
   log.info({ port, host: config.AURORA_VALIDATOR_HOST }, 'validator listening');
+  if (!nativeMemoryBound())
+    log.warn(
+      'prlimit is not on this machine: a model run is bound by its V8 heap only, not its native memory',
+    );
   return {
     port: () => port,
     async close() {
       stopping = true;
-      for (const job of jobs) job.abort(new Error('the validator is stopping'));
+      for (const job of jobs.keys()) job.abort(new Error('the validator is stopping'));
+      // Each job removes its files as it ends; wait for that (briefly) before the process goes.
+      await Promise.race([Promise.all(jobs.values()), new Promise((r) => setTimeout(r, 5000).unref())]);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

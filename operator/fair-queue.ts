@@ -70,6 +70,7 @@ export function createFairQueue(options: { concurrency: number; perTenant: numbe
             queue.splice(at, 1);
             if (queue.length === 0) waiting.delete(tenant);
           }
+          if (!waiting.has(tenant) && !runningBy.has(tenant)) lastServed.delete(tenant);
           reject(signal?.reason);
         };
         signal?.addEventListener('abort', giveUp, { once: true });
