@@ -267,6 +267,13 @@ export function createValidator(options: {
       }
       if (job) return { kind: 'pending' };
 
+      /** The source could not be read (a ConfigMap or Secret missing): told, and looked at again soon. */
+      const unavailable = (message: string): ValidationState => ({
+        kind: 'known',
+        validation: { stage: 'fetch', reason: 'SourceUnavailable', message },
+        specHash,
+        retryAfterMs: sourceRetryMs,
+      });
       const recorded = (digest: string) => {
         const status = model.status;
         const ready = findCondition(status?.conditions, 'Ready');
@@ -294,14 +301,7 @@ export function createValidator(options: {
       if (spec.source.configMap) {
         // Small enough to read through the API server: the operator reads it and sends the bytes.
         const read = await readConfigMapKey(client, model.metadata.namespace ?? '', spec.source.configMap);
-        if (!read.ok) {
-          return {
-            kind: 'known',
-            validation: { stage: 'fetch', reason: 'SourceUnavailable', message: read.message },
-            specHash,
-            retryAfterMs: sourceRetryMs,
-          };
-        }
+        if (!read.ok) return unavailable(read.message);
         if (read.bytes.length > maxConfigMapModelBytes) {
           return {
             kind: 'known',
@@ -325,14 +325,7 @@ export function createValidator(options: {
         const { sha256: pinned } = spec.source.http;
         if (recorded(pinned)) return { kind: 'recorded' };
         const resolved = await resolveHttpSource(client, model.metadata.namespace ?? '', spec.source.http);
-        if (!resolved.ok) {
-          return {
-            kind: 'known',
-            validation: { stage: 'fetch', reason: 'SourceUnavailable', message: resolved.message },
-            specHash,
-            retryAfterMs: sourceRetryMs,
-          };
-        }
+        if (!resolved.ok) return unavailable(resolved.message);
         // Judged already for another model: this one's own source is still fetched and its digest checked.
         const mode = verdicts.has(`${pinned}:${judgedBy}`) ? 'check-source' : 'validate';
         const source = { http: resolved.source, ...(resolved.shownAs ? { shownAs: resolved.shownAs } : {}) };
