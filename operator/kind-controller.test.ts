@@ -138,7 +138,11 @@ describe('the kind reconciler', () => {
     expect(await reconcileTotal()).toBe(reconciles);
     expect(parses).toBe(1);
     await client.patch(ref('w1'), { metadata: { labels: { team: 'er' } } }, { type: 'merge' });
-    await settle();
+    // The informer may be between watches (its quiet watch was reopened): let it come back.
+    for (let i = 0; i < 3; i++) {
+      clock.advance(30_000);
+      await settle();
+    }
     expect(await reconcileTotal()).toBe(reconciles + 1);
     expect(parses).toBe(1);
     expect(client.requests.slice(writes).filter((r) => r.startsWith('APPLY'))).toEqual([]);
