@@ -31,7 +31,9 @@ const category = z
       .min(1)
       .max(256)
       .optional()
-      .describe('Redis stream holding the category; defaults to aurora:<namespace>:<queue>:<category>.'),
+      .describe(
+        'Redis stream holding the category; defaults to aurora:<namespace>:<queue>:<category>. Producers add each patient with XADD and an automatic ID (its arrival time); consumers read it through the consumer group.',
+      ),
     maxWaitSeconds: z
       .number()
       .int()
@@ -99,7 +101,38 @@ export const careQueueSpec = z
       .min(1)
       .max(128)
       .default('triage')
-      .describe('Redis consumer group the consumers read through.'),
+      .describe(
+        'Redis consumer group the consumers read through, highest acuity first, each under its pod name; an entry is acknowledged (XACK) once served. Consumers create the group at the start of each stream.',
+      ),
+    results: z
+      .object({
+        streamKey: z
+          .string()
+          .min(1)
+          .max(256)
+          .optional()
+          .describe(
+            'Stream consumers write each result to (fields entry, category, ref, label, probabilities, modelVersion, modelDigest); defaults to aurora:<namespace>:<queue>:results.',
+          ),
+        maxLength: z
+          .number()
+          .int()
+          .min(100)
+          .max(10_000_000)
+          .default(100_000)
+          .describe('Results kept: the stream is trimmed to about this many (XADD MAXLEN ~).'),
+      })
+      .default({ maxLength: 100_000 })
+      .describe('Where consumers write what they classified.'),
+    claimIdleSeconds: z
+      .number()
+      .int()
+      .min(5)
+      .max(3600)
+      .default(30)
+      .describe(
+        'An entry delivered to a consumer that has not acknowledged it for this long (its pod died) is claimed by another consumer.',
+      ),
     scaleTargetRef: z
       .object({
         kind: z.enum(['InferencePool', 'Deployment']).describe('Kind of the consumers.'),
@@ -128,6 +161,27 @@ export const careQueueSpec = z
       })
       .default({ scaleUp: { stabilizationWindowSeconds: 0 }, scaleDown: { stabilizationWindowSeconds: 300 } })
       .describe('Stabilisation and pace per direction, as in autoscaling/v2.'),
+    forecast: z
+      .object({
+        leadTimeSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(21_600)
+          .default(900)
+          .describe('How far ahead consumers are added for the arrivals the forecast expects.'),
+        historyWeeks: z
+          .number()
+          .int()
+          .min(1)
+          .max(12)
+          .default(4)
+          .describe('Weeks of arrivals the seasonal forecast averages, same hour of the week.'),
+      })
+      .optional()
+      .describe(
+        'Pre-scale ahead of known peaks: arrivals per category are kept in 5-minute buckets in PostgreSQL, and replicas are the larger of what the queue needs now and what the forecast arrivals will need. Without history it does nothing.',
+      ),
     paused: z.boolean().default(false).describe('Stop scaling; replicas stay where they are.'),
     surge: z
       .object({
@@ -153,6 +207,16 @@ export const careQueueSpec = z
         fieldPath: '.minReplicas',
       },
       {
+        rule: 'self.categories.all(c, !has(c.streamKey) || self.categories.exists_one(d, has(d.streamKey) && d.streamKey == c.streamKey))',
+        message: 'each category needs a stream of its own',
+        fieldPath: '.categories',
+      },
+      {
+        rule: '!has(self.results.streamKey) || self.categories.all(c, !has(c.streamKey) || c.streamKey != self.results.streamKey)',
+        message: 'the results stream must not be a category stream',
+        fieldPath: '.results.streamKey',
+      },
+      {
         rule: '!has(self.surge) || self.surge.minReplicas <= self.maxReplicas',
         message: 'surge.minReplicas must not be greater than maxReplicas',
         fieldPath: '.surge.minReplicas',
@@ -173,19 +237,98 @@ export const careQueueStatus = z
       .array(
         z.object({
           name: z.string().describe('Category name.'),
-          depth: z.number().int().min(0).describe('Entries waiting.'),
-          oldestWaitSeconds: z.number().min(0).describe('How long the oldest waiting entry has waited.'),
+          depth: z.number().int().min(0).describe('Entries not yet delivered to a consumer.'),
+          inFlight: z
+            .number()
+            .int()
+            .min(0)
+            .optional()
+            .describe('Entries delivered to a consumer and not yet acknowledged.'),
+          oldestWaitSeconds: z
+            .number()
+            .min(0)
+            .describe('How long the oldest entry not yet acknowledged has waited.'),
+          maxWaitSeconds: z.number().int().min(0).optional().describe("The category's maximum wait."),
           breaching: z.boolean().describe('Whether the oldest entry has waited past the maximum.'),
+          overBySeconds: z
+            .number()
+            .min(0)
+            .optional()
+            .describe('How far past its maximum wait, when breaching.'),
           arrivalsPerMinute: z.number().min(0).optional().describe('Recent arrival rate.'),
-          servedPerMinute: z.number().min(0).optional().describe('Recent service rate.'),
+          servedPerMinute: z.number().min(0).optional().describe('Recent service rate (acknowledged).'),
+          replicasNeeded: z
+            .number()
+            .int()
+            .min(0)
+            .optional()
+            .describe('Consumers this category and those above it need to keep its wait.'),
         }),
       )
       .max(16)
       .optional()
       .describe('The queue per category; counts only, never entries.'),
+    waitingEntries: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Entries waiting or in flight, all categories.'),
+    servedPerConsumerPerMinute: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('Entries one consumer serves a minute, measured while the queue had a backlog.'),
+    consumers: z
+      .array(
+        z.object({
+          name: z.string().describe('Consumer (pod) name.'),
+          inFlight: z.number().int().min(0).describe('Entries it holds unacknowledged.'),
+        }),
+      )
+      .max(100)
+      .optional()
+      .describe('Consumers holding entries, busiest first: they are removed last on scale-in.'),
     desiredReplicas: z.number().int().min(0).optional().describe('Consumers Aurora wants.'),
     currentReplicas: z.number().int().min(0).optional().describe('Consumers there are.'),
     lastScaleTime: timestamp.optional().describe('When Aurora last changed the replicas.'),
+    lastDecision: z
+      .object({
+        time: timestamp.describe('When it was made.'),
+        fromReplicas: z.number().int().min(0).describe('Replicas before.'),
+        toReplicas: z.number().int().min(0).describe('Replicas after.'),
+        recommendation: z.number().int().min(0).describe('What the queue alone asked for.'),
+        limitedBy: z
+          .string()
+          .describe(
+            'What held the number: none, stabilization, rate, min, max, surge, reserved, paused or queue-unknown.',
+          ),
+        summary: z.string().max(1024).describe('What decided it, in counts and seconds.'),
+      })
+      .optional()
+      .describe('The last decision that changed the replicas.'),
+    forecast: z
+      .object({
+        historyBuckets: z.number().int().min(0).describe('5-minute buckets of arrivals on record.'),
+        historyWeeks: z.number().min(0).describe('How much history the forecast has, in weeks.'),
+        arrivalsPerMinute: z
+          .number()
+          .min(0)
+          .optional()
+          .describe('Arrivals the forecast expects within the lead time.'),
+        replicas: z.number().int().min(0).optional().describe('Consumers the forecast asks for.'),
+        contributing: z
+          .boolean()
+          .describe('Whether the forecast, not the queue now, set the recommendation.'),
+      })
+      .optional()
+      .describe('The arrival forecast, when spec.forecast is set.'),
+    wake: z
+      .enum(['notifications', 'poll'])
+      .optional()
+      .describe(
+        'How new entries wake Aurora: Redis keyspace notifications, or a light poll of the stream IDs.',
+      ),
   })
   .describe('The queue as Aurora last saw it, and the scaling decision.');
 

@@ -139,7 +139,9 @@ export function decideReplicas(input: DecisionInput): Decision {
   const { spec, observed, currentReplicas, nowMs } = input;
   const reserved = spec.categories.reduce((sum, c) => sum + c.reservedReplicas, 0);
   const surgeFloor = spec.surge && Date.parse(spec.surge.until) > nowMs ? spec.surge.minReplicas : 0;
-  const floor = Math.max(spec.minReplicas, reserved, surgeFloor);
+  // A category that may not wait at all always has a consumer ready (the CRD also refuses minReplicas 0).
+  const immediateFloor = spec.categories.some((c) => c.maxWaitSeconds === 0) ? 1 : 0;
+  const floor = Math.max(spec.minReplicas, reserved, surgeFloor, immediateFloor);
   const base = {
     terms: [] as CategoryTerm[],
     countReplicas: 0,

@@ -563,6 +563,32 @@ const invalid: InvalidCase[] = [
     message: /spec\.categories\[0\]\.colour: Unsupported value: "purple"/,
   },
   {
+    name: 'two categories on one stream',
+    kind: 'CareQueue',
+    change: (s) => {
+      s.categories[0].streamKey = 'er:shared';
+      s.categories[3].streamKey = 'er:shared';
+    },
+    message: /spec\.categories: Invalid value: .*each category needs a stream of its own/,
+  },
+  {
+    name: 'results written into a category stream',
+    kind: 'CareQueue',
+    change: (s) => {
+      s.categories[1].streamKey = 'er:orange';
+      s.results = { streamKey: 'er:orange' };
+    },
+    message: /spec\.results\.streamKey: Invalid value: .*must not be a category stream/,
+  },
+  {
+    name: 'forecast lead time under a minute',
+    kind: 'CareQueue',
+    change: (s) => {
+      s.forecast = { leadTimeSeconds: 10 };
+    },
+    message: /spec\.forecast\.leadTimeSeconds: Invalid value: 10/,
+  },
+  {
     name: 'stabilisation window over an hour',
     kind: 'CareQueue',
     change: (s) => {
