@@ -9,7 +9,9 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{operator,crds,model,placement,views,controllers,workloads,cmd,hack}/**/*.test.ts'],
+          include: [
+            '{operator,crds,model,placement,views,queue,controllers,workloads,cmd,hack}/**/*.test.ts',
+          ],
           environment: 'node',
           // Unit tests run first; the integration group starts when they are done.
           sequence: { groupOrder: 0 },

@@ -1,0 +1,198 @@
+// Reading a category stream's state without its entries: a Lua script runs inside Redis and returns
+// only counts, IDs and the server's clock, so no entry's fields ever cross the connection.
+import type { Redis } from 'ioredis';
+
+/**
+ * One stream, as the script returns it. Counters are since the stream was created (Redis 7), or counted
+ * between the IDs the caller saw last (before Redis 7, or when Redis cannot keep them after deletions).
+ */
+export type StreamState =
+  | { exists: false; serverTimeMs: number }
+  | { exists: true; notAStream: true; serverTimeMs: number }
+  | {
+      exists: true;
+      notAStream?: undefined;
+      serverTimeMs: number;
+      length: number;
+      lastGeneratedId: string;
+      /** Entries ever added (Redis 7); undefined before. */
+      entriesAdded?: number;
+      /** Entries added after the lastGeneratedId passed in, when entriesAdded is not kept. */
+      addedSince?: number;
+      group?: {
+        /** Delivered and not acknowledged. */
+        pending: number;
+        lastDeliveredId: string;
+        /** Entries ever delivered to the group (Redis 7); undefined before. */
+        entriesRead?: number;
+        /** Entries delivered after the lastDeliveredId passed in, when entriesRead is not kept. */
+        deliveredSince?: number;
+        /** Entries not yet delivered. */
+        depth: number;
+        /** depth reached the counting cap: at least this many. */
+        depthCapped: boolean;
+        /** The ID of the first entry not yet delivered, if any. */
+        firstUndeliveredId?: string;
+        /** The ID of the oldest entry delivered and not acknowledged, if any. */
+        oldestPendingId?: string;
+        /** Entries each consumer holds unacknowledged. */
+        inFlight: Map<string, number>;
+      };
+    };
+
+// KEYS[1] the stream; ARGV: group, last generated ID seen before ('' none), last delivered ID seen
+// before ('' none), '1' to count as Redis before 7 must, the most entries one count may walk.
+export const streamStateScript = `
+local key, group = KEYS[1], ARGV[1]
+local prevGenerated, prevDelivered = ARGV[2], ARGV[3]
+local forceCount, cap = ARGV[4] == '1', tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('EXISTS', key) == 0 then return {now, 0} end
+if redis.call('TYPE', key).ok ~= 'stream' then return {now, -1} end
+local function field(flat, name)
+  for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
+  return nil
+end
+local function nextId(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if not ms then return '0-1' end
+  return ms .. '-' .. (tonumber(seq) + 1)
+end
+-- Entries after fromExclusive up to toInclusive, walked in pages, at most cap.
+local function countRange(fromExclusive, toInclusive)
+  local n, start = 0, nextId(fromExclusive)
+  while n < cap do
+    local page = math.min(1000, cap - n)
+    local batch = redis.call('XRANGE', key, start, toInclusive, 'COUNT', page)
+    n = n + #batch
+    if #batch < page then break end
+    start = nextId(batch[#batch][1])
+  end
+  return n
+end
+local info = redis.call('XINFO', 'STREAM', key)
+local length, generated, added = field(info, 'length'), field(info, 'last-generated-id'), field(info, 'entries-added')
+local addedSince = -1
+if (not added or forceCount) and prevGenerated ~= '' then addedSince = countRange(prevGenerated, generated) end
+if forceCount then added = nil end
+local g
+for _, flat in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+  if field(flat, 'name') == group then g = flat end
+end
+if not g then return {now, 1, length, generated, added or -1, addedSince, 0} end
+local pending, delivered = field(g, 'pending'), field(g, 'last-delivered-id')
+local read, lag = field(g, 'entries-read'), field(g, 'lag')
+if forceCount then read, lag = nil, nil end
+local depth, capped = lag, 0
+if not depth then
+  depth = countRange(delivered, '+')
+  if depth >= cap then capped = 1 end
+end
+local first = redis.call('XRANGE', key, nextId(delivered), '+', 'COUNT', 1)
+local firstUndelivered = ''
+if first[1] then firstUndelivered = first[1][1] end
+local deliveredSince = -1
+if not read and prevDelivered ~= '' then deliveredSince = countRange(prevDelivered, delivered) end
+local summary = redis.call('XPENDING', key, group)
+local oldestPending = summary[2] or ''
+local consumers = {}
+if summary[4] then
+  for _, c in ipairs(summary[4]) do
+    consumers[#consumers + 1] = c[1]
+    consumers[#consumers + 1] = c[2]
+  end
+end
+return {now, 1, length, generated, added or -1, addedSince, 1, pending, delivered, read or -1,
+  deliveredSince, depth, capped, firstUndelivered, oldestPending, consumers}
+`;
+
+/** The most entries one count walks inside Redis (a script blocks the server while it runs). */
+export const countCap = 10_000;
+
+type Reply = (number | string | (string | number)[])[];
+
+const num = (v: unknown) => Number(v);
+const optional = (v: unknown) => (num(v) >= 0 ? num(v) : undefined);
+const optionalId = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+
+export function parseStreamState(reply: Reply): StreamState {
+  const serverTimeMs = num(reply[0]);
+  if (num(reply[1]) === 0) return { exists: false, serverTimeMs };
+  if (num(reply[1]) === -1) return { exists: true, notAStream: true, serverTimeMs };
+  const base = {
+    exists: true as const,
+    serverTimeMs,
+    length: num(reply[2]),
+    lastGeneratedId: String(reply[3]),
+    ...(optional(reply[4]) !== undefined ? { entriesAdded: optional(reply[4]) } : {}),
+    ...(optional(reply[5]) !== undefined ? { addedSince: optional(reply[5]) } : {}),
+  };
+  if (num(reply[6]) === 0) return base;
+  const flat = (reply[15] ?? []) as (string | number)[];
+  const inFlight = new Map<string, number>();
+  for (let i = 0; i + 1 < flat.length; i += 2) inFlight.set(String(flat[i]), num(flat[i + 1]));
+  const entriesRead = optional(reply[9]);
+  const deliveredSince = optional(reply[10]);
+  const firstUndeliveredId = optionalId(reply[13]);
+  const oldestPendingId = optionalId(reply[14]);
+  return {
+    ...base,
+    group: {
+      pending: num(reply[7]),
+      lastDeliveredId: String(reply[8]),
+      ...(entriesRead !== undefined ? { entriesRead } : {}),
+      ...(deliveredSince !== undefined ? { deliveredSince } : {}),
+      depth: num(reply[11]),
+      depthCapped: num(reply[12]) === 1,
+      ...(firstUndeliveredId ? { firstUndeliveredId } : {}),
+      ...(oldestPendingId ? { oldestPendingId } : {}),
+      inFlight,
+    },
+  };
+}
+
+/** What the caller saw last of a stream, so counts can be taken between then and now without Redis 7. */
+export interface StreamCursor {
+  lastGeneratedId?: string;
+  lastDeliveredId?: string;
+}
+
+const commandName = 'auroraStreamState';
+type WithStreamState = Redis & {
+  [commandName]: (key: string, ...args: string[]) => Promise<Reply>;
+};
+
+/**
+ * The state of each stream, one script call per stream in one round trip (each call names one key, so
+ * it works on a Redis Cluster too). `legacyCounts` counts as Redis before 7 must (for tests).
+ */
+export async function readStreams(
+  client: Redis,
+  group: string,
+  streams: readonly { key: string; cursor?: StreamCursor }[],
+  options: { legacyCounts?: boolean } = {},
+): Promise<StreamState[]> {
+  // ioredis sends EVALSHA and loads the script when Redis does not have it (first use, a restart).
+  if (!(commandName in client))
+    client.defineCommand(commandName, { numberOfKeys: 1, lua: streamStateScript });
+  const pipeline = client.pipeline() as unknown as WithStreamState & {
+    exec(): ReturnType<ReturnType<Redis['pipeline']>['exec']>;
+  };
+  for (const s of streams) {
+    pipeline[commandName](
+      s.key,
+      group,
+      s.cursor?.lastGeneratedId ?? '',
+      s.cursor?.lastDeliveredId ?? '',
+      options.legacyCounts ? '1' : '0',
+      String(countCap),
+    );
+  }
+  const results = await pipeline.exec();
+  if (!results) throw new Error('Redis returned nothing for the pipeline');
+  return results.map(([err, reply]) => {
+    if (err) throw err;
+    return parseStreamState(reply as Reply);
+  });
+}

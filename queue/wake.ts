@@ -1,0 +1,158 @@
+// Waking on a new entry within a second without reading it: Redis keyspace notifications when the server
+// sends them (an xadd event names only the key), else a light poll of each stream's last ID, run inside
+// Redis like the observation so no entry crosses the connection.
+import type { Redis } from 'ioredis';
+
+const lastIdScript = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('TYPE', KEYS[1]).ok ~= 'stream' then return '' end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+for i = 1, #info, 2 do if info[i] == 'last-generated-id' then return info[i + 1] end end
+return ''
+`;
+const commandName = 'auroraStreamLastId';
+
+export type WakeMode = 'notifications' | 'poll';
+
+/** Whether a notify-keyspace-events setting sends xadd events: keyevent (E) or keyspace (K) with t or A. */
+export function notificationClasses(setting: string): 'keyevent' | 'keyspace' | undefined {
+  const streams = setting.includes('t') || setting.includes('A');
+  if (!streams) return undefined;
+  if (setting.includes('E')) return 'keyevent';
+  if (setting.includes('K')) return 'keyspace';
+  return undefined;
+}
+
+export interface StreamWaker {
+  /** Wake `owner` when any of keys gets an entry; replaces what owner watched before. */
+  watch(owner: string, keys: readonly string[]): void;
+  unwatch(owner: string): void;
+  mode(): WakeMode;
+  close(): void;
+}
+
+/**
+ * Watches stream keys on one Redis. `client` is the shared command connection; notifications need a
+ * connection of their own, which this duplicates from it.
+ */
+export function createStreamWaker(
+  client: Redis,
+  onWake: (owner: string) => void,
+  options: { pollMs?: number } = {},
+): StreamWaker {
+  const pollMs = options.pollMs ?? 250;
+  const owners = new Map<string, Set<string>>();
+  const byKey = new Map<string, Set<string>>();
+  const lastIds = new Map<string, string>();
+  let mode: WakeMode = 'poll';
+  let classes: 'keyevent' | 'keyspace' | undefined;
+  let subscriber: Redis | undefined;
+  let closed = false;
+  const db = Number(client.options.db ?? 0);
+
+  const wakeKey = (key: string) => {
+    for (const owner of byKey.get(key) ?? []) onWake(owner);
+  };
+
+  const startNotifications = async () => {
+    const setting = (await client.config('GET', 'notify-keyspace-events').catch(() => undefined)) as
+      | string[]
+      | undefined;
+    classes = notificationClasses(setting?.[1] ?? '');
+    if (!classes || closed) {
+      mode = 'poll';
+      return;
+    }
+    subscriber ??= client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+    subscriber.on('error', () => {});
+    const sub = subscriber;
+    if (classes === 'keyevent') {
+      sub.removeAllListeners('message');
+      sub.on('message', (_channel: string, key: string) => wakeKey(key));
+      await sub.subscribe(`__keyevent@${db}__:xadd`);
+    } else {
+      const prefix = `__keyspace@${db}__:`;
+      sub.removeAllListeners('message');
+      sub.on('message', (channel: string, event: string) => {
+        if (event === 'xadd') wakeKey(channel.slice(prefix.length));
+      });
+      const keys = [...byKey.keys()];
+      if (keys.length > 0) await sub.subscribe(...keys.map((k) => prefix + k));
+    }
+    mode = 'notifications';
+  };
+
+  const poll = async () => {
+    const keys = [...byKey.keys()];
+    if (keys.length === 0 || client.status !== 'ready') return;
+    if (!(commandName in client)) client.defineCommand(commandName, { numberOfKeys: 1, lua: lastIdScript });
+    const pipeline = client.pipeline() as unknown as Record<string, (key: string) => void> & {
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    for (const key of keys) pipeline[commandName]?.(key);
+    const results = await pipeline.exec().catch(() => null);
+    results?.forEach(([err, id], i) => {
+      const key = keys[i];
+      if (err || key === undefined || typeof id !== 'string') return;
+      const before = lastIds.get(key);
+      lastIds.set(key, id);
+      if (before !== undefined && before !== id) wakeKey(key);
+    });
+  };
+
+  let polling = false;
+  const timer = setInterval(() => {
+    if (mode !== 'poll' || polling) return;
+    polling = true;
+    void poll().finally(() => {
+      polling = false;
+    });
+  }, pollMs);
+  timer.unref();
+  // Whether notifications are on is asked again after each reconnect: the server may have changed.
+  const onReady = () =>
+    void startNotifications().catch(() => {
+      mode = 'poll';
+    });
+  client.on('ready', onReady);
+  if (client.status === 'ready') onReady();
+
+  return {
+    watch(owner, keys) {
+      this.unwatch(owner);
+      const set = new Set(keys);
+      owners.set(owner, set);
+      const added: string[] = [];
+      for (const key of set) {
+        let watchers = byKey.get(key);
+        if (!watchers) {
+          watchers = new Set();
+          byKey.set(key, watchers);
+          added.push(key);
+        }
+        watchers.add(owner);
+      }
+      // Only keyspace notifications need a channel per key; the keyevent channel covers every key.
+      if (mode === 'notifications' && classes === 'keyspace' && subscriber && added.length > 0) {
+        void subscriber.subscribe(...added.map((k) => `__keyspace@${db}__:${k}`)).catch(() => {});
+      }
+    },
+    unwatch(owner) {
+      for (const key of owners.get(owner) ?? []) {
+        const watchers = byKey.get(key);
+        watchers?.delete(owner);
+        if (watchers?.size === 0) {
+          byKey.delete(key);
+          lastIds.delete(key);
+        }
+      }
+      owners.delete(owner);
+    },
+    mode: () => mode,
+    close() {
+      closed = true;
+      clearInterval(timer);
+      client.off('ready', onReady);
+      subscriber?.disconnect();
+    },
+  };
+}
