@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
 import type ort from 'onnxruntime-node';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
@@ -14,7 +16,9 @@ import { openSession, sessionSignature } from '../../model/session.ts';
 import { sha256 } from '../../model/source.ts';
 import { inputTensor, outputRows } from '../../model/tensors.ts';
 import { createLogger } from '../../operator/log.ts';
+import { redisFault, redisFaultMessages, redisOptions } from '../../queue/redis.ts';
 import { createMicroBatcher } from './batcher.ts';
+import { ModelFault, startQueueConsumer } from './consumer.ts';
 import { parseClassifyRequest } from './request.ts';
 
 const modelContract = triageModelSpec.pick({
@@ -73,10 +77,50 @@ export const serverConfig = z
     AURORA_DRAIN_DELAY_SECONDS: z.coerce.number().min(0).max(60).default(5),
     /** Then: how long in-flight requests may take to finish (within the pod's grace period). */
     AURORA_DRAIN_SECONDS: z.coerce.number().min(0).max(300).default(20),
+    /** Consumer mode (a CareQueue targets the pool): the Redis URL, from the queue's Secret. */
+    AURORA_QUEUE_REDIS_URL: z
+      .string()
+      .trim()
+      .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
+      .optional(),
+    AURORA_QUEUE_REDIS_TLS: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    AURORA_QUEUE_REDIS_CA_FILE: z.string().min(1).optional(),
+    /** The category streams, highest acuity first: [{"category": ..., "streamKey": ...}]. */
+    AURORA_QUEUE_STREAMS: z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+          return z.NEVER;
+        }
+      })
+      .pipe(
+        z
+          .array(z.object({ category: z.string().min(1), streamKey: z.string().min(1) }))
+          .min(1)
+          .max(16),
+      )
+      .optional(),
+    AURORA_QUEUE_GROUP: z.string().min(1).max(128).default('triage'),
+    AURORA_QUEUE_RESULT_STREAM: z.string().min(1).max(256).optional(),
+    AURORA_QUEUE_RESULT_MAX_LENGTH: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+    AURORA_QUEUE_CLAIM_IDLE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+    AURORA_QUEUE_BATCH_SIZE: z.coerce.number().int().min(1).max(1024).default(64),
+    /** The consumer's name in the group: the pod's name (its hostname), so Aurora can tell who holds what. */
+    AURORA_QUEUE_CONSUMER: z.string().min(1).max(253).optional(),
   })
   .refine((c) => (c.AURORA_MODEL_FILE === undefined) !== (c.AURORA_MODEL_URL === undefined), {
     message: 'set exactly one of AURORA_MODEL_FILE and AURORA_MODEL_URL',
     path: ['AURORA_MODEL_FILE'],
+  })
+  .refine((c) => !c.AURORA_QUEUE_REDIS_URL || (c.AURORA_QUEUE_STREAMS && c.AURORA_QUEUE_RESULT_STREAM), {
+    message: 'consumer mode needs AURORA_QUEUE_STREAMS and AURORA_QUEUE_RESULT_STREAM',
+    path: ['AURORA_QUEUE_STREAMS'],
   });
 
 type ServerConfig = z.infer<typeof serverConfig>;
@@ -175,18 +219,19 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
   let inFlight = 0;
   let model: { session: ort.InferenceSession; provider: string; digest: string } | undefined;
   const labels = spec.outputs.labels.length;
+  const runModel = async (rows: number[][]) => {
+    if (!model) throw new Error('model not loaded');
+    const input = inputTensor(spec.inputs.elementType, rows);
+    const out = await model.session.run({ [spec.inputs.tensorName]: input });
+    const result = outputRows(out[spec.outputs.tensorName], rows.length, labels);
+    if (!result) throw new Error(`the model gave no ${rows.length} × ${labels} output`);
+    return result;
+  };
   const batcher = createMicroBatcher<number[], number[]>({
     maxBatchSize: config.AURORA_MAX_BATCH_SIZE,
     batchWindowMs: config.AURORA_BATCH_WINDOW_MS,
     onBatch: (n) => batchSizes.observe(n),
-    run: async (rows) => {
-      if (!model) throw new Error('model not loaded');
-      const input = inputTensor(spec.inputs.elementType, rows);
-      const out = await model.session.run({ [spec.inputs.tensorName]: input });
-      const result = outputRows(out[spec.outputs.tensorName], rows.length, labels);
-      if (!result) throw new Error(`the model gave no ${rows.length} × ${labels} output`);
-      return result;
-    },
+    run: (rows) => runModel(rows),
   });
   /** A usable answer: one finite number per label. Anything else is a fault, never a 200. */
   const usable = (probabilities: number[]) =>
@@ -333,6 +378,9 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     throw new Error('the model gave no usable answer to the readiness probe');
   }
   log.info({ version: spec.version, digest, executionProvider: provider }, 'model loaded; ready');
+  const consumer = config.AURORA_QUEUE_REDIS_URL
+    ? startConsumer(config, spec, digest, runModel, registry, log)
+    : undefined;
 
   /**
    * Stops taking requests (readiness fails, new connections are refused), lets those in flight finish
@@ -340,6 +388,8 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
    */
   const drain = async () => {
     draining = true;
+    // The queue first: stop reading, serve and acknowledge what is held, while HTTP drains beside it.
+    const consumerStopped = consumer?.stop();
     // Readiness fails at once, but the Service's endpoints take a moment to drop this pod: requests
     // that still come are answered for the drain delay before the listener closes.
     await new Promise((resolve) => setTimeout(resolve, config.AURORA_DRAIN_DELAY_SECONDS * 1000).unref());
@@ -354,9 +404,105 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
       ]);
     }
     server.closeAllConnections();
+    await consumerStopped;
     log.info({ unfinished: inFlight }, 'drained');
   };
   return { port, drain, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** Consumer mode: serve the CareQueue's streams through the same model, beside the HTTP API. */
+function startConsumer(
+  config: ServerConfig,
+  spec: z.infer<typeof modelContract>,
+  digest: string,
+  runModel: (rows: number[][]) => Promise<number[][]>,
+  registry: Registry,
+  log: ReturnType<typeof createLogger>,
+) {
+  const entries = new Counter({
+    name: 'aurora_queue_entries_total',
+    help: 'Queue entries served, by category and outcome (classified, or rejected for a bad entry)',
+    labelNames: ['category', 'outcome'],
+    registers: [registry],
+  });
+  const target = {
+    url: config.AURORA_QUEUE_REDIS_URL ?? '',
+    tls: {
+      enabled: config.AURORA_QUEUE_REDIS_TLS,
+      ...(config.AURORA_QUEUE_REDIS_CA_FILE
+        ? { ca: readFileSync(config.AURORA_QUEUE_REDIS_CA_FILE, 'utf8') }
+        : {}),
+    },
+  };
+  // A connection of its own: the consumer blocks on it while the streams are empty.
+  const client = new Redis(
+    target.url,
+    redisOptions(target, { enableOfflineQueue: true, commandTimeout: undefined }),
+  );
+  let lastFault = '';
+  client.on('error', (err) => {
+    const fault = redisFault(err);
+    if (fault !== lastFault) log.warn({ fault }, redisFaultMessages[fault]);
+    lastFault = fault;
+  });
+  client.on('ready', () => {
+    lastFault = '';
+  });
+  client.connect().catch(() => {});
+  const streams = config.AURORA_QUEUE_STREAMS ?? [];
+  const consumerName = config.AURORA_QUEUE_CONSUMER ?? process.env.HOSTNAME ?? hostname();
+  const consumer = startQueueConsumer({
+    client,
+    streams,
+    group: config.AURORA_QUEUE_GROUP,
+    consumer: consumerName,
+    resultStreamKey: config.AURORA_QUEUE_RESULT_STREAM ?? '',
+    resultMaxLength: config.AURORA_QUEUE_RESULT_MAX_LENGTH,
+    claimIdleMs: config.AURORA_QUEUE_CLAIM_IDLE_SECONDS * 1000,
+    batchSize: config.AURORA_QUEUE_BATCH_SIZE,
+    labels: spec.outputs.labels,
+    modelVersion: spec.version,
+    modelDigest: `sha256:${digest}`,
+    async classify(features) {
+      const requests = features.map((f) =>
+        parseClassifyRequest({ features: f }, spec.inputs.features, spec.inputs.elementType),
+      );
+      const rows = requests.flatMap((r) => ('vector' in r ? [r.vector] : []));
+      const answers =
+        rows.length > 0
+          ? await runModel(rows).catch(() => {
+              throw new ModelFault('the model could not classify the batch');
+            })
+          : [];
+      let next = 0;
+      return requests.map((r) => {
+        if ('error' in r) return { error: r.error };
+        const probabilities = answers[next++] ?? [];
+        if (probabilities.length !== spec.outputs.labels.length || !probabilities.every(Number.isFinite))
+          throw new ModelFault('the model gave no usable answer');
+        return { probabilities };
+      });
+    },
+    onBatch(report) {
+      for (const r of report) entries.inc({ category: r.category, outcome: r.outcome });
+    },
+    onError(err) {
+      // A Redis reply or a model failure: the kind only, never an entry.
+      const fault = err instanceof ModelFault ? 'ModelFailed' : redisFault(err);
+      log.warn({ fault }, 'queue consumer: the batch was not served; trying again');
+    },
+  });
+  log.info(
+    { consumer: consumerName, categories: streams.map((s) => s.category) },
+    'consuming the care queue',
+  );
+  return {
+    async stop() {
+      await consumer.stop();
+      client.disconnect();
+      log.info({ counts: consumer.counts }, 'queue consumer stopped');
+    },
+  };
 }
 
 if (import.meta.main) {

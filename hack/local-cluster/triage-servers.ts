@@ -1,0 +1,70 @@
+// Triage servers as local processes, for tests, benches and the sandbox: simulated nodes run no
+// containers, so the workload the pool's pods would run is started here with the pod's settings.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { sha256 } from '../../model/source.ts';
+import { exampleModelFiles } from '../example-model/generate.ts';
+import { freePort, repoRoot } from './control-plane.ts';
+import { type ManagedProcess, startProcess, waitFor } from './process.ts';
+
+export const triageServerEntry = join(repoRoot, 'workloads', 'triage-server', 'main.ts');
+
+/** The example model's spec, as examples/triage-model.yaml declares it. */
+export function exampleModelSpec() {
+  return parse(readFileSync(join(repoRoot, 'examples/triage-model.yaml'), 'utf8')).spec as {
+    version: string;
+    inputs: {
+      tensorName: string;
+      elementType: string;
+      features: { name: string; min?: number; max?: number }[];
+    };
+    outputs: { tensorName: string; labels: string[] };
+    executionProviders: string[];
+  };
+}
+
+/** Settings that serve the example model from its file. */
+export function exampleModelEnv(): Record<string, string> {
+  const spec = exampleModelSpec();
+  return {
+    AURORA_MODEL_FILE: exampleModelFiles.model,
+    AURORA_MODEL_SHA256: sha256(readFileSync(exampleModelFiles.model)),
+    AURORA_MODEL_SPEC: JSON.stringify({
+      version: spec.version,
+      inputs: spec.inputs,
+      outputs: spec.outputs,
+      executionProviders: spec.executionProviders,
+    }),
+  };
+}
+
+export interface TriageServerProcess {
+  process: ManagedProcess;
+  port: number;
+  url: string;
+}
+
+/** Starts a triage server with env on a free port and waits until it answers ready. */
+export async function startTriageServerProcess(
+  name: string,
+  env: Record<string, string>,
+  options: { logDir: string; pidDir?: string; readyTimeoutMs?: number },
+): Promise<TriageServerProcess> {
+  const port = await freePort();
+  const child = startProcess(name, process.execPath, [triageServerEntry], {
+    logDir: options.logDir,
+    ...(options.pidDir ? { pidDir: options.pidDir } : {}),
+    env: { AURORA_DRAIN_DELAY_SECONDS: '0', ...env, AURORA_PORT: String(port) },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    `triage server ${name} to be ready`,
+    async () => {
+      if (!child.isRunning()) throw new Error(`it exited:\n${await child.logTail()}`);
+      return (await fetch(`${url}/readyz`).catch(() => undefined))?.ok ? true : undefined;
+    },
+    { timeoutMs: options.readyTimeoutMs ?? 30_000, intervalMs: 100 },
+  );
+  return { process: child, port, url };
+}

@@ -1,0 +1,258 @@
+// The triage server as a CareQueue consumer: reads the category streams highest acuity first through the
+// consumer group, classifies in micro-batches, writes each result to the results stream and acknowledges
+// the entry. At least once: an entry is acknowledged only after its result is written, and one held by
+// a consumer that died is claimed by another after the idle time. Entries' values are never logged.
+import type { Redis } from 'ioredis';
+import { entryFields, resultFields } from '../../queue/contract.ts';
+
+export interface ConsumerStream {
+  category: string;
+  streamKey: string;
+}
+
+/** One entry as read: its stream (index in the streams list), ID and fields. */
+interface HeldEntry {
+  stream: number;
+  id: string;
+  fields: string[];
+}
+
+/** The model failed on a batch: its entries stay pending and are served again. */
+export class ModelFault extends Error {}
+
+/** What classifying one entry gave: probabilities in label order, or why the entry could not be used. */
+export type EntryOutcome = { probabilities: number[] } | { error: string };
+
+export interface ConsumerOptions {
+  client: Redis;
+  streams: readonly ConsumerStream[];
+  group: string;
+  consumer: string;
+  resultStreamKey: string;
+  resultMaxLength: number;
+  claimIdleMs: number;
+  batchSize: number;
+  labels: readonly string[];
+  modelVersion: string;
+  modelDigest: string;
+  /** Turns entries' features (parsed JSON, untrusted) into outcomes; throws when the model fails. */
+  classify(features: unknown[]): Promise<EntryOutcome[]>;
+  /** How long a read waits for an entry when every stream is empty. */
+  blockMs?: number;
+  onBatch?(counts: { category: string; outcome: 'classified' | 'rejected' }[]): void;
+  onError?(err: Error): void;
+}
+
+// Reads up to ARGV[3] new entries for consumer ARGV[2] of group ARGV[1], from the streams in KEYS in
+// order, so a lower category is read only when every higher one is empty. A stream whose group is
+// missing is reported, not fatal. Inside Redis, so the order costs one round trip.
+const readByAcuityScript = `
+local out, missing, left = {}, {}, tonumber(ARGV[3])
+for i, key in ipairs(KEYS) do
+  if left <= 0 then break end
+  local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', key, '>')
+  if not ok then
+    missing[#missing + 1] = i
+  elseif reply then
+    for _, entry in ipairs(reply[1][2]) do
+      out[#out + 1] = {i, entry[1], entry[2]}
+      left = left - 1
+    end
+  end
+end
+return {missing, out}
+`;
+const readCommand = 'auroraReadByAcuity';
+
+type RawEntries = [number, string, string[]][];
+
+export function fieldOf(fields: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+export function startQueueConsumer(options: ConsumerOptions) {
+  const { client, streams, group, consumer } = options;
+  const keys = streams.map((s) => s.streamKey);
+  const blockMs = options.blockMs ?? 1_000;
+  if (!(readCommand in client)) client.defineCommand(readCommand, { lua: readByAcuityScript });
+  let stopping = false;
+  let lastClaimAt = 0;
+  const counts = { classified: 0, rejected: 0, claimed: 0 };
+
+  /** Creates the group at the start of each stream (entries already there are patients waiting too). */
+  const ensureGroups = async () => {
+    for (const key of keys) {
+      await client.xgroup('CREATE', key, group, '0', 'MKSTREAM').catch((err: Error) => {
+        if (!/BUSYGROUP/.test(err.message)) throw err;
+      });
+    }
+  };
+
+  const toHeld = (stream: number, raw: [string, string[]][] | null | undefined): HeldEntry[] =>
+    (raw ?? []).filter(([, fields]) => fields !== null).map(([id, fields]) => ({ stream, id, fields }));
+
+  /** Entries this consumer held before it restarted under the same name, then new ones by acuity. */
+  const readOwnPending = async (): Promise<HeldEntry[]> => {
+    const held: HeldEntry[] = [];
+    for (const [i, key] of keys.entries()) {
+      const reply = (await client.xreadgroup(
+        'GROUP',
+        group,
+        consumer,
+        'COUNT',
+        options.batchSize,
+        'STREAMS',
+        key,
+        '0',
+      )) as [string, [string, string[]][]][] | null;
+      held.push(...toHeld(i, reply?.[0]?.[1]));
+    }
+    return held;
+  };
+
+  /** Entries left pending by a consumer that died, highest acuity first. */
+  const claimAbandoned = async (): Promise<HeldEntry[]> => {
+    const held: HeldEntry[] = [];
+    for (const [i, key] of keys.entries()) {
+      if (held.length >= options.batchSize) break;
+      const reply = (await client.xautoclaim(
+        key,
+        group,
+        consumer,
+        options.claimIdleMs,
+        '0-0',
+        'COUNT',
+        options.batchSize - held.length,
+      )) as [string, [string, string[]][]];
+      held.push(...toHeld(i, reply[1]));
+    }
+    counts.claimed += held.length;
+    return held;
+  };
+
+  const readNew = async (): Promise<HeldEntry[]> => {
+    const scripted = client as unknown as Record<
+      typeof readCommand,
+      (...args: (string | number)[]) => Promise<[number[], RawEntries]>
+    >;
+    const [missing, raw] = await scripted[readCommand](
+      keys.length,
+      ...keys,
+      group,
+      consumer,
+      options.batchSize,
+    );
+    if (missing.length > 0) await ensureGroups();
+    if (raw.length > 0) return raw.map(([i, id, fields]) => ({ stream: i - 1, id, fields }));
+    // Every stream is empty: wait for the next entry in any of them.
+    const reply = (await client.xreadgroup(
+      'GROUP',
+      group,
+      consumer,
+      'COUNT',
+      1,
+      'BLOCK',
+      blockMs,
+      'STREAMS',
+      ...keys,
+      ...keys.map(() => '>'),
+    )) as [string, [string, string[]][]][] | null;
+    return (reply ?? []).flatMap(([key, entries]) => toHeld(keys.indexOf(key), entries));
+  };
+
+  /** Classifies what is held, writes each result, then acknowledges: nothing is acknowledged unwritten. */
+  const serve = async (held: HeldEntry[]) => {
+    if (held.length === 0) return;
+    const parsed = held.map((e): { features: unknown } | { error: string } => {
+      const text = fieldOf(e.fields, entryFields.features);
+      if (text === undefined) return { error: `${entryFields.features}: required` };
+      try {
+        return { features: JSON.parse(text) };
+      } catch {
+        return { error: `${entryFields.features}: must be a JSON object` };
+      }
+    });
+    const usable = parsed.flatMap((p) => ('features' in p ? [p.features] : []));
+    const outcomes = usable.length > 0 ? await options.classify(usable) : [];
+    let next = 0;
+    const pipeline = client.pipeline();
+    const report: { category: string; outcome: 'classified' | 'rejected' }[] = [];
+    for (const [i, entry] of held.entries()) {
+      const p = parsed[i];
+      const outcome: EntryOutcome =
+        p && 'error' in p ? { error: p.error } : (outcomes[next++] ?? { error: 'no outcome' });
+      const category = streams[entry.stream]?.category ?? '';
+      const ref = fieldOf(entry.fields, entryFields.ref);
+      const fields = [resultFields.entry, entry.id, resultFields.category, category];
+      if (ref !== undefined) fields.push(resultFields.ref, ref);
+      if ('error' in outcome) {
+        fields.push(resultFields.error, outcome.error);
+        report.push({ category, outcome: 'rejected' });
+      } else {
+        const best = outcome.probabilities.indexOf(Math.max(...outcome.probabilities));
+        fields.push(
+          resultFields.label,
+          options.labels[best] ?? '',
+          resultFields.probabilities,
+          JSON.stringify(Object.fromEntries(options.labels.map((l, j) => [l, outcome.probabilities[j]]))),
+          resultFields.modelVersion,
+          options.modelVersion,
+          resultFields.modelDigest,
+          options.modelDigest,
+        );
+        report.push({ category, outcome: 'classified' });
+      }
+      pipeline.xadd(options.resultStreamKey, 'MAXLEN', '~', options.resultMaxLength, '*', ...fields);
+    }
+    const byStream = new Map<number, string[]>();
+    for (const e of held) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.id]);
+    for (const [stream, ids] of byStream) {
+      const key = keys[stream];
+      if (key !== undefined) pipeline.xack(key, group, ...ids);
+    }
+    const results = await pipeline.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed?.[0]) throw failed[0];
+    for (const r of report) counts[r.outcome]++;
+    options.onBatch?.(report);
+  };
+
+  const loop = async () => {
+    let backoffMs = 100;
+    let first = true;
+    while (!stopping) {
+      try {
+        if (first) {
+          await ensureGroups();
+          await serve(await readOwnPending());
+          first = false;
+        }
+        const now = performance.now();
+        if (now - lastClaimAt > options.claimIdleMs / 2) {
+          lastClaimAt = now;
+          await serve(await claimAbandoned());
+        }
+        await serve(await readNew());
+        backoffMs = 100;
+      } catch (err) {
+        options.onError?.(err as Error);
+        if (stopping) break;
+        await new Promise((r) => setTimeout(r, backoffMs));
+        backoffMs = Math.min(backoffMs * 2, 5_000);
+      }
+    }
+  };
+  const running = loop();
+
+  return {
+    counts,
+    /** Stops reading; what is held is served and acknowledged first (the read in progress ends within blockMs). */
+    async stop() {
+      stopping = true;
+      await running;
+    },
+  };
+}
+
+export type QueueConsumer = ReturnType<typeof startQueueConsumer>;
