@@ -147,6 +147,14 @@ export const careQueueSpec = z
       .default(1)
       .describe('Fewest consumers; never 0 while a category has a maximum wait of 0.'),
     maxReplicas: z.number().int().min(1).max(1000).default(10).describe('Most consumers.'),
+    assumedServedPerConsumerPerSecond: z
+      .number()
+      .min(0.001)
+      .max(1_000_000)
+      .default(1)
+      .describe(
+        'Entries one consumer serves a second, assumed until Aurora has measured it (it measures while entries wait undelivered). Low is safe: it adds consumers sooner.',
+      ),
     targetEntriesPerReplica: z
       .number()
       .int()

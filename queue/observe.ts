@@ -19,6 +19,8 @@ export type StreamState =
       entriesAdded?: number;
       /** Entries added after the lastGeneratedId passed in, when entriesAdded is not kept. */
       addedSince?: number;
+      /** The ID of the first entry added after the lastGeneratedId passed in. */
+      firstAddedSinceId?: string;
       group?: {
         /** Delivered and not acknowledged. */
         pending: number;
@@ -76,11 +78,17 @@ local length, generated, added = field(info, 'length'), field(info, 'last-genera
 local addedSince = -1
 if (not added or forceCount) and prevGenerated ~= '' then addedSince = countRange(prevGenerated, generated) end
 if forceCount then added = nil end
+-- The first entry since the caller last looked: when a burst began.
+local firstAdded = ''
+if prevGenerated ~= '' and prevGenerated ~= generated then
+  local r = redis.call('XRANGE', key, nextId(prevGenerated), '+', 'COUNT', 1)
+  if r[1] then firstAdded = r[1][1] end
+end
 local g
 for _, flat in ipairs(redis.call('XINFO', 'GROUPS', key)) do
   if field(flat, 'name') == group then g = flat end
 end
-if not g then return {now, 1, length, generated, added or -1, addedSince, 0} end
+if not g then return {now, 1, length, generated, added or -1, addedSince, firstAdded, 0} end
 local pending, delivered = field(g, 'pending'), field(g, 'last-delivered-id')
 local read, lag = field(g, 'entries-read'), field(g, 'lag')
 if forceCount then read, lag = nil, nil end
@@ -103,8 +111,8 @@ if summary[4] then
     consumers[#consumers + 1] = c[2]
   end
 end
-return {now, 1, length, generated, added or -1, addedSince, 1, pending, delivered, read or -1,
-  deliveredSince, depth, capped, firstUndelivered, oldestPending, consumers}
+return {now, 1, length, generated, added or -1, addedSince, firstAdded, 1, pending, delivered,
+  read or -1, deliveredSince, depth, capped, firstUndelivered, oldestPending, consumers}
 `;
 
 /** The most entries one count walks inside Redis (a script blocks the server while it runs). */
@@ -127,24 +135,25 @@ export function parseStreamState(reply: Reply): StreamState {
     lastGeneratedId: String(reply[3]),
     ...(optional(reply[4]) !== undefined ? { entriesAdded: optional(reply[4]) } : {}),
     ...(optional(reply[5]) !== undefined ? { addedSince: optional(reply[5]) } : {}),
+    ...(optionalId(reply[6]) ? { firstAddedSinceId: optionalId(reply[6]) } : {}),
   };
-  if (num(reply[6]) === 0) return base;
-  const flat = (reply[15] ?? []) as (string | number)[];
+  if (num(reply[7]) === 0) return base;
+  const flat = (reply[16] ?? []) as (string | number)[];
   const inFlight = new Map<string, number>();
   for (let i = 0; i + 1 < flat.length; i += 2) inFlight.set(String(flat[i]), num(flat[i + 1]));
-  const entriesRead = optional(reply[9]);
-  const deliveredSince = optional(reply[10]);
-  const firstUndeliveredId = optionalId(reply[13]);
-  const oldestPendingId = optionalId(reply[14]);
+  const entriesRead = optional(reply[10]);
+  const deliveredSince = optional(reply[11]);
+  const firstUndeliveredId = optionalId(reply[14]);
+  const oldestPendingId = optionalId(reply[15]);
   return {
     ...base,
     group: {
-      pending: num(reply[7]),
-      lastDeliveredId: String(reply[8]),
+      pending: num(reply[8]),
+      lastDeliveredId: String(reply[9]),
       ...(entriesRead !== undefined ? { entriesRead } : {}),
       ...(deliveredSince !== undefined ? { deliveredSince } : {}),
-      depth: num(reply[11]),
-      depthCapped: num(reply[12]) === 1,
+      depth: num(reply[12]),
+      depthCapped: num(reply[13]) === 1,
       ...(firstUndeliveredId ? { firstUndeliveredId } : {}),
       ...(oldestPendingId ? { oldestPendingId } : {}),
       inFlight,

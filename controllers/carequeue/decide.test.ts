@@ -179,10 +179,47 @@ describe('decideReplicas', () => {
       'queue-unknown',
     ],
     [
-      'with no service rate measured, a breach still adds a consumer',
-      { observed: queue({ urgent: { depth: 4, oldestWaitSeconds: 4000 } }, null), currentReplicas: 2 },
-      3,
+      'a category past its wait never loses a consumer',
+      { observed: queue({ urgent: { depth: 4, oldestWaitSeconds: 4000 } }, 100), currentReplicas: 5 },
+      5,
+      'breach',
+    ],
+    [
+      'until the service rate is measured, the assumed one plans',
+      {
+        spec: spec({ assumedServedPerConsumerPerSecond: 0.5 }),
+        observed: queue({ immediate: { depth: 10 } }, null),
+        currentReplicas: 1,
+      },
+      // 10 / (0.5 × 5 s)
+      4,
       'none',
+    ],
+    [
+      'blind, entries known to wait wake a target at zero',
+      {
+        spec: spec({
+          minReplicas: 0,
+          categories: [{ name: 'urgent', maxWaitSeconds: 3600 }],
+        }),
+        observed: undefined,
+        knownWaiting: true,
+        currentReplicas: 0,
+      },
+      1,
+      'queue-unknown',
+    ],
+    [
+      "an InferencePool's own maximum bounds it",
+      { observed: queue({ immediate: { depth: 500 } }, 1), targetBounds: { min: 1, max: 6 } },
+      6,
+      'target-max',
+    ],
+    [
+      "an InferencePool's own minimum bounds it",
+      { currentReplicas: 4, targetBounds: { min: 3, max: 6 } },
+      3,
+      'target-min',
     ],
   ])('%s', (_name, over, replicas, limitedBy) => {
     const decision = decideReplicas(input(over));

@@ -46,6 +46,10 @@ export interface DecisionInput {
   changes: readonly ScaleChange[];
   /** Replicas the arrival forecast asks for ahead of a known peak; undefined without one. */
   forecastReplicas?: number;
+  /** Blind, but entries are known to wait (a stream with entries and no group yet): wake a target at 0. */
+  knownWaiting?: boolean;
+  /** The target's own bounds (an InferencePool's minReplicas and maxReplicas), which its API enforces. */
+  targetBounds?: { min: number; max: number };
   nowMs: number;
 }
 
@@ -71,7 +75,10 @@ export type DecisionLimit =
   | 'surge'
   | 'reserved'
   | 'stabilization'
-  | 'rate';
+  | 'rate'
+  | 'target-min'
+  | 'target-max'
+  | 'breach';
 
 export interface Decision {
   /** Replicas to set now. */
@@ -81,6 +88,9 @@ export interface Decision {
   terms: CategoryTerm[];
   /** Replicas the counts alone ask for (targetEntriesPerReplica), and the steady arrival rate. */
   countReplicas: number;
+  /** The service rate the terms used: measured, or the spec's assumption until it is. */
+  servedPerConsumerPerSecond?: number;
+  servedRateMeasured: boolean;
   steadyReplicas: number;
   forecastReplicas?: number;
   limitedBy: DecisionLimit;
@@ -146,6 +156,7 @@ export function decideReplicas(input: DecisionInput): Decision {
     terms: [] as CategoryTerm[],
     countReplicas: 0,
     steadyReplicas: 0,
+    servedRateMeasured: false,
     ...(input.forecastReplicas !== undefined ? { forecastReplicas: input.forecastReplicas } : {}),
   };
 
@@ -159,41 +170,47 @@ export function decideReplicas(input: DecisionInput): Decision {
     };
   }
 
+  const withinTarget = (replicas: number): [number, DecisionLimit | undefined] => {
+    const bounds = input.targetBounds;
+    if (bounds && replicas > bounds.max) return [bounds.max, 'target-max'];
+    if (bounds && replicas < bounds.min) return [bounds.min, 'target-min'];
+    return [replicas, undefined];
+  };
+
   if (!observed) {
-    // Blind: never fewer; one more if a category was past its wait when last seen.
-    const wanted = input.breachingWhenLastSeen ? currentReplicas + 1 : currentReplicas;
-    const desired = Math.min(spec.maxReplicas, Math.max(wanted, floor, currentReplicas));
+    // Blind: never fewer; one more if a category was past its wait when last seen, and one at least
+    // when entries are known to wait.
+    let wanted = input.breachingWhenLastSeen ? currentReplicas + 1 : currentReplicas;
+    if (input.knownWaiting) wanted = Math.max(wanted, 1);
+    const [desired] = withinTarget(Math.min(spec.maxReplicas, Math.max(wanted, floor, currentReplicas)));
     return {
       ...base,
-      desiredReplicas: desired,
+      desiredReplicas: Math.max(
+        desired,
+        Math.min(currentReplicas, input.targetBounds?.max ?? currentReplicas),
+      ),
       recommendation: wanted,
       limitedBy: 'queue-unknown',
-      summary: input.breachingWhenLastSeen
-        ? `the queue cannot be seen and a category was past its wait when last seen: ${currentReplicas} → ${desired}`
-        : `the queue cannot be seen: replicas stay at ${desired}, never fewer`,
+      summary:
+        desired > currentReplicas
+          ? `the queue cannot be judged and ${input.breachingWhenLastSeen ? 'a category was past its wait when last seen' : 'entries wait for a consumer'}: ${currentReplicas} → ${desired}`
+          : `the queue cannot be judged: replicas stay at ${currentReplicas}, never fewer`,
     };
   }
 
-  const mu = observed.servedPerConsumerPerSecond;
-  const terms = mu !== undefined && mu > 0 ? categoryTerms(spec, observed, mu) : [];
+  const measured = observed.servedPerConsumerPerSecond;
+  const mu = measured !== undefined && measured > 0 ? measured : spec.assumedServedPerConsumerPerSecond;
+  const terms = categoryTerms(spec, observed, mu);
   const totalDepth = observed.categories.reduce((sum, c) => sum + c.depth + c.pending, 0);
   const totalArrivals = observed.categories.reduce((sum, c) => sum + c.arrivalsPerSecond, 0);
   const countReplicas = spec.targetEntriesPerReplica
     ? Math.ceil(totalDepth / spec.targetEntriesPerReplica)
     : 0;
-  const steadyReplicas =
-    mu !== undefined && mu > 0 ? Math.ceil(totalArrivals / (mu * plannedUtilisation)) : 0;
-  // With no service rate measured yet, waiting entries still need someone: at least one more than now
-  // while any category is past its wait.
-  const anyBreaching = observed.categories.some(
-    (c, i) => c.depth + c.pending > 0 && c.oldestWaitSeconds > (spec.categories[i]?.maxWaitSeconds ?? 0),
-  );
-  const blindNeed = mu === undefined && anyBreaching ? currentReplicas + 1 : 0;
+  const steadyReplicas = Math.ceil(totalArrivals / (mu * plannedUtilisation));
   const recommendation = Math.max(
     ...terms.map((t) => t.replicas),
     countReplicas,
     steadyReplicas,
-    blindNeed,
     input.forecastReplicas ?? 0,
     totalDepth > 0 || totalArrivals > 0 ? 1 : 0,
   );
@@ -236,6 +253,12 @@ export function decideReplicas(input: DecisionInput): Decision {
     }
   }
 
+  // A category past its maximum wait never loses a consumer, whatever the arithmetic says.
+  if (desired < currentReplicas && terms.some((t) => t.breaching)) {
+    desired = currentReplicas;
+    limitedBy = 'breach';
+  }
+
   if (desired < floor) {
     desired = floor;
     limitedBy =
@@ -248,6 +271,11 @@ export function decideReplicas(input: DecisionInput): Decision {
   if (desired > spec.maxReplicas) {
     desired = spec.maxReplicas;
     limitedBy = 'max';
+  }
+  const [bounded, targetLimit] = withinTarget(desired);
+  if (targetLimit) {
+    desired = bounded;
+    limitedBy = targetLimit;
   }
 
   const worst = terms.reduce<CategoryTerm | undefined>(
@@ -263,6 +291,8 @@ export function decideReplicas(input: DecisionInput): Decision {
     terms,
     countReplicas,
     steadyReplicas,
+    servedPerConsumerPerSecond: mu,
+    servedRateMeasured: measured !== undefined && measured > 0,
     desiredReplicas: desired,
     recommendation,
     limitedBy,

@@ -54,7 +54,12 @@ describe.each([
         legacyCounts,
       },
     );
-    expect(state).toMatchObject({ exists: true, length: 5, lastGeneratedId: ids[4] });
+    expect(state).toMatchObject({
+      exists: true,
+      length: 5,
+      lastGeneratedId: ids[4],
+      firstAddedSinceId: ids[2],
+    });
     if (!state?.exists || state.notAStream || !state.group) throw new Error('no group state');
     expect(state.group).toMatchObject({
       pending: 2,
