@@ -1,4 +1,5 @@
 // The operator's entry point: node cmd/operator.ts [--flags]; operator/config.ts lists the settings.
+import { registerCareQueueController } from '../controllers/carequeue/reconcile.ts';
 import { registerInferencePoolController } from '../controllers/inferencepool/reconcile.ts';
 import { registerNodeCapacityController } from '../controllers/node/reconcile.ts';
 import { registerTriageModelController } from '../controllers/triagemodel/reconcile.ts';
@@ -11,16 +12,44 @@ import {
 import { ConfigError, loadOperatorConfig, type OperatorConfig } from '../operator/config.ts';
 import type { Manager } from '../operator/manager.ts';
 import { runOperator } from '../operator/run.ts';
+import { createStateStore, type StateStore } from '../state/postgres.ts';
 
 /** The product's controllers; each issue that adds a kind registers it here. */
 export function registerAuroraControllers(
   manager: Manager,
   config: OperatorConfig,
   validator: ValidatorClient,
+  store?: StateStore,
 ): void {
   registerTriageModelController(manager, { validator });
   registerNodeCapacityController(manager);
   registerInferencePoolController(manager, { image: config.workloadImage, validator });
+  registerCareQueueController(manager, store ? { store } : {});
+}
+
+/**
+ * The PostgreSQL state, when --postgres-url is given. Its tables are made in the background, tried
+ * again until PostgreSQL answers: meanwhile decisions cannot be recorded, so no consumer is removed.
+ */
+function stateStoreFor(config: OperatorConfig): StateStore | undefined {
+  if (!config.postgresUrl) {
+    console.warn(
+      'no --postgres-url: CareQueue decisions are kept in Events and status only, and no forecast is made',
+    );
+    return undefined;
+  }
+  const store = createStateStore({ url: config.postgresUrl, schema: config.postgresSchema });
+  const migrate = (attempt: number): void => {
+    store.migrate().catch((err: Error) => {
+      // The error's code only: a connection error can carry the host, never the password, but keep it short.
+      console.warn(
+        `PostgreSQL schema not ready (attempt ${attempt}): ${(err as { code?: string }).code ?? err.name}; trying again`,
+      );
+      setTimeout(() => migrate(attempt + 1), Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5))).unref();
+    });
+  };
+  migrate(1);
+  return store;
 }
 
 /**
@@ -46,8 +75,9 @@ if (import.meta.main) {
   try {
     const config = loadOperatorConfig(process.argv.slice(2), process.env);
     const { client } = await validatorFor(config);
+    const store = stateStoreFor(config);
     // A local validator reads its standard input and ends with this process, however it ends.
-    await runOperator(config, (manager) => registerAuroraControllers(manager, config, client));
+    await runOperator(config, (manager) => registerAuroraControllers(manager, config, client, store));
   } catch (err) {
     console.error(err instanceof ConfigError ? err.message : err);
     process.exit(err instanceof ConfigError ? 2 : 1);

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { TriageModelSpec } from '../crds/triagemodel.ts';
 import type { KubeClient } from '../operator/kube/client.ts';
+import { readSecretKey } from '../operator/kube/secrets.ts';
 import type { KubeObject } from '../operator/kube/types.ts';
 
 export type FetchFailureReason =
@@ -37,24 +38,6 @@ export function shownUrl(text: string): string {
 type ConfigMap = KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> };
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
-/** The text of a Secret key: where a URL that carries a token is kept. */
-export async function readSecretKey(
-  client: KubeClient,
-  namespace: string,
-  ref: { name: string; key: string },
-): Promise<{ ok: true; value: string } | { ok: false; message: string }> {
-  const secret = await client.get<KubeObject & { data?: Record<string, string> }>({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: ref.name, namespace },
-  });
-  if (!secret) return { ok: false, message: `Secret ${namespace}/${ref.name} does not exist` };
-  const value = secret.data?.[ref.key];
-  if (value === undefined)
-    return { ok: false, message: `Secret ${namespace}/${ref.name} has no key '${ref.key}'` };
-  return { ok: true, value: Buffer.from(value, 'base64').toString('utf8').trim() };
-}
 
 /** How a URL kept in a Secret is named in messages. */
 export const secretUrlName = (namespace: string, ref: { name: string; key: string }) =>

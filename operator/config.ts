@@ -41,6 +41,15 @@ export const operatorConfigSchema = z.object({
     .max(512)
     .regex(/^[^\s]+$/, 'must be an image reference without spaces')
     .default(defaultWorkloadImage),
+  /** Where decision records and arrival history go (credentials in it: give it through the environment). */
+  postgresUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  postgresSchema: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be lower-case letters, digits and _')
+    .default('aurora'),
 });
 
 export type OperatorConfig = z.infer<typeof operatorConfigSchema>;
@@ -62,6 +71,8 @@ const sources: Record<keyof OperatorConfig, { flag: string; env: string[] }> = {
   resyncSeconds: { flag: 'resync-seconds', env: ['AURORA_RESYNC_SECONDS'] },
   validatorUrl: { flag: 'validator-url', env: ['AURORA_VALIDATOR_URL'] },
   workloadImage: { flag: 'workload-image', env: ['AURORA_WORKLOAD_IMAGE'] },
+  postgresUrl: { flag: 'postgres-url', env: ['AURORA_POSTGRES_URL'] },
+  postgresSchema: { flag: 'postgres-schema', env: ['AURORA_POSTGRES_SCHEMA'] },
 };
 
 export class ConfigError extends Error {

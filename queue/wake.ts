@@ -49,6 +49,15 @@ export function createStreamWaker(
   let closed = false;
   const db = Number(client.options.db ?? 0);
 
+  const drop = (owner: string, key: string) => {
+    const watchers = byKey.get(key);
+    watchers?.delete(owner);
+    if (watchers?.size === 0) {
+      byKey.delete(key);
+      lastIds.delete(key);
+    }
+  };
+
   const wakeKey = (key: string) => {
     for (const owner of byKey.get(key) ?? []) onWake(owner);
   };
@@ -118,11 +127,13 @@ export function createStreamWaker(
 
   return {
     watch(owner, keys) {
-      this.unwatch(owner);
-      const set = new Set(keys);
-      owners.set(owner, set);
+      const wanted = new Set(keys);
+      const before = owners.get(owner) ?? new Set<string>();
+      // Only what changed: a key watched before keeps its last ID, so the next change still wakes.
+      for (const key of before) if (!wanted.has(key)) drop(owner, key);
+      owners.set(owner, wanted);
       const added: string[] = [];
-      for (const key of set) {
+      for (const key of wanted) {
         let watchers = byKey.get(key);
         if (!watchers) {
           watchers = new Set();
@@ -137,14 +148,7 @@ export function createStreamWaker(
       }
     },
     unwatch(owner) {
-      for (const key of owners.get(owner) ?? []) {
-        const watchers = byKey.get(key);
-        watchers?.delete(owner);
-        if (watchers?.size === 0) {
-          byKey.delete(key);
-          lastIds.delete(key);
-        }
-      }
+      for (const key of owners.get(owner) ?? []) drop(owner, key);
       owners.delete(owner);
     },
     mode: () => mode,
