@@ -18,6 +18,8 @@ const layers: Record<string, number> = {
   model: 2,
   placement: 2,
   views: 2,
+  queue: 2,
+  state: 2,
   controllers: 3,
   workloads: 4,
   cmd: 4,
@@ -170,7 +172,8 @@ describe('the layout', () => {
     const tsconfig = readFileSync(join(root, 'tsconfig.json'), 'utf8');
     const included = JSON.parse(tsconfig.replace(/^\s*\/\/.*$/gm, '')).include as string[];
     const vitest = readFileSync(join(root, 'vitest.config.ts'), 'utf8');
-    const unitFolders = /include: \['\{([^}]+)\}\/\*\*\/\*\.test\.ts'\]/.exec(vitest)?.[1]?.split(',') ?? [];
+    const unitFolders =
+      /include: \[\s*'\{([^}]+)\}\/\*\*\/\*\.test\.ts',?\s*\]/.exec(vitest)?.[1]?.split(',') ?? [];
     const folders = new Set(sources.map(top).filter((t) => t !== '(root)'));
     expect([...folders].filter((f) => !included.includes(f))).toEqual([]);
     const testFolders = new Set(sources.filter((f) => f.endsWith('.test.ts')).map(top));

@@ -1,9 +1,9 @@
 // Triage servers as local processes, for tests, benches and the sandbox: simulated nodes run no
 // containers, so the workload the pool's pods would run is started here with the pod's settings.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { sha256 } from '../../model/source.ts';
 import { exampleModelFiles } from '../example-model/generate.ts';
 import { freePort, repoRoot } from './control-plane.ts';
 import { type ManagedProcess, startProcess, waitFor } from './process.ts';
@@ -29,7 +29,7 @@ export function exampleModelEnv(): Record<string, string> {
   const spec = exampleModelSpec();
   return {
     AURORA_MODEL_FILE: exampleModelFiles.model,
-    AURORA_MODEL_SHA256: sha256(readFileSync(exampleModelFiles.model)),
+    AURORA_MODEL_SHA256: createHash('sha256').update(readFileSync(exampleModelFiles.model)).digest('hex'),
     AURORA_MODEL_SPEC: JSON.stringify({
       version: spec.version,
       inputs: spec.inputs,
