@@ -60,3 +60,55 @@ export function nextEntryId(id: string): string {
   const [ms = '0', seq = '0'] = id.split('-');
   return `${ms}-${BigInt(seq) + 1n}`;
 }
+
+/** Where a consumer pod finds the Redis CA bundle, when the queue names one. */
+export const redisCaMountPath = '/etc/aurora/redis-ca';
+
+/** The queue a pool's triage servers consume, as the pool's controller finds it. */
+export interface ConsumedQueue {
+  namespace: string;
+  name: string;
+  spec: Pick<CareQueueSpec, 'categories' | 'redis' | 'consumerGroup' | 'results' | 'claimIdleSeconds'>;
+}
+
+/**
+ * The environment that turns a triage server into the queue's consumer (workloads/triage-server reads
+ * these names): the URL from the queue's Secret (the pod reads it; it never passes through Aurora's
+ * status or the Deployment), the streams highest acuity first, and the pod's own name as the consumer.
+ */
+export function consumerEnv(queue: ConsumedQueue): Record<string, unknown>[] {
+  const { spec } = queue;
+  return [
+    { name: 'AURORA_QUEUE_REDIS_URL', valueFrom: { secretKeyRef: spec.redis.urlSecretRef } },
+    { name: 'AURORA_QUEUE_REDIS_TLS', value: String(spec.redis.tls?.enabled ?? false) },
+    ...(spec.redis.tls?.caSecretRef
+      ? [{ name: 'AURORA_QUEUE_REDIS_CA_FILE', value: `${redisCaMountPath}/ca.crt` }]
+      : []),
+    {
+      name: 'AURORA_QUEUE_STREAMS',
+      value: JSON.stringify(
+        categoryStreams(queue.namespace, queue.name, spec).map((s) => ({
+          category: s.category,
+          streamKey: s.streamKey,
+        })),
+      ),
+    },
+    { name: 'AURORA_QUEUE_GROUP', value: spec.consumerGroup },
+    { name: 'AURORA_QUEUE_RESULT_STREAM', value: resultStreamKey(queue.namespace, queue.name, spec) },
+    { name: 'AURORA_QUEUE_RESULT_MAX_LENGTH', value: String(spec.results.maxLength) },
+    { name: 'AURORA_QUEUE_CLAIM_IDLE_SECONDS', value: String(spec.claimIdleSeconds) },
+    { name: 'AURORA_QUEUE_CONSUMER', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+  ];
+}
+
+/** The CA bundle's volume and mount, when the queue's Redis is reached over TLS with its own CA. */
+export function consumerVolumes(queue: ConsumedQueue) {
+  const ca = queue.spec.redis.tls?.caSecretRef;
+  if (!ca) return { volumes: [], mounts: [] };
+  return {
+    volumes: [
+      { name: 'redis-ca', secret: { secretName: ca.name, items: [{ key: ca.key, path: 'ca.crt' }] } },
+    ],
+    mounts: [{ name: 'redis-ca', mountPath: redisCaMountPath, readOnly: true }],
+  };
+}

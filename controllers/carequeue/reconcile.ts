@@ -490,6 +490,35 @@ export function registerCareQueueController(
       state.categories = streams.map((s) => s.category);
       const faults: QueueFault[] = [];
 
+      // One queue per target: two would fight over its replicas. The oldest keeps it.
+      const rival = queues
+        .byIndex('target', `${namespace}/${spec.scaleTargetRef.kind}/${spec.scaleTargetRef.name}`)
+        .filter((q) => q.metadata.uid !== queue.metadata.uid && !q.metadata.deletionTimestamp)
+        .find(
+          (q) =>
+            (q.metadata.creationTimestamp ?? '') < (queue.metadata.creationTimestamp ?? '') ||
+            ((q.metadata.creationTimestamp ?? '') === (queue.metadata.creationTimestamp ?? '') &&
+              q.metadata.name < name),
+        );
+      if (rival) {
+        return {
+          status: careQueueStatus({
+            spec,
+            generation: queue.metadata.generation,
+            previous: queue.status as CareQueueStatus | undefined,
+            now: ctx.now(),
+            faults: [
+              {
+                reason: 'TargetTaken',
+                message: `CareQueue ${rival.metadata.name} already scales ${spec.scaleTargetRef.kind} ${spec.scaleTargetRef.name}; one set of consumers serves one queue`,
+                blocksReady: true,
+              },
+            ],
+          }),
+          requeueAfterMs: safetyPollMs,
+        };
+      }
+
       // The target first: without it there is nothing to scale.
       const scale = await readScale(namespace, spec);
       if (!scale) {

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { careQueueSpec } from '../../crds/carequeue.ts';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
-import type { InferencePool } from '../../crds/kinds.ts';
+import type { CareQueue, InferencePool } from '../../crds/kinds.ts';
 import { unifiedMemoryResource } from '../../crds/labels.ts';
 import { maxConfigMapModelBytes } from '../../crds/triagemodel.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import {
+  consumedQueue,
   desiredDeployment,
   desiredNetworkPolicy,
   desiredRelease,
@@ -142,6 +144,71 @@ describe('desiredDeployment', () => {
     expect(spec.volumes.map((v: { name: string }) => v.name)).toEqual(['tmp']);
     // Three download time limits plus two minutes before the kubelet gives up on the pod.
     expect(spec.containers[0].startupProbe).toMatchObject({ periodSeconds: 2, failureThreshold: 150 });
+  });
+
+  it('makes the pods consumers of the CareQueue that targets the pool, the URL read from its Secret', () => {
+    const queue = {
+      namespace: 'emergency',
+      name: 'er-queue',
+      spec: careQueueSpec.parse({
+        redis: {
+          urlSecretRef: { name: 'er-redis', key: 'url' },
+          tls: { enabled: true, caSecretRef: { name: 'er-redis-ca', key: 'ca.pem' } },
+        },
+        categories: [
+          { name: 'immediate', maxWaitSeconds: 0 },
+          { name: 'standard', maxWaitSeconds: 7200, streamKey: 'ed:green' },
+        ],
+        scaleTargetRef: { kind: 'InferencePool', name: 'er-triage' },
+      }),
+    };
+    const spec = podSpec(desiredDeployment(pool(), release, 'aurora:test', undefined, queue));
+    const env = Object.fromEntries(
+      spec.containers[0].env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [
+        e.name,
+        e.value ?? e.valueFrom,
+      ]),
+    );
+    expect(env.AURORA_QUEUE_REDIS_URL).toEqual({ secretKeyRef: { name: 'er-redis', key: 'url' } });
+    expect(JSON.parse(env.AURORA_QUEUE_STREAMS)).toEqual([
+      { category: 'immediate', streamKey: 'aurora:emergency:er-queue:immediate' },
+      { category: 'standard', streamKey: 'ed:green' },
+    ]);
+    expect(env.AURORA_QUEUE_RESULT_STREAM).toBe('aurora:emergency:er-queue:results');
+    expect(env.AURORA_QUEUE_CONSUMER).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
+    expect(env.AURORA_QUEUE_REDIS_CA_FILE).toBe('/etc/aurora/redis-ca/ca.crt');
+    expect(spec.volumes.find((v: { name: string }) => v.name === 'redis-ca').secret).toEqual({
+      secretName: 'er-redis-ca',
+      items: [{ key: 'ca.pem', path: 'ca.crt' }],
+    });
+    // No queue, no consumer.
+    const plain = podSpec(desiredDeployment(pool(), release, 'aurora:test'));
+    expect(plain.containers[0].env.some((e: { name: string }) => e.name.startsWith('AURORA_QUEUE_'))).toBe(
+      false,
+    );
+  });
+
+  it('takes the oldest valid CareQueue that targets the pool', () => {
+    // As the informer holds them: whatever the API server took, parsed only here.
+    const cq = (name: string, created: string, spec: Record<string, unknown>) =>
+      ({
+        apiVersion: 'aurora.health/v1alpha1',
+        kind: 'CareQueue',
+        metadata: { name, namespace: 'emergency', creationTimestamp: created },
+        spec,
+      }) as unknown as CareQueue;
+    const good = {
+      redis: { urlSecretRef: { name: 'r', key: 'url' } },
+      scaleTargetRef: { kind: 'InferencePool', name: 'er-triage' },
+    };
+    expect(
+      consumedQueue([
+        cq('newer', '2026-11-02T00:00:00Z', good),
+        cq('broken', '2026-10-01T00:00:00Z', { scaleTargetRef: good.scaleTargetRef }),
+        cq('older', '2026-11-01T00:00:00Z', good),
+      ])?.name,
+    ).toBe('older');
+    expect(consumedQueue([])).toBeUndefined();
   });
 
   it('with Preferred placement, prefers Apple nodes and does not ask for a resource only they offer', () => {

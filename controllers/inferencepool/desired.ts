@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import { careQueueSpec } from '../../crds/carequeue.ts';
 import type { InferencePoolSpec } from '../../crds/inferencepool.ts';
-import type { InferencePool } from '../../crds/kinds.ts';
+import type { CareQueue, InferencePool } from '../../crds/kinds.ts';
 import {
   managedBy,
   poolLabel,
@@ -14,6 +15,7 @@ import type { KubeObject } from '../../operator/kube/types.ts';
 import { quantityToMiB } from '../../operator/quantity.ts';
 import { allowedNodes, appleRequirements, selectorRequirements } from '../../placement/nodes.ts';
 import { podUnifiedMemoryMiB, unifiedMemoryUsage } from '../../placement/unified-memory.ts';
+import { type ConsumedQueue, consumerEnv, consumerVolumes } from '../../queue/contract.ts';
 import type { DeploymentView, RollingUpdate } from '../../views/deployment.ts';
 import type { NodeView } from '../../views/node.ts';
 import type { PodView } from '../../views/pod.ts';
@@ -148,12 +150,13 @@ export function poolRolloutStrategy(o: {
   /** Every pool's pods, for the memory already taken on each node. */
   allPoolPods: readonly PodView[];
   poolPods: readonly PodView[];
+  queue?: ConsumedQueue;
 }): RollingUpdate {
   const { spec } = o.pool;
   const reservesUnifiedMemory = spec.placement.appleSilicon === 'Required';
   const usage = unifiedMemoryUsage(allowedNodes(spec, o.nodes), o.allPoolPods);
   const poolPodsNow = o.poolPods.filter((p) => !p.pod.terminating);
-  const draft = desiredDeployment(o.pool, o.served, o.image);
+  const draft = desiredDeployment(o.pool, o.served, o.image, undefined, o.queue);
   return rolloutStrategy({
     replicas: desiredReplicas(spec),
     roomForOneMore:
@@ -170,6 +173,29 @@ export function poolRolloutStrategy(o: {
   });
 }
 
+/**
+ * The queue a pool's pods consume: the oldest valid CareQueue that targets it (a second one is refused
+ * by its own status, since one set of consumers cannot serve two queues' waits).
+ */
+export function consumedQueue(targeting: readonly CareQueue[]): ConsumedQueue | undefined {
+  const valid = targeting
+    .filter((q) => !q.metadata.deletionTimestamp)
+    .map((q) => ({ q, parsed: careQueueSpec.safeParse(q.spec) }))
+    .filter((x) => x.parsed.success)
+    .sort(
+      (a, b) =>
+        (a.q.metadata.creationTimestamp ?? '').localeCompare(b.q.metadata.creationTimestamp ?? '') ||
+        a.q.metadata.name.localeCompare(b.q.metadata.name),
+    );
+  const first = valid[0];
+  if (!first?.parsed.success) return undefined;
+  return {
+    namespace: first.q.metadata.namespace ?? '',
+    name: first.q.metadata.name,
+    spec: first.parsed.data,
+  };
+}
+
 /** Annotation with a hash of the pod template Aurora wants, so a template change is seen as such. */
 export const templateHashAnnotation = 'aurora.health/template-hash';
 
@@ -183,6 +209,8 @@ export function desiredDeployment(
   release: ModelRelease,
   defaultImage: string,
   strategy: RollingUpdate = { maxSurge: 1, maxUnavailable: 0 },
+  /** The CareQueue whose streams the pods consume, when one targets the pool. */
+  queue?: ConsumedQueue,
 ): KubeObject {
   const image = pool.spec.server.image ?? defaultImage;
   const { spec } = pool;
@@ -215,7 +243,9 @@ export function desiredDeployment(
     { name: 'AURORA_PORT', value: String(spec.server.port) },
     { name: 'AURORA_MAX_BATCH_SIZE', value: String(spec.server.maxBatchSize) },
     { name: 'AURORA_BATCH_WINDOW_MS', value: String(spec.server.batchWindowMs) },
+    ...(queue ? consumerEnv(queue) : []),
   ];
+  const queueFiles = queue ? consumerVolumes(queue) : { volumes: [], mounts: [] };
   // A download is tried again with backoff until it succeeds; the startup probe waits for a few tries.
   const startupSeconds = release.http ? 120 + 3 * release.http.timeoutSeconds : 300;
   const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
@@ -266,6 +296,7 @@ export function desiredDeployment(
         volumeMounts: [
           ...(release.http ? [] : [{ name: 'model', mountPath: modelMountPath, readOnly: true }]),
           { name: 'tmp', mountPath: '/tmp' },
+          ...queueFiles.mounts,
         ],
       },
     ],
@@ -283,6 +314,7 @@ export function desiredDeployment(
             },
           ]),
       { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+      ...queueFiles.volumes,
     ],
   };
   const template = {

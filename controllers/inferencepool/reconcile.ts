@@ -1,6 +1,6 @@
 import { Gauge } from 'prom-client';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
-import { apiVersion, type InferencePool, type TriageModel } from '../../crds/kinds.ts';
+import { apiVersion, type CareQueue, type InferencePool, type TriageModel } from '../../crds/kinds.ts';
 import { managedSelector, poolLabel, releaseAnnotations, releaseLabel } from '../../crds/labels.ts';
 import type { ValidatorClient } from '../../model/validator-client.ts';
 import { createChildApplier } from '../../operator/apply.ts';
@@ -12,6 +12,7 @@ import type { DeploymentView } from '../../views/deployment.ts';
 import { nodeInformer, nodePlacementEvent } from '../../views/node.ts';
 import { type PodView, podView } from '../../views/pod.ts';
 import {
+  consumedQueue,
   desiredDeployment,
   desiredDisruptionBudget,
   desiredNetworkPolicy,
@@ -38,6 +39,14 @@ export function registerInferencePoolController(
     indexers: { model: (p) => [`${p.metadata.namespace}/${p.spec?.modelRef?.name}`] },
   });
   const models = manager.informer<TriageModel>(apiVersion, 'TriageModel');
+  // A CareQueue that targets a pool makes its triage servers the queue's consumers.
+  const queues = manager.informer<CareQueue>(apiVersion, 'CareQueue', {
+    indexers: {
+      target: (q) => [
+        `${q.metadata.namespace}/${q.spec?.scaleTargetRef?.kind}/${q.spec?.scaleTargetRef?.name}`,
+      ],
+    },
+  });
   const deployments = manager.informer<DeploymentView>('apps/v1', 'Deployment', {
     labelSelector: managedSelector,
   });
@@ -93,6 +102,11 @@ export function registerInferencePoolController(
           .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
       ),
       watch(pods, (p) => [poolKey(p)]),
+      watch(queues, (q) =>
+        q.spec?.scaleTargetRef?.kind === 'InferencePool'
+          ? [`${q.metadata.namespace}/${q.spec.scaleTargetRef.name}`]
+          : [],
+      ),
       // A node change matters to the pools with pods on it, and to pools with pods waiting for a node.
       watch(
         nodes,
@@ -140,6 +154,9 @@ export function registerInferencePoolController(
       // Nothing newer that passed: keep what the pods serve now.
       served ??= currentRelease ? knownReleases.get(currentRelease) : undefined;
 
+      const queue = consumedQueue(
+        queues.byIndex('target', `${namespace}/InferencePool/${pool.metadata.name}`),
+      );
       const replicas = desiredReplicas(pool.spec);
       const podMemoryMiB = served ? poolPodMemoryMiB(pool.spec, served) : undefined;
       let liveDeployment: DeploymentView | undefined = deployment;
@@ -153,10 +170,13 @@ export function registerInferencePoolController(
           nodes: nodes.list(),
           allPoolPods: pods.list(),
           poolPods: pods.byIndex('pool', ctx.key),
+          ...(queue ? { queue } : {}),
         });
         liveDeployment =
-          (await children.apply(desiredDeployment(pool, served, options.image, strategy), deployment)) ??
-          deployment;
+          (await children.apply(
+            desiredDeployment(pool, served, options.image, strategy, queue),
+            deployment,
+          )) ?? deployment;
         const target = releaseName(pool.metadata.name, served);
         if (currentRelease && currentRelease !== target)
           await releases.markLastServed(namespace, currentRelease, ctx.now());
