@@ -39,15 +39,18 @@ export type StreamState =
         oldestPendingId?: string;
         /** Entries each consumer holds unacknowledged. */
         inFlight: Map<string, number>;
+        /** Consumers that read from the stream within the active window (dead ones drop out). */
+        activeConsumers: string[];
       };
     };
 
 // KEYS[1] the stream; ARGV: group, last generated ID seen before ('' none), last delivered ID seen
-// before ('' none), '1' to count as Redis before 7 must, the most entries one count may walk.
+// before ('' none), '1' to count as Redis before 7 must, the most entries one count may walk, and the
+// milliseconds within which a consumer's last read makes it active.
 export const streamStateScript = `
 local key, group = KEYS[1], ARGV[1]
 local prevGenerated, prevDelivered = ARGV[2], ARGV[3]
-local forceCount, cap = ARGV[4] == '1', tonumber(ARGV[5])
+local forceCount, cap, activeMs = ARGV[4] == '1', tonumber(ARGV[5]), tonumber(ARGV[6])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('EXISTS', key) == 0 then return {now, 0} end
@@ -111,12 +114,21 @@ if summary[4] then
     consumers[#consumers + 1] = c[2]
   end
 end
+local active = {}
+for _, flat in ipairs(redis.call('XINFO', 'CONSUMERS', key, group)) do
+  if tonumber(field(flat, 'idle')) <= activeMs then active[#active + 1] = field(flat, 'name') end
+end
 return {now, 1, length, generated, added or -1, addedSince, firstAdded, 1, pending, delivered,
-  read or -1, deliveredSince, depth, capped, firstUndelivered, oldestPending, consumers}
+  read or -1, deliveredSince, depth, capped, firstUndelivered, oldestPending, consumers, active}
 `;
 
 /** The most entries one count walks inside Redis (a script blocks the server while it runs). */
 export const countCap = 10_000;
+/**
+ * A consumer that read within this long is serving. Consumers block on empty streams for a second at a
+ * time, so a live one always reads more often than this; a dead one drops out after it.
+ */
+export const activeConsumerMs = 5_000;
 
 type Reply = (number | string | (string | number)[])[];
 
@@ -157,6 +169,7 @@ export function parseStreamState(reply: Reply): StreamState {
       ...(firstUndeliveredId ? { firstUndeliveredId } : {}),
       ...(oldestPendingId ? { oldestPendingId } : {}),
       inFlight,
+      activeConsumers: ((reply[17] ?? []) as (string | number)[]).map(String),
     },
   };
 }
@@ -196,6 +209,7 @@ export async function readStreams(
       s.cursor?.lastDeliveredId ?? '',
       options.legacyCounts ? '1' : '0',
       String(countCap),
+      String(activeConsumerMs),
     );
   }
   const results = await pipeline.exec();

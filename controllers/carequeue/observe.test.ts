@@ -22,6 +22,7 @@ const stream = (
     oldestPendingMs?: number;
     inFlight?: [string, number][];
     firstAddedMs?: number;
+    active?: string[];
   },
 ): StreamState => ({
   exists: true,
@@ -39,6 +40,7 @@ const stream = (
     ...(o.firstUndeliveredMs !== undefined ? { firstUndeliveredId: id(o.firstUndeliveredMs) } : {}),
     ...(o.oldestPendingMs !== undefined ? { oldestPendingId: id(o.oldestPendingMs) } : {}),
     inFlight: new Map(o.inFlight ?? []),
+    activeConsumers: o.active ?? [],
   },
 });
 const missing = (atMs: number): StreamState => ({ exists: false, serverTimeMs: atMs });
@@ -106,7 +108,9 @@ describe('viewQueue', () => {
     look(t0, { added: 100, read: 100, depth: 0 });
     // Idle consumers: 10 arrivals in 10 s, all served at once. Says nothing of their speed.
     const idle = look(t0 + 10_000, { added: 110, read: 110, depth: 0 });
-    expect(idle.categories[0]?.arrivalsPerSecond).toBeCloseTo(1);
+    expect(idle.categories[0]?.arrivalsPerSecond).toBeCloseTo(10 / 15);
+    const steady = look(t0 + 15_000, { added: 115, read: 115, depth: 0 });
+    expect(steady.categories[0]?.arrivalsPerSecond).toBeCloseTo(1);
     expect(idle.observation?.servedPerConsumerPerSecond).toBeUndefined();
     // A burst: entries wait at every look while 2 consumers serve 40 in 10 s.
     look(t0 + 20_000, { added: 310, read: 150, depth: 160, firstUndeliveredMs: t0 + 12_000 });
@@ -115,6 +119,32 @@ describe('viewQueue', () => {
     // 210 arrived and 90 served between the looks 30 s and 0 s ago... over the window that began at t0.
     expect(busy.categories[0]?.arrivalsPerSecond).toBeCloseTo(210 / 30);
     expect(busy.categories[0]?.servedPerSecond).toBeCloseTo(90 / 30);
+  });
+
+  it('divides the service among the consumers that serve, not the pods still starting', () => {
+    let memory: QueueMemory = emptyMemory();
+    const look = (atMs: number, o: Parameters<typeof stream>[1], replicas: number) => {
+      const view = viewQueue(streams, [stream(atMs, o), missing(atMs)], memory, replicas);
+      memory = view.memory;
+      return view;
+    };
+    // Six replicas, but only a and b have read lately (c holds an entry, so it serves too).
+    look(t0, { added: 300, read: 100, depth: 200, active: ['a', 'b'], inFlight: [['c', 1]] }, 6);
+    const view = look(
+      t0 + 10_000,
+      { added: 300, read: 160, depth: 140, active: ['a', 'b'], inFlight: [['c', 1]] },
+      6,
+    );
+    expect(view.activeConsumers).toBe(3);
+    expect(view.observation?.servedPerConsumerPerSecond).toBeCloseTo(60 / 10 / 3);
+    // Consumers that read lately but whose pods are gone count no more than the replicas.
+    const fewer = viewQueue(
+      streams,
+      [stream(t0 + 11_000, { added: 300, read: 166, depth: 134, active: ['a', 'b', 'c', 'd'] }), missing(t0)],
+      memory,
+      2,
+    );
+    expect(fewer.activeConsumers).toBe(2);
   });
 
   it('counts arrivals and deliveries itself where Redis keeps no counters', () => {
@@ -131,12 +161,14 @@ describe('viewQueue', () => {
         depth: 0,
         depthCapped: false,
         inFlight: new Map(),
+        activeConsumers: [],
       },
     });
     const first = viewQueue(streams, [legacy(t0, 0, 0), missing(t0)], emptyMemory(), 1);
     const second = viewQueue(streams, [legacy(t0 + 5_000, 20, 20), missing(t0 + 5_000)], first.memory, 1);
-    expect(second.categories[0]?.arrivalsPerSecond).toBeCloseTo(4);
-    expect(second.categories[0]?.servedPerSecond).toBeCloseTo(4);
+    // Five seconds of watching is spread over the shortest span a rate is trusted over.
+    expect(second.categories[0]?.arrivalsPerSecond).toBeCloseTo(20 / 15);
+    expect(second.categories[0]?.servedPerSecond).toBeCloseTo(20 / 15);
     expect(second.memory.counted[0]).toEqual({ added: 20, delivered: 20 });
   });
 

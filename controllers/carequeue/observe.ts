@@ -17,7 +17,7 @@ export interface QueueMemory {
   counted: { added: number; delivered: number }[];
   samples: Sample[][];
   /** The whole queue at each look in the rate window: served so far and entries undelivered. */
-  busy?: { atMs: number; served: number; undelivered: number }[];
+  busy?: { atMs: number; served: number; undelivered: number; consumers: number }[];
   servedPerConsumerPerSecond?: number;
 }
 
@@ -25,6 +25,14 @@ export const emptyMemory = (): QueueMemory => ({ cursors: [], counted: [], sampl
 
 /** Rates are taken over about this long. */
 export const rateWindowMs = 60_000;
+/**
+ * Rates seen over less than this are spread over this: a queue watched for a second that received a
+ * burst has not shown a steady flow, and the burst itself is already counted as backlog.
+ */
+export const minimumRateSpanMs = 15_000;
+
+/** A consumer's speed is measured over at least this long a backlog (one batch says little). */
+export const minimumServiceSpanMs = 2_000;
 
 export type ObservationFault = 'GroupMissing' | 'NotAStream';
 
@@ -42,6 +50,8 @@ export interface QueueView {
   categories: CategoryView[];
   /** Entries each consumer holds unacknowledged, over every category. */
   inFlight: Map<string, number>;
+  /** Consumers serving: read lately or holding entries, in any category. */
+  activeConsumers: number;
   /** Redis's clock when seen, to turn entry IDs into ages on the same clock. */
   serverTimeMs: number;
   /** Entries sit in a stream that has no group yet: a consumer must start to create it. */
@@ -66,6 +76,7 @@ export function viewQueue(
   if (before.servedPerConsumerPerSecond !== undefined)
     memory.servedPerConsumerPerSecond = before.servedPerConsumerPerSecond;
   const inFlight = new Map<string, number>();
+  const active = new Set<string>();
   const categories: CategoryView[] = [];
   let fault: QueueView['fault'];
   let waitingWithoutGroup = false;
@@ -110,7 +121,11 @@ export function viewQueue(
         const oldestMs = Math.min(...oldestIds.map(entryTimeMs));
         if (oldestIds.length > 0)
           view.oldestWaitSeconds = Math.max(0, (state.serverTimeMs - oldestMs) / 1000);
-        for (const [name, count] of group.inFlight) inFlight.set(name, (inFlight.get(name) ?? 0) + count);
+        for (const [name, count] of group.inFlight) {
+          inFlight.set(name, (inFlight.get(name) ?? 0) + count);
+          active.add(name);
+        }
+        for (const name of group.activeConsumers) active.add(name);
         sample = {
           atMs: state.serverTimeMs,
           added,
@@ -128,8 +143,8 @@ export function viewQueue(
     memory.samples[i] = history;
     const oldest = history.find((s) => serverTimeMs - s.atMs <= rateWindowMs);
     const newest = history.at(-1);
-    if (oldest && newest && newest.atMs - oldest.atMs >= 1_000) {
-      const seconds = (newest.atMs - oldest.atMs) / 1000;
+    if (oldest && newest && newest.atMs > oldest.atMs) {
+      const seconds = Math.max(newest.atMs - oldest.atMs, minimumRateSpanMs) / 1000;
       view.arrivalsPerSecond = Math.max(0, (newest.added - oldest.added) / seconds);
       view.servedPerSecond = Math.max(0, (newest.served - oldest.served) / seconds);
     }
@@ -137,25 +152,37 @@ export function viewQueue(
   });
 
   // One consumer's speed, from the latest run of looks at which entries were waiting undelivered:
-  // consumers that had something to read each time were serving as fast as they can.
+  // consumers that had something to read each time were serving as fast as they can. Consumers are
+  // those that read lately or hold entries (a pod still starting serves nothing), at most the replicas.
+  const serving =
+    active.size === 0 ? consumers : consumers > 0 ? Math.min(active.size, consumers) : active.size;
   const undelivered = categories.reduce((sum, c) => sum + c.depth, 0);
   const served = memory.samples.reduce((sum, h) => sum + (h.at(-1)?.served ?? 0), 0);
-  memory.busy = [...(before.busy ?? []), { atMs: serverTimeMs, served, undelivered }].filter(
-    (s) => serverTimeMs - s.atMs <= rateWindowMs,
-  );
+  memory.busy = [
+    ...(before.busy ?? []),
+    { atMs: serverTimeMs, served, undelivered, consumers: serving },
+  ].filter((s) => serverTimeMs - s.atMs <= rateWindowMs);
   const idleAt = memory.busy.findLastIndex((s) => s.undelivered === 0);
   const run = memory.busy.slice(idleAt + 1);
   const first = run[0];
   const last = run.at(-1);
+  // Consumer-seconds over the run, each interval counted at the mean of its two ends: consumers that
+  // started during it served part of it.
+  let consumerSeconds = 0;
+  for (let k = 1; k < run.length; k++) {
+    const a = run[k - 1];
+    const b = run[k];
+    if (a && b) consumerSeconds += ((b.atMs - a.atMs) / 1000) * ((a.consumers + b.consumers) / 2);
+  }
   if (
     !fault &&
-    consumers > 0 &&
+    consumerSeconds > 0 &&
     first &&
     last &&
-    last.atMs - first.atMs >= 1_000 &&
+    last.atMs - first.atMs >= minimumServiceSpanMs &&
     last.served > first.served
   ) {
-    const measured = (last.served - first.served) / ((last.atMs - first.atMs) / 1000) / consumers;
+    const measured = (last.served - first.served) / consumerSeconds;
     memory.servedPerConsumerPerSecond =
       before.servedPerConsumerPerSecond === undefined
         ? measured
@@ -181,6 +208,7 @@ export function viewQueue(
     ...(fault ? { fault } : {}),
     categories,
     inFlight,
+    activeConsumers: serving,
     serverTimeMs,
     waitingWithoutGroup,
     memory,

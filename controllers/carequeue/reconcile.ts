@@ -731,6 +731,15 @@ export function registerCareQueueController(
             limited_by: decision.limitedBy,
           });
           ctx.record('Normal', up ? 'ScaledUp' : 'ScaledDown', 'Scale', decision.summary);
+          ctx.log.info(
+            {
+              from: currentReplicas,
+              to: replicasNow,
+              recommendation: decision.recommendation,
+              limitedBy: decision.limitedBy,
+            },
+            up ? 'scaled up' : 'scaled down',
+          );
           if (up) delete state.burstStartMs;
         }
         if (view?.categories.every((c) => c.depth === 0)) delete state.burstStartMs;

@@ -1,11 +1,17 @@
 // The CareQueue controller on the real control plane, the real Redis and the real PostgreSQL. Targets
 // here are plain Deployments whose pods the simulated nodes "run" without running anything; tests of
 // consumers that really serve live in carequeue-consumers.test.ts.
+
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { registerCareQueueController } from '../../controllers/carequeue/reconcile.ts';
 import type { CareQueue } from '../../crds/kinds.ts';
-import { waitFor } from '../../hack/local-cluster/process.ts';
+import { type ManagedProcess, startProcess, waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
@@ -134,5 +140,190 @@ describe('the CareQueue controller', () => {
       { namespace },
     );
     expect(events.items.find((e) => e.reason === 'ScaledUp')?.note).toMatch(/immediate needs 6/);
+  });
+
+  it('treats a stream that does not exist yet as an empty category', async () => {
+    await deployment('fresh-consumers', 2);
+    await careQueue('fresh', 'fresh-consumers', {
+      categories: [
+        { name: 'urgent', maxWaitSeconds: 600 },
+        { name: 'standard', maxWaitSeconds: 3600 },
+      ],
+      behavior: { scaleDown: { stabilizationWindowSeconds: 0 } },
+    });
+    const queue = await waitFor('the empty queue to be seen', async () => {
+      const q = await getQueue('fresh');
+      return condition(q, 'Ready')?.status === 'True' && q?.status?.categories?.length === 2 ? q : undefined;
+    });
+    expect(queue.status?.categories?.map((c) => [c.name, c.depth, c.breaching])).toEqual([
+      ['urgent', 0, false],
+      ['standard', 0, false],
+    ]);
+    expect(condition(queue, 'Degraded')).toMatchObject({ status: 'False' });
+    expect(condition(queue, 'SLOMet')).toMatchObject({ status: 'True' });
+    // Seen and empty: an ordinary scale-in to the floor, not a hold.
+    await waitFor('1 replica', async () => ((await replicasOf('fresh-consumers')) === 1 ? true : undefined));
+    expect(await redis.exists(`aurora:${namespace}:fresh:urgent`)).toBe(0);
+  });
+
+  it('wakes a target at zero for a single red arrival, before any consumer made the group', async () => {
+    await deployment('asleep-consumers', 0);
+    await careQueue('asleep', 'asleep-consumers', {
+      minReplicas: 0,
+      categories: [
+        { name: 'red', colour: 'red', maxWaitSeconds: 60 },
+        { name: 'green', colour: 'green', maxWaitSeconds: 3600 },
+      ],
+    });
+    await waitFor('the queue to be seen', async () =>
+      condition(await getQueue('asleep'), 'Ready')?.status === 'True' ? true : undefined,
+    );
+    await sleep(1_000);
+    expect(await replicasOf('asleep-consumers')).toBe(0);
+    const started = performance.now();
+    // No consumer has run yet, so no group exists: the entry alone must wake the target.
+    await redis.xadd(`aurora:${namespace}:asleep:red`, '*', 'features', '{"pulse": 150}');
+    await waitFor(
+      '1 replica',
+      async () => ((await replicasOf('asleep-consumers')) === 1 ? true : undefined),
+      {
+        intervalMs: 20,
+      },
+    );
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it('holds the replicas while paused, whatever waits', async () => {
+    await deployment('held-consumers', 2);
+    await careQueue('held', 'held-consumers', {
+      paused: true,
+      categories: [{ name: 'urgent', maxWaitSeconds: 5 }],
+    });
+    const key = `aurora:${namespace}:held:urgent`;
+    await redis.xgroup('CREATE', key, 'triage', '0', 'MKSTREAM');
+    for (let i = 0; i < 40; i++) await redis.xadd(key, '*', 'features', '{}');
+    const queue = await waitFor('the backlog to be seen', async () => {
+      const q = await getQueue('held');
+      return q?.status?.categories?.[0]?.depth === 40 ? q : undefined;
+    });
+    expect(condition(queue, 'Ready')).toMatchObject({ status: 'True', reason: 'Paused' });
+    await sleep(7_000);
+    expect(await replicasOf('held-consumers')).toBe(2);
+    expect(condition(await getQueue('held'), 'SLOMet')).toMatchObject({
+      status: 'False',
+      reason: 'WaitBreached',
+    });
+    // Unpaused, the backlog is acted on at once.
+    await client.patch(
+      { apiVersion: 'aurora.health/v1alpha1', kind: 'CareQueue', metadata: { name: 'held', namespace } },
+      { spec: { paused: false } },
+      { type: 'merge' },
+    );
+    await waitFor('more replicas', async () =>
+      ((await replicasOf('held-consumers')) ?? 0) > 2 ? true : undefined,
+    );
+  });
+
+  it('keeps the surge floor until its time, then lets the replicas go', async () => {
+    await deployment('surge-consumers', 1);
+    const until = new Date(Date.now() + 12_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    await careQueue('surge', 'surge-consumers', {
+      surge: { minReplicas: 4, until, reason: 'major incident drill' },
+      behavior: { scaleDown: { stabilizationWindowSeconds: 0 } },
+      categories: [{ name: 'urgent', maxWaitSeconds: 600 }],
+    });
+    await waitFor('4 replicas', async () => ((await replicasOf('surge-consumers')) === 4 ? true : undefined));
+    const queue = await waitFor('the decision to say why', async () => {
+      const q = await getQueue('surge');
+      return q?.status?.lastDecision?.toReplicas === 4 ? q : undefined;
+    });
+    expect(queue.status?.lastDecision).toMatchObject({ fromReplicas: 1, limitedBy: 'surge' });
+    await sleep(Math.max(0, Date.parse(until) - Date.now() - 2_000));
+    expect(await replicasOf('surge-consumers')).toBe(4);
+    await waitFor(
+      'back to 1 after the surge',
+      async () => ((await replicasOf('surge-consumers')) === 1 ? true : undefined),
+      { timeoutMs: 15_000 },
+    );
+  });
+});
+
+describe('when Redis stops', () => {
+  let server: ManagedProcess | undefined;
+  let port = 0;
+  const dir = mkdtempSync(join(tmpdir(), 'aurora-redis-'));
+  const startRedis = async () => {
+    server = startProcess(
+      'redis',
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      { logDir: dir },
+    );
+    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
+    probe.on('error', () => {});
+    await waitFor('a private Redis', async () =>
+      (await probe.ping().catch(() => '')) === 'PONG' ? true : undefined,
+    );
+    probe.disconnect();
+  };
+
+  beforeAll(async () => {
+    port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const address = s.address();
+        s.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    await startRedis();
+    await client.create({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'private-redis', namespace },
+      stringData: { url: `redis://127.0.0.1:${port}` },
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('never scales in while blind, says Degraded, and recovers on its own when Redis returns', async () => {
+    await deployment('blind-consumers', 3);
+    await careQueue('blind', 'blind-consumers', {
+      redis: { urlSecretRef: { name: 'private-redis', key: 'url' } },
+      categories: [{ name: 'urgent', maxWaitSeconds: 600 }],
+      behavior: { scaleDown: { stabilizationWindowSeconds: 6 } },
+    });
+    await waitFor('the queue to be seen', async () =>
+      condition(await getQueue('blind'), 'Ready')?.status === 'True' ? true : undefined,
+    );
+    await server?.kill();
+    const degraded = await waitFor('Degraded', async () => {
+      const c = condition(await getQueue('blind'), 'Degraded');
+      return c?.status === 'True' ? c : undefined;
+    });
+    expect(degraded.reason).toBe('RedisUnreachable');
+    // Far past the scale-down window with nothing seen: the consumers stay.
+    await sleep(10_000);
+    expect(await replicasOf('blind-consumers')).toBe(3);
+    const blind = await getQueue('blind');
+    expect(condition(blind, 'Ready')?.status).toBe('False');
+    expect(condition(blind, 'SLOMet')?.reason).toBe('QueueUnknown');
+    await startRedis();
+    await waitFor(
+      'recovered',
+      async () => (condition(await getQueue('blind'), 'Degraded')?.status === 'False' ? true : undefined),
+      { timeoutMs: 15_000 },
+    );
+    // Seen again and empty: now, and only now, the window runs and replicas go.
+    await waitFor('1 replica', async () => ((await replicasOf('blind-consumers')) === 1 ? true : undefined), {
+      timeoutMs: 20_000,
+    });
+    const events = await client.list<KubeObject & { reason: string; regarding?: { name?: string } }>(
+      'events.k8s.io/v1',
+      'Event',
+      { namespace },
+    );
+    const reasons = events.items.filter((e) => e.regarding?.name === 'blind').map((e) => e.reason);
+    expect(reasons).toContain('RedisUnreachable');
   });
 });

@@ -70,6 +70,8 @@ describe.each([
       oldestPendingId: ids[1],
     });
     expect([...state.group.inFlight]).toEqual([['pod-a', 2]]);
+    // pod-a read a moment ago; a consumer that has not read for longer than the window is not listed.
+    expect(state.group.activeConsumers).toEqual(['pod-a']);
     if (legacyCounts) {
       // Counted between the IDs seen before and now.
       expect(state.addedSince).toBe(3);
@@ -90,6 +92,7 @@ describe.each([
       '',
       legacyCounts ? '1' : '0',
       '10000',
+      '5000',
     );
     const text = JSON.stringify(raw);
     expect(text).not.toContain(seededPulse);

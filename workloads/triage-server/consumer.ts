@@ -39,6 +39,12 @@ export interface ConsumerOptions {
   classify(features: unknown[]): Promise<EntryOutcome[]>;
   /** How long a read waits for an entry when every stream is empty. */
   blockMs?: number;
+  /**
+   * The most entries this consumer serves a second (0: as fast as the model goes), for a downstream
+   * that must not be written faster. A batch is then at most a second's worth, and is acknowledged no
+   * sooner than its share of the second.
+   */
+  maxEntriesPerSecond?: number;
   onBatch?(counts: { category: string; outcome: 'classified' | 'rejected' }[]): void;
   onError?(err: Error): void;
 }
@@ -75,6 +81,8 @@ export function startQueueConsumer(options: ConsumerOptions) {
   const { client, streams, group, consumer } = options;
   const keys = streams.map((s) => s.streamKey);
   const blockMs = options.blockMs ?? 1_000;
+  const pace = options.maxEntriesPerSecond ?? 0;
+  const batchSize = pace > 0 ? Math.max(1, Math.min(options.batchSize, Math.floor(pace))) : options.batchSize;
   if (!(readCommand in client)) client.defineCommand(readCommand, { lua: readByAcuityScript });
   let stopping = false;
   let lastClaimAt = 0;
@@ -101,7 +109,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
         group,
         consumer,
         'COUNT',
-        options.batchSize,
+        batchSize,
         'STREAMS',
         key,
         '0',
@@ -115,7 +123,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
   const claimAbandoned = async (): Promise<HeldEntry[]> => {
     const held: HeldEntry[] = [];
     for (const [i, key] of keys.entries()) {
-      if (held.length >= options.batchSize) break;
+      if (held.length >= batchSize) break;
       const reply = (await client.xautoclaim(
         key,
         group,
@@ -123,7 +131,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
         options.claimIdleMs,
         '0-0',
         'COUNT',
-        options.batchSize - held.length,
+        batchSize - held.length,
       )) as [string, [string, string[]][]];
       held.push(...toHeld(i, reply[1]));
     }
@@ -136,13 +144,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
       typeof readCommand,
       (...args: (string | number)[]) => Promise<[number[], RawEntries]>
     >;
-    const [missing, raw] = await scripted[readCommand](
-      keys.length,
-      ...keys,
-      group,
-      consumer,
-      options.batchSize,
-    );
+    const [missing, raw] = await scripted[readCommand](keys.length, ...keys, group, consumer, batchSize);
     if (missing.length > 0) await ensureGroups();
     if (raw.length > 0) return raw.map(([i, id, fields]) => ({ stream: i - 1, id, fields }));
     // Every stream is empty: wait for the next entry in any of them.
@@ -164,6 +166,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
   /** Classifies what is held, writes each result, then acknowledges: nothing is acknowledged unwritten. */
   const serve = async (held: HeldEntry[]) => {
     if (held.length === 0) return;
+    const startedAt = performance.now();
     const parsed = held.map((e): { features: unknown } | { error: string } => {
       const text = fieldOf(e.fields, entryFields.features);
       if (text === undefined) return { error: `${entryFields.features}: required` };
@@ -175,6 +178,10 @@ export function startQueueConsumer(options: ConsumerOptions) {
     });
     const usable = parsed.flatMap((p) => ('features' in p ? [p.features] : []));
     const outcomes = usable.length > 0 ? await options.classify(usable) : [];
+    if (pace > 0) {
+      const dueMs = (held.length / pace) * 1000 - (performance.now() - startedAt);
+      if (dueMs > 0) await new Promise((r) => setTimeout(r, dueMs));
+    }
     let next = 0;
     const pipeline = client.pipeline();
     const report: { category: string; outcome: 'classified' | 'rejected' }[] = [];
