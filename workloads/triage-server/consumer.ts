@@ -45,6 +45,11 @@ export interface ConsumerOptions {
    * sooner than its share of the second.
    */
   maxEntriesPerSecond?: number;
+  /**
+   * Batches served at once (each read, classified and written in turn): while one waits on Redis another
+   * runs the model. Entries are still read highest acuity first. 1 when paced.
+   */
+  lanes?: number;
   onBatch?(counts: { category: string; outcome: 'classified' | 'rejected' }[]): void;
   onError?(err: Error): void;
 }
@@ -70,6 +75,29 @@ return {missing, out}
 `;
 const readCommand = 'auroraReadByAcuity';
 
+// Writes each result to KEYS[1] (trimmed to about ARGV[2]) and then acknowledges the entries in the
+// category streams KEYS[2..] for group ARGV[1]. ARGV[3..] holds, per entry: its stream (index into
+// KEYS), its ID, the number of result fields, the fields. One round trip, and no entry is acknowledged
+// before its result is written.
+const writeAndAckScript = `
+local group, maxlen = ARGV[1], ARGV[2]
+local acks, i = {}, 3
+while i <= #ARGV do
+  local s, id, n = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2])
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 3, i + 2 + n))
+  acks[s] = acks[s] or {}
+  acks[s][#acks[s] + 1] = id
+  i = i + 3 + n
+end
+for s, ids in pairs(acks) do
+  for k = 1, #ids, 1000 do
+    redis.call('XACK', KEYS[s], group, unpack(ids, k, math.min(k + 999, #ids)))
+  end
+end
+return 1
+`;
+const writeCommand = 'auroraWriteAndAck';
+
 type RawEntries = [number, string, string[]][];
 
 export function fieldOf(fields: readonly string[], name: string): string | undefined {
@@ -84,6 +112,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
   const pace = options.maxEntriesPerSecond ?? 0;
   const batchSize = pace > 0 ? Math.max(1, Math.min(options.batchSize, Math.floor(pace))) : options.batchSize;
   if (!(readCommand in client)) client.defineCommand(readCommand, { lua: readByAcuityScript });
+  if (!(writeCommand in client)) client.defineCommand(writeCommand, { lua: writeAndAckScript });
   let stopping = false;
   let lastClaimAt = 0;
   const counts = { classified: 0, rejected: 0, claimed: 0 };
@@ -183,8 +212,10 @@ export function startQueueConsumer(options: ConsumerOptions) {
       if (dueMs > 0) await new Promise((r) => setTimeout(r, dueMs));
     }
     let next = 0;
-    const pipeline = client.pipeline();
     const report: { category: string; outcome: 'classified' | 'rejected' }[] = [];
+    // Only the streams this batch came from are named, so the script's keys are exactly those touched.
+    const streamSlot = new Map<number, number>();
+    const args: (string | number)[] = [group, options.resultMaxLength];
     for (const [i, entry] of held.entries()) {
       const p = parsed[i];
       const outcome: EntryOutcome =
@@ -210,24 +241,31 @@ export function startQueueConsumer(options: ConsumerOptions) {
         );
         report.push({ category, outcome: 'classified' });
       }
-      pipeline.xadd(options.resultStreamKey, 'MAXLEN', '~', options.resultMaxLength, '*', ...fields);
+      let slot = streamSlot.get(entry.stream);
+      if (slot === undefined) {
+        slot = streamSlot.size + 2;
+        streamSlot.set(entry.stream, slot);
+      }
+      args.push(slot, entry.id, fields.length, ...fields);
     }
-    const byStream = new Map<number, string[]>();
-    for (const e of held) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.id]);
-    for (const [stream, ids] of byStream) {
-      const key = keys[stream];
-      if (key !== undefined) pipeline.xack(key, group, ...ids);
-    }
-    const results = await pipeline.exec();
-    const failed = results?.find(([err]) => err);
-    if (failed?.[0]) throw failed[0];
+    const scriptKeys = [
+      options.resultStreamKey,
+      ...[...streamSlot.keys()].map((stream) => keys[stream] ?? ''),
+    ];
+    const scripted = client as unknown as Record<
+      typeof writeCommand,
+      (...args: (string | number)[]) => Promise<number>
+    >;
+    await scripted[writeCommand](scriptKeys.length, ...scriptKeys, ...args);
     for (const r of report) counts[r.outcome]++;
     options.onBatch?.(report);
   };
 
-  const loop = async () => {
+  const lanes = pace > 0 ? 1 : Math.max(1, options.lanes ?? 1);
+  const loop = async (lane: number) => {
     let backoffMs = 100;
-    let first = true;
+    // The first lane takes back what this consumer held before a restart, and claims abandoned entries.
+    let first = lane === 0;
     while (!stopping) {
       try {
         if (first) {
@@ -236,7 +274,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
           first = false;
         }
         const now = performance.now();
-        if (now - lastClaimAt > options.claimIdleMs / 2) {
+        if (lane === 0 && now - lastClaimAt > options.claimIdleMs / 2) {
           lastClaimAt = now;
           await serve(await claimAbandoned());
         }
@@ -250,7 +288,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
       }
     }
   };
-  const running = loop();
+  const running = Promise.all(Array.from({ length: lanes }, (_, lane) => loop(lane)));
 
   return {
     counts,
