@@ -12,6 +12,7 @@ import {
 import { ConfigError, loadOperatorConfig, type OperatorConfig } from '../operator/config.ts';
 import type { Manager } from '../operator/manager.ts';
 import { runOperator } from '../operator/run.ts';
+import { pruneHistory } from '../state/carequeue-history.ts';
 import { createStateStore, type StateStore } from '../state/postgres.ts';
 
 /** The product's controllers; each issue that adds a kind registers it here. */
@@ -40,13 +41,28 @@ function stateStoreFor(config: OperatorConfig): StateStore | undefined {
   }
   const store = createStateStore({ url: config.postgresUrl, schema: config.postgresSchema });
   const migrate = (attempt: number): void => {
-    store.migrate().catch((err: Error) => {
-      // The error's code only: a connection error can carry the host, never the password, but keep it short.
-      console.warn(
-        `PostgreSQL schema not ready (attempt ${attempt}): ${(err as { code?: string }).code ?? err.name}; trying again`,
-      );
-      setTimeout(() => migrate(attempt + 1), Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5))).unref();
-    });
+    store
+      .migrate()
+      .then(() => {
+        // Arrivals are kept as long as the longest forecast reads (12 weeks) and a week more; decisions for
+        // 90 days. Pruning is idempotent, so every replica may run it.
+        const prune = () =>
+          pruneHistory(store, {
+            arrivalsBefore: new Date(Date.now() - 13 * 7 * 86_400_000),
+            decisionsBefore: new Date(Date.now() - 90 * 86_400_000),
+          }).catch((err: Error) =>
+            console.warn(`PostgreSQL history not pruned: ${(err as { code?: string }).code ?? err.name}`),
+          );
+        void prune();
+        setInterval(prune, 3_600_000).unref();
+      })
+      .catch((err: Error) => {
+        // The error's code only: a connection error can carry the host, never the password, but keep it short.
+        console.warn(
+          `PostgreSQL schema not ready (attempt ${attempt}): ${(err as { code?: string }).code ?? err.name}; trying again`,
+        );
+        setTimeout(() => migrate(attempt + 1), Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5))).unref();
+      });
   };
   migrate(1);
   return store;

@@ -7,7 +7,9 @@ import { promisify } from 'node:util';
 import { nodeLabels, unifiedMemoryResource } from '../crds/labels.ts';
 import { createKubeClient } from '../operator/kube/client.ts';
 import { operatorEnv, operatorNodeFlags } from '../operator/node-flags.ts';
+import { startArrivalGenerator } from './local-cluster/arrivals.ts';
 import { ensureControlPlaneBinaries } from './local-cluster/binaries.ts';
+import { startClassifyProxy } from './local-cluster/classify-proxy.ts';
 import {
   type ControlPlane,
   defaultToolsDir,
@@ -16,7 +18,9 @@ import {
   startControlPlane,
 } from './local-cluster/control-plane.ts';
 import { installAuroraCrds } from './local-cluster/crds.ts';
+import { followPodWorkloads, type PodWorkloads } from './local-cluster/pod-workloads.ts';
 import { type ManagedProcess, startProcess, waitFor } from './local-cluster/process.ts';
+import { ensureServices } from './local-cluster/services.ts';
 
 const run = promisify(execFile);
 const started = Date.now();
@@ -28,11 +32,17 @@ console.log(
 );
 let controlPlane: ControlPlane | undefined;
 let operator: ManagedProcess | undefined;
+let triageServers: PodWorkloads | undefined;
+let arrivals: { stop(): Promise<void> } | undefined;
+let proxy: { close(): Promise<void> } | undefined;
 let stopping = false;
 const shutdown = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   console.log(`\n${signal}: stopping the sandbox`);
+  await arrivals?.stop();
+  await proxy?.close();
+  await triageServers?.stop();
   await operator?.stop(10_000);
   await controlPlane?.stop();
   console.log('Sandbox stopped.');
@@ -41,6 +51,8 @@ const shutdown = async (signal: string) => {
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
+// PostgreSQL keeps the queue's decisions and arrivals; Redis holds the queue (the machine's own servers).
+const services = await ensureServices(undefined, (line) => console.log(line));
 controlPlane = await startControlPlane({ log: (line) => console.log(line) });
 // A stable path, so a second shell can use the sandbox across restarts.
 const sandboxDir = join(defaultToolsDir, 'sandbox');
@@ -65,6 +77,8 @@ operator = startProcess(
     '--leader-election-namespace=aurora-system',
     `--http-port=${operatorPort}`,
     '--identity=sandbox-operator',
+    `--postgres-url=${services.postgresUrl}`,
+    '--postgres-schema=aurora_sandbox',
   ],
   { logDir: join(controlPlane.runDir, 'logs'), pidDir: join(controlPlane.runDir, 'pids'), env: operatorEnv },
 );
@@ -91,6 +105,11 @@ console.log(
 
 // The examples, as a user would apply them: the emergency department's model, pool, queue and policy.
 await run(kubectl, ['--kubeconfig', kubeconfig, 'create', 'namespace', 'emergency']);
+// The queue's Redis URL lives in a Secret, as on a real cluster (where it would hold a password too).
+await run(kubectl, [
+  ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'create', 'secret', 'generic', 'er-redis'],
+  `--from-literal=url=${services.redisUrl}`,
+]);
 const exampleFiles = [
   join(repoRoot, 'examples', 'model', 'configmap.yaml'),
   ...readdirSync(join(repoRoot, 'examples'))
@@ -116,6 +135,43 @@ const modelReady = await readyReason('triagemodel', 'er-news2-risk').catch(() =>
 console.log(`  TriageModel er-news2-risk: ${modelReady} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
 const poolReady = await readyReason('inferencepool', 'er-triage', 'Serving').catch(() => 'not serving yet');
 console.log(`  InferencePool er-triage: ${poolReady} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+// Simulated nodes run no containers: each ready pod of the pool gets its triage server as a local process
+// with the pod's own settings (model, queue, consumer name). Each serves at most 2 entries a second here,
+// standing in for the slower clinical step a real consumer feeds, so a small generator moves the replicas.
+const kube = createKubeClient(controlPlane.access());
+triageServers = followPodWorkloads({
+  client: kube,
+  namespace: 'emergency',
+  labelSelector: 'aurora.health/pool=er-triage',
+  workDir: join(controlPlane.runDir, 'triage-servers'),
+  env: { AURORA_QUEUE_MAX_ENTRIES_PER_SECOND: '2', AURORA_DRAIN_DELAY_SECONDS: '0' },
+  log: (line) => console.log(line),
+});
+await waitFor(
+  'the triage servers to run',
+  async () => ((triageServers?.running().size ?? 0) > 0 ? true : undefined),
+  {
+    timeoutMs: 120_000,
+  },
+).catch(() => console.log('  the triage servers have not started yet; see the logs'));
+const classify = await startClassifyProxy(() =>
+  [...(triageServers?.running().values() ?? [])].map((p) => p.url),
+);
+proxy = classify;
+arrivals = startArrivalGenerator({
+  redisUrl: services.redisUrl,
+  namespace: 'emergency',
+  queue: 'er-queue',
+  log: (line) => console.log(line),
+  status: async () => {
+    const { stdout } = await run(kubectl, [
+      ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', 'carequeue', 'er-queue'],
+      ...['-o', 'jsonpath={.status.waitingEntries} {.status.desiredReplicas} {.status.currentReplicas}'],
+    ]).catch(() => ({ stdout: '' }));
+    const [waiting, desired, current] = stdout.split(' ');
+    return `queue er-queue: ${waiting || 0} waiting; pool er-triage: ${current || '?'} replicas (Aurora wants ${desired || '?'}), ${triageServers?.running().size ?? 0} triage servers running`;
+  },
+});
 const { stdout: pods } = await run(kubectl, [
   ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', 'pods', '-l', 'aurora.health/pool=er-triage'],
   ...[
@@ -162,6 +218,15 @@ ${aurora.trimEnd()}
 
 $ kubectl -n emergency get pods -l aurora.health/pool=er-triage   (where the triage servers landed)
 ${pods.trimEnd()}
+
+Classify a patient through the pool (round robin over its triage servers):
+  curl -s http://127.0.0.1:${classify.port}/v1/classify -H 'content-type: application/json' \\
+    -d '{"features": {"respiration_rate": 24, "spo2": 93, "supplemental_oxygen": 1, "systolic_bp": 98, "pulse": 118, "consciousness": 0, "temperature": 38.6}}'
+
+The arrival generator adds synthetic patients to er-queue's streams in waves (aurora:emergency:er-queue:*),
+and prints the queue and the pool every 30 s. Watch it scale:
+  kubectl -n emergency get carequeue er-queue -w
+  kubectl -n emergency get events --field-selector involvedObject.name=er-queue
 
 Aurora operator: ${leaseHolder} holds the lease aurora-system/aurora-operator; probes and metrics on http://127.0.0.1:${operatorPort}/readyz and /metrics
 Logs (control plane and operator): ${join(controlPlane.runDir, 'logs')}

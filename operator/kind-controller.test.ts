@@ -29,8 +29,10 @@ async function settle(rounds = 30) {
   for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
 }
 
-async function until<T>(what: string, read: () => T | undefined, rounds = 500): Promise<T> {
-  for (let i = 0; i < rounds; i++) {
+/** Polls between turns of the event loop; by wall-clock time, since retries wait on timers and a loaded machine is slow. */
+async function until<T>(what: string, read: () => T | undefined, timeoutMs = 5_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     const value = read();
     if (value !== undefined && value !== false) return value;
     await new Promise((r) => setImmediate(r));

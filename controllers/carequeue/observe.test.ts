@@ -129,10 +129,29 @@ describe('viewQueue', () => {
       return view;
     };
     // Six replicas, but only a and b have read lately (c holds an entry, so it serves too).
-    look(t0, { added: 300, read: 100, depth: 200, active: ['a', 'b'], inFlight: [['c', 1]] }, 6);
+    const since = t0 - 5_000;
+    look(
+      t0,
+      {
+        added: 300,
+        read: 100,
+        depth: 200,
+        firstUndeliveredMs: since,
+        active: ['a', 'b'],
+        inFlight: [['c', 1]],
+      },
+      6,
+    );
     const view = look(
       t0 + 10_000,
-      { added: 300, read: 160, depth: 140, active: ['a', 'b'], inFlight: [['c', 1]] },
+      {
+        added: 300,
+        read: 160,
+        depth: 140,
+        firstUndeliveredMs: since,
+        active: ['a', 'b'],
+        inFlight: [['c', 1]],
+      },
       6,
     );
     expect(view.activeConsumers).toBe(3);
@@ -145,6 +164,25 @@ describe('viewQueue', () => {
       2,
     );
     expect(fewer.activeConsumers).toBe(2);
+  });
+
+  it('learns no consumer speed from an arrival seen before an idle consumer took it', () => {
+    let memory: QueueMemory = emptyMemory();
+    // Each look is woken by an arrival, undelivered for 20 ms: the consumers were idle, not slow.
+    for (let k = 0; k < 5; k++) {
+      const atMs = t0 + k * 2_000;
+      const view = viewQueue(
+        streams,
+        [
+          stream(atMs, { added: 10 + k, read: 9 + k, depth: 1, firstUndeliveredMs: atMs - 20 }),
+          missing(atMs),
+        ],
+        memory,
+        4,
+      );
+      memory = view.memory;
+      expect(view.observation?.servedPerConsumerPerSecond).toBeUndefined();
+    }
   });
 
   it('counts arrivals and deliveries itself where Redis keeps no counters', () => {

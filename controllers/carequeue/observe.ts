@@ -16,7 +16,10 @@ export interface QueueMemory {
   /** Cumulative counters where Redis keeps none (before 7): added and delivered as counted. */
   counted: { added: number; delivered: number }[];
   samples: Sample[][];
-  /** The whole queue at each look in the rate window: served so far and entries undelivered. */
+  /**
+   * The whole queue at each look in the rate window: served so far, and entries left undelivered long
+   * enough that no consumer was free (0 when none were).
+   */
   busy?: { atMs: number; served: number; undelivered: number; consumers: number }[];
   servedPerConsumerPerSecond?: number;
 }
@@ -31,6 +34,8 @@ export const rateWindowMs = 60_000;
  */
 export const minimumRateSpanMs = 15_000;
 
+/** An entry left undelivered this long means no consumer was free to read it. */
+export const saturatedAfterMs = 1_000;
 /** A consumer's speed is measured over at least this long a backlog (one batch says little). */
 export const minimumServiceSpanMs = 2_000;
 
@@ -77,6 +82,7 @@ export function viewQueue(
     memory.servedPerConsumerPerSecond = before.servedPerConsumerPerSecond;
   const inFlight = new Map<string, number>();
   const active = new Set<string>();
+  let undeliveredForMs = 0;
   const categories: CategoryView[] = [];
   let fault: QueueView['fault'];
   let waitingWithoutGroup = false;
@@ -115,6 +121,11 @@ export function viewQueue(
         const delivered = group.entriesRead ?? counted.delivered;
         view.depth = group.depth;
         view.pending = group.pending;
+        if (group.firstUndeliveredId)
+          undeliveredForMs = Math.max(
+            undeliveredForMs,
+            state.serverTimeMs - entryTimeMs(group.firstUndeliveredId),
+          );
         const oldestIds = [group.firstUndeliveredId, group.oldestPendingId].filter(
           (id): id is string => id !== undefined,
         );
@@ -151,12 +162,14 @@ export function viewQueue(
     categories.push(view);
   });
 
-  // One consumer's speed, from the latest run of looks at which entries were waiting undelivered:
-  // consumers that had something to read each time were serving as fast as they can. Consumers are
+  // One consumer's speed, from the latest run of looks at which entries had waited undelivered for a
+  // while: consumers that had something to read each time were serving as fast as they can. (A look
+  // woken by an arrival sees it undelivered for a moment even when every consumer is idle.) Consumers are
   // those that read lately or hold entries (a pod still starting serves nothing), at most the replicas.
   const serving =
     active.size === 0 ? consumers : consumers > 0 ? Math.min(active.size, consumers) : active.size;
-  const undelivered = categories.reduce((sum, c) => sum + c.depth, 0);
+  const undelivered =
+    undeliveredForMs >= saturatedAfterMs ? categories.reduce((sum, c) => sum + c.depth, 0) : 0;
   const served = memory.samples.reduce((sum, h) => sum + (h.at(-1)?.served ?? 0), 0);
   memory.busy = [
     ...(before.busy ?? []),

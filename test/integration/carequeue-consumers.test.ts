@@ -5,9 +5,8 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { registerCareQueueController } from '../../controllers/carequeue/reconcile.ts';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { careQueueSpec } from '../../crds/carequeue.ts';
 import type { CareQueue } from '../../crds/kinds.ts';
 import { followPodWorkloads, type PodWorkloads } from '../../hack/local-cluster/pod-workloads.ts';
@@ -18,68 +17,41 @@ import type { KubeObject } from '../../operator/kube/types.ts';
 import { createLogger } from '../../operator/log.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { consumerEnv } from '../../queue/contract.ts';
-import { createStateStore, type StateStore } from '../../state/postgres.ts';
-import { createTestManager, createTestNamespace, testAccess, uniqueSuffix } from '../harness/cluster.ts';
+import type { StateStore } from '../../state/postgres.ts';
+import { type CareQueueTestbed, recognisablePatient, startCareQueueTestbed } from '../harness/carequeue.ts';
+import { testAccess } from '../harness/cluster.ts';
 
 const client = createKubeClient(testAccess());
+let testbed: CareQueueTestbed;
 let namespace: string;
-let cleanup: () => Promise<void>;
-let manager: Manager;
 let redis: Redis;
 let store: StateStore;
-const schema = `test_cqc_${uniqueSuffix()}`;
+let schema: string;
+let manager: Manager;
 const operatorLog: string[] = [];
 const workDir = mkdtempSync(join(tmpdir(), 'aurora-consumers-'));
 const followers: PodWorkloads[] = [];
 const model = exampleModelSpec();
 
 // Recognisable patient values: they must appear in no log, Event, status, metric or decision row.
-const patient = {
-  respiration_rate: 31.375,
-  spo2: 86.8125,
-  supplemental_oxygen: 1,
-  systolic_bp: 83.6875,
-  pulse: 141.4375,
-  consciousness: 1,
-  temperature: 39.8125,
-};
-const recognisable = Object.values(patient)
-  .filter((v) => !Number.isInteger(v))
-  .map(String);
+const { patient, recognisable } = recognisablePatient(4);
 const entry = JSON.stringify(
   Object.fromEntries(model.inputs.features.map((f) => [f.name, patient[f.name as keyof typeof patient]])),
 );
 
 beforeAll(async () => {
-  ({ name: namespace, cleanup } = await createTestNamespace('cq-consumers'));
-  redis = new Redis(inject('redisUrl'));
-  store = createStateStore({ url: inject('postgresUrl'), schema });
-  await store.migrate();
-  await client.create({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'er-redis', namespace },
-    stringData: { url: inject('redisUrl') },
-  });
-  manager = createTestManager(client, namespace, {
+  testbed = await startCareQueueTestbed('cq-consumers', {
     log: createLogger({
       level: 'debug',
       destination: { write: (line: string) => void operatorLog.push(line) },
     }),
   });
-  registerCareQueueController(manager, { store });
-  await manager.start();
+  ({ namespace, redis, store, schema, manager } = testbed);
 });
 
 afterAll(async () => {
   await Promise.all(followers.map((f) => f.stop()));
-  await manager?.stop();
-  const keys = await redis.keys(`aurora:${namespace}:*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
-  await store.pool.query(`drop schema ${schema} cascade`);
-  await store.close();
-  await cleanup();
+  await testbed?.cleanup();
 });
 
 /**

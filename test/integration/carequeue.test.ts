@@ -8,48 +8,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { registerCareQueueController } from '../../controllers/carequeue/reconcile.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CareQueue } from '../../crds/kinds.ts';
 import { type ManagedProcess, startProcess, waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import type { Manager } from '../../operator/manager.ts';
-import { createStateStore, type StateStore } from '../../state/postgres.ts';
-import { createTestManager, createTestNamespace, testAccess, uniqueSuffix } from '../harness/cluster.ts';
+import type { StateStore } from '../../state/postgres.ts';
+import { type CareQueueTestbed, startCareQueueTestbed } from '../harness/carequeue.ts';
+import { testAccess } from '../harness/cluster.ts';
 
 const client = createKubeClient(testAccess());
+let testbed: CareQueueTestbed;
 let namespace: string;
-let cleanup: () => Promise<void>;
-let manager: Manager;
 let redis: Redis;
 let store: StateStore;
-const schema = `test_cq_${uniqueSuffix()}`;
+let schema: string;
 
 beforeAll(async () => {
-  ({ name: namespace, cleanup } = await createTestNamespace('carequeue'));
-  redis = new Redis(inject('redisUrl'));
-  store = createStateStore({ url: inject('postgresUrl'), schema });
-  await store.migrate();
-  await client.create({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'er-redis', namespace },
-    stringData: { url: `${inject('redisUrl')}\n` },
-  });
-  manager = createTestManager(client, namespace);
-  registerCareQueueController(manager, { store });
-  await manager.start();
+  testbed = await startCareQueueTestbed('carequeue');
+  ({ namespace, redis, store, schema } = testbed);
 });
 
 afterAll(async () => {
-  await manager?.stop();
-  const keys = await redis.keys(`aurora:${namespace}:*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
-  await store.pool.query(`drop schema ${schema} cascade`);
-  await store.close();
-  await cleanup();
+  await testbed?.cleanup();
 });
 
 async function deployment(name: string, replicas: number) {

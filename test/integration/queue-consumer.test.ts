@@ -10,6 +10,7 @@ import {
   startTriageServerProcess,
   type TriageServerProcess,
 } from '../../hack/local-cluster/triage-servers.ts';
+import { recognisablePatient } from '../harness/carequeue.ts';
 import { uniqueSuffix } from '../harness/cluster.ts';
 
 const prefix = `test:consumer:${uniqueSuffix()}`;
@@ -19,19 +20,7 @@ const results = `${prefix}:results`;
 const logDir = mkdtempSync(join(tmpdir(), 'aurora-consumer-'));
 const spec = exampleModelSpec();
 // Recognisable values that must never leave Redis through a log.
-const patient = {
-  respiration_rate: 27.375,
-  spo2: 88.8125,
-  supplemental_oxygen: 1,
-  systolic_bp: 87.6875,
-  pulse: 133.4375,
-  consciousness: 1,
-  temperature: 39.3125,
-};
-/** The values that are recognisable in text (0 and 1 are in everything). */
-const recognisable = Object.values(patient)
-  .filter((v) => !Number.isInteger(v))
-  .map(String);
+const { patient, recognisable } = recognisablePatient();
 let redis: Redis;
 
 beforeAll(() => {

@@ -21,6 +21,16 @@ import { createMicroBatcher } from './batcher.ts';
 import { ModelFault, startQueueConsumer } from './consumer.ts';
 import { parseClassifyRequest } from './request.ts';
 
+/** An environment variable holding JSON, parsed; an error says it is not JSON rather than where. */
+const jsonText = z.string().transform((text, ctx) => {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+    return z.NEVER;
+  }
+});
+
 const modelContract = triageModelSpec.pick({
   version: true,
   inputs: true,
@@ -54,17 +64,7 @@ export const serverConfig = z
       .default('false')
       .transform((v) => v === 'true'),
     AURORA_MODEL_SHA256: z.string().regex(/^[a-f0-9]{64}$/, 'must be 64 lower-case hex digits'),
-    AURORA_MODEL_SPEC: z
-      .string()
-      .transform((text, ctx) => {
-        try {
-          return JSON.parse(text) as unknown;
-        } catch {
-          ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-          return z.NEVER;
-        }
-      })
-      .pipe(modelContract),
+    AURORA_MODEL_SPEC: jsonText.pipe(modelContract),
     AURORA_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
     AURORA_MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(1024).default(16),
     AURORA_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(0),
@@ -89,16 +89,7 @@ export const serverConfig = z
       .transform((v) => v === 'true'),
     AURORA_QUEUE_REDIS_CA_FILE: z.string().min(1).optional(),
     /** The category streams, highest acuity first: [{"category": ..., "streamKey": ...}]. */
-    AURORA_QUEUE_STREAMS: z
-      .string()
-      .transform((text, ctx) => {
-        try {
-          return JSON.parse(text) as unknown;
-        } catch {
-          ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-          return z.NEVER;
-        }
-      })
+    AURORA_QUEUE_STREAMS: jsonText
       .pipe(
         z
           .array(z.object({ category: z.string().min(1), streamKey: z.string().min(1) }))
