@@ -26,6 +26,7 @@ import {
   recordDecision,
 } from '../../state/carequeue-history.ts';
 import type { StateStore } from '../../state/postgres.ts';
+import { careQueueInformer, careQueueTargetIndex, careQueueTargetKey } from '../../views/carequeue.ts';
 import { type Decision, decideReplicas, type Recommendation, type ScaleChange } from './decide.ts';
 import { bucketMs, type Forecast, forecastArrivals, forecastWindows } from './forecast.ts';
 import { emptyMemory, type QueueMemory, type QueueView, viewQueue } from './observe.ts';
@@ -98,13 +99,7 @@ export function registerCareQueueController(
   manager: Manager,
   options: CareQueueControllerOptions = {},
 ): void {
-  const queues = manager.informer<CareQueue>(apiVersion, 'CareQueue', {
-    indexers: {
-      target: (q) => [
-        `${q.metadata.namespace}/${q.spec?.scaleTargetRef?.kind}/${q.spec?.scaleTargetRef?.name}`,
-      ],
-    },
-  });
+  const queues = careQueueInformer(manager);
   const pools = manager.informer<InferencePool>(apiVersion, 'InferencePool');
   const registry = manager.metrics.registry;
   const depthGauge = new Gauge({
@@ -444,7 +439,10 @@ export function registerCareQueueController(
       // A pool's bounds and replicas matter to the queues that scale it.
       watch(pools, (p) =>
         queues
-          .byIndex('target', `${p.metadata.namespace}/InferencePool/${p.metadata.name}`)
+          .byIndex(
+            careQueueTargetIndex,
+            careQueueTargetKey(p.metadata.namespace ?? '', 'InferencePool', p.metadata.name),
+          )
           .map((q) => `${q.metadata.namespace}/${q.metadata.name}`),
       ),
     ],
@@ -492,7 +490,10 @@ export function registerCareQueueController(
 
       // One queue per target: two would fight over its replicas. The oldest keeps it.
       const rival = queues
-        .byIndex('target', `${namespace}/${spec.scaleTargetRef.kind}/${spec.scaleTargetRef.name}`)
+        .byIndex(
+          careQueueTargetIndex,
+          careQueueTargetKey(namespace, spec.scaleTargetRef.kind, spec.scaleTargetRef.name),
+        )
         .filter((q) => q.metadata.uid !== queue.metadata.uid && !q.metadata.deletionTimestamp)
         .find(
           (q) =>

@@ -1,6 +1,6 @@
 import { Gauge } from 'prom-client';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
-import { apiVersion, type CareQueue, type InferencePool, type TriageModel } from '../../crds/kinds.ts';
+import { apiVersion, type InferencePool, type TriageModel } from '../../crds/kinds.ts';
 import { managedSelector, poolLabel, releaseAnnotations, releaseLabel } from '../../crds/labels.ts';
 import type { ValidatorClient } from '../../model/validator-client.ts';
 import { createChildApplier } from '../../operator/apply.ts';
@@ -8,6 +8,7 @@ import { findCondition } from '../../operator/conditions.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { watch } from '../../operator/sources.ts';
+import { careQueueInformer, careQueueTargetIndex, careQueueTargetKey } from '../../views/carequeue.ts';
 import type { DeploymentView } from '../../views/deployment.ts';
 import { nodeInformer, nodePlacementEvent } from '../../views/node.ts';
 import { type PodView, podView } from '../../views/pod.ts';
@@ -40,13 +41,7 @@ export function registerInferencePoolController(
   });
   const models = manager.informer<TriageModel>(apiVersion, 'TriageModel');
   // A CareQueue that targets a pool makes its triage servers the queue's consumers.
-  const queues = manager.informer<CareQueue>(apiVersion, 'CareQueue', {
-    indexers: {
-      target: (q) => [
-        `${q.metadata.namespace}/${q.spec?.scaleTargetRef?.kind}/${q.spec?.scaleTargetRef?.name}`,
-      ],
-    },
-  });
+  const queues = careQueueInformer(manager);
   const deployments = manager.informer<DeploymentView>('apps/v1', 'Deployment', {
     labelSelector: managedSelector,
   });
@@ -155,7 +150,10 @@ export function registerInferencePoolController(
       served ??= currentRelease ? knownReleases.get(currentRelease) : undefined;
 
       const queue = consumedQueue(
-        queues.byIndex('target', `${namespace}/InferencePool/${pool.metadata.name}`),
+        queues.byIndex(
+          careQueueTargetIndex,
+          careQueueTargetKey(namespace ?? '', 'InferencePool', pool.metadata.name),
+        ),
       );
       const replicas = desiredReplicas(pool.spec);
       const podMemoryMiB = served ? poolPodMemoryMiB(pool.spec, served) : undefined;
