@@ -286,6 +286,27 @@ export function registerCareQueueController(
   const readScale = async (namespace: string, spec: CareQueueSpec): Promise<Scale | undefined> => {
     const { kind, name } = spec.scaleTargetRef;
     const info = await manager.client.resource(apiVersionOf(kind), kind);
+    // A pool written without spec.replicas runs minReplicas, but the API server cannot serve its scale
+    // subresource until the field exists. Aurora owns the field (as an HPA would), so it writes what the
+    // pool runs now, once; from then on the scale subresource works.
+    const pool = kind === 'InferencePool' ? pools.get(`${namespace}/${name}`) : undefined;
+    if (pool?.spec && pool.spec.replicas === undefined && !pool.metadata.deletionTimestamp) {
+      const min = pool.spec.minReplicas ?? 1;
+      const running = Math.min(
+        pool.spec.maxReplicas ?? min,
+        Math.max(min, pool.status?.desiredReplicas ?? min),
+      );
+      try {
+        await manager.client.patch(
+          { apiVersion, kind, metadata: { name, namespace } },
+          { spec: { replicas: running } },
+          { type: 'merge', fieldManager },
+        );
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    }
     try {
       return await manager.client.request<Scale>('GET', manager.client.path(info, namespace, name, 'scale'));
     } catch (err) {

@@ -123,6 +123,40 @@ describe('the CareQueue controller', () => {
     expect(events.items.find((e) => e.reason === 'ScaledUp')?.note).toMatch(/immediate needs 6/);
   });
 
+  it('scales an InferencePool written without spec.replicas, through its scale subresource', async () => {
+    // No InferencePool controller runs here: the pool is only a scale target.
+    const pool = {
+      apiVersion: 'aurora.health/v1alpha1',
+      kind: 'InferencePool',
+      metadata: { name: 'er-pool', namespace },
+    };
+    await client.create({
+      ...pool,
+      spec: { modelRef: { name: 'er-news2-risk' }, minReplicas: 2, maxReplicas: 6 },
+    });
+    await careQueue('pooled', 'er-pool', {
+      scaleTargetRef: { kind: 'InferencePool', name: 'er-pool' },
+      minReplicas: 2,
+      maxReplicas: 6,
+      categories: [{ name: 'urgent', maxWaitSeconds: 10 }],
+    });
+    const poolReplicas = async () =>
+      (await client.get<KubeObject & { spec: { replicas?: number } }>(pool))?.spec.replicas;
+    await waitFor('the queue to be seen', async () =>
+      condition(await getQueue('pooled'), 'Ready')?.status === 'True' ? true : undefined,
+    );
+    // What the pool ran (its minReplicas) is written down, so the scale subresource works.
+    expect(await poolReplicas()).toBe(2);
+    const key = `aurora:${namespace}:pooled:urgent`;
+    await redis.xgroup('CREATE', key, 'triage', '0', 'MKSTREAM');
+    for (let i = 0; i < 40; i++) await redis.xadd(key, '*', 'features', '{}');
+    // 40 waiting, 10 s each at the assumed 1 a second: 4 consumers at first.
+    await waitFor('at least 4 replicas', async () => (((await poolReplicas()) ?? 0) >= 4 ? true : undefined));
+    // Nobody serves here, so the need grows as the wait runs down; the pool's own bounds still hold.
+    await sleep(3_000);
+    expect(await poolReplicas()).toBeLessThanOrEqual(6);
+  });
+
   it('treats a stream that does not exist yet as an empty category', async () => {
     await deployment('fresh-consumers', 2);
     await careQueue('fresh', 'fresh-consumers', {
