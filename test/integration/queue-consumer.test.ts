@@ -100,6 +100,9 @@ describe('the triage server as a queue consumer', () => {
       expect(count).toBe(0);
     }
     expect(served.some((r) => r.ref === 'orphan')).toBe(false);
+    // Each entry once, though two batches are in flight at a time.
+    // (An ID is unique within its stream only: the category completes it.)
+    expect(new Set(served.map((r) => `${r.category}|${r.entry}`)).size).toBe(served.length);
   });
 
   it('claims what a dead consumer held after the idle time', async () => {
@@ -113,6 +116,62 @@ describe('the triage server as a queue consumer', () => {
     expect(spec.outputs.labels).toContain(found.label);
     const [pending] = (await redis.xpending(keyOf('very-urgent'), 'triage')) as [number];
     expect(pending).toBe(0);
+  });
+
+  it('answers an entry at once when the queue is quiet, whichever lane holds the blocking read', async () => {
+    const before = (await resultsFor()).length;
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      const id = await redis.xadd(
+        keyOf('immediate'),
+        '*',
+        'features',
+        JSON.stringify(featuresOf(i)),
+        'ref',
+        `quiet-${i}`,
+      );
+      const result = await waitFor(
+        'its result',
+        async () => (await resultsFor()).find((r) => r.entry === id),
+        {
+          intervalMs: 5,
+        },
+      );
+      expect(result.ref).toBe(`quiet-${i}`);
+      const [written] = (await redis.xrange(results, '-', '+')).filter(([, f]) => f.includes(id ?? ''));
+      waits.push(Number(written?.[0].split('-')[0]) - Number(id?.split('-')[0]));
+    }
+    expect((await resultsFor()).length).toBe(before + 5);
+    // A blocked read holds its connection; a lane sharing it would wait up to a second to write.
+    expect(Math.max(...waits)).toBeLessThan(400);
+  });
+
+  it('skips a category whose key is not a stream and serves the others', async () => {
+    const odd = `${prefix}:odd`;
+    await redis.set(keyOf('wrong'), 'not a stream');
+    const oddServer = await startTriageServerProcess(
+      'consumer-odd',
+      consumerEnv('consumer-odd', {
+        AURORA_QUEUE_STREAMS: JSON.stringify([
+          { category: 'wrong', streamKey: keyOf('wrong') },
+          { category: 'fine', streamKey: odd },
+        ]),
+        AURORA_QUEUE_RESULT_STREAM: `${odd}:results`,
+      }),
+      { logDir },
+    );
+    try {
+      const id = await redis.xadd(odd, '*', 'features', JSON.stringify(featuresOf(2)), 'ref', 'fine-0');
+      const served = await waitFor('the other category served', async () => {
+        const [first] = await redis.xrange(`${odd}:results`, '-', '+');
+        return first;
+      });
+      expect(served[1]).toContain(id);
+      expect(await oddServer.process.logTail(50)).toMatch(/not a stream/);
+    } finally {
+      await oddServer.process.stop();
+    }
   });
 
   it('on SIGTERM stops reading, finishes and acknowledges what it holds, and exits', async () => {

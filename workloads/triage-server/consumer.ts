@@ -20,6 +20,15 @@ interface HeldEntry {
 /** The model failed on a batch: its entries stay pending and are served again. */
 export class ModelFault extends Error {}
 
+/** A category's key holds something other than a stream: that category is skipped until it is mended. */
+export class NotAStreamFault extends Error {
+  readonly category: string;
+  constructor(category: string) {
+    super(`the key of ${category} is not a stream: that category is skipped`);
+    this.category = category;
+  }
+}
+
 /** What classifying one entry gave: probabilities in label order, or why the entry could not be used. */
 export type EntryOutcome = { probabilities: number[] } | { error: string };
 
@@ -56,14 +65,16 @@ export interface ConsumerOptions {
 
 // Reads up to ARGV[3] new entries for consumer ARGV[2] of group ARGV[1], from the streams in KEYS in
 // order, so a lower category is read only when every higher one is empty. A stream whose group is
-// missing is reported, not fatal. Inside Redis, so the order costs one round trip.
+// missing, or a key that is not a stream, is reported, not fatal. Inside Redis, so the order costs one
+// round trip.
 const readByAcuityScript = `
-local out, missing, left = {}, {}, tonumber(ARGV[3])
+local out, missing, bad, left = {}, {}, {}, tonumber(ARGV[3])
 for i, key in ipairs(KEYS) do
   if left <= 0 then break end
   local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', key, '>')
   if not ok then
-    missing[#missing + 1] = i
+    local message = type(reply) == 'table' and reply.err or tostring(reply)
+    if string.find(message, 'NOGROUP', 1, true) then missing[#missing + 1] = i else bad[#bad + 1] = i end
   elseif reply then
     for _, entry in ipairs(reply[1][2]) do
       out[#out + 1] = {i, entry[1], entry[2]}
@@ -71,7 +82,7 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
-return {missing, out}
+return {missing, out, bad}
 `;
 const readCommand = 'auroraReadByAcuity';
 
@@ -111,17 +122,30 @@ export function startQueueConsumer(options: ConsumerOptions) {
   const blockMs = options.blockMs ?? 1_000;
   const pace = options.maxEntriesPerSecond ?? 0;
   const batchSize = pace > 0 ? Math.max(1, Math.min(options.batchSize, Math.floor(pace))) : options.batchSize;
-  if (!(readCommand in client)) client.defineCommand(readCommand, { lua: readByAcuityScript });
-  if (!(writeCommand in client)) client.defineCommand(writeCommand, { lua: writeAndAckScript });
+  const withCommands = (conn: Redis) => {
+    // A lazy connection is opened now, so the first read does not fail for want of it.
+    if (conn.status === 'wait') void conn.connect().catch(() => {});
+    if (!(readCommand in conn)) conn.defineCommand(readCommand, { lua: readByAcuityScript });
+    if (!(writeCommand in conn)) conn.defineCommand(writeCommand, { lua: writeAndAckScript });
+    return conn;
+  };
+  withCommands(client);
   let stopping = false;
   let lastClaimAt = 0;
   const counts = { classified: 0, rejected: 0, claimed: 0 };
+  /** Keys that hold something other than a stream: that category is skipped, the others served. */
+  const unusable = new Set<number>();
+  const usable = () => keys.flatMap((key, i) => (unusable.has(i) ? [] : [{ i, key }]));
 
   /** Creates the group at the start of each stream (entries already there are patients waiting too). */
   const ensureGroups = async () => {
-    for (const key of keys) {
+    unusable.clear();
+    for (const [i, key] of keys.entries()) {
       await client.xgroup('CREATE', key, group, '0', 'MKSTREAM').catch((err: Error) => {
-        if (!/BUSYGROUP/.test(err.message)) throw err;
+        if (/BUSYGROUP/.test(err.message)) return;
+        if (!/WRONGTYPE/.test(err.message)) throw err;
+        unusable.add(i);
+        options.onError?.(new NotAStreamFault(streams[i]?.category ?? ''));
       });
     }
   };
@@ -132,7 +156,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
   /** Entries this consumer held before it restarted under the same name, then new ones by acuity. */
   const readOwnPending = async (): Promise<HeldEntry[]> => {
     const held: HeldEntry[] = [];
-    for (const [i, key] of keys.entries()) {
+    for (const { i, key } of usable()) {
       const reply = (await client.xreadgroup(
         'GROUP',
         group,
@@ -151,7 +175,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
   /** Entries left pending by a consumer that died, highest acuity first. */
   const claimAbandoned = async (): Promise<HeldEntry[]> => {
     const held: HeldEntry[] = [];
-    for (const [i, key] of keys.entries()) {
+    for (const { i, key } of usable()) {
       if (held.length >= batchSize) break;
       const reply = (await client.xautoclaim(
         key,
@@ -168,16 +192,38 @@ export function startQueueConsumer(options: ConsumerOptions) {
     return held;
   };
 
-  const readNew = async (): Promise<HeldEntry[]> => {
-    const scripted = client as unknown as Record<
+  /** New entries by acuity; when there are none, blocks (on this lane's own connection) for the next. */
+  const readNew = async (conn: Redis): Promise<HeldEntry[]> => {
+    const scripted = conn as unknown as Record<
       typeof readCommand,
-      (...args: (string | number)[]) => Promise<[number[], RawEntries]>
+      (...args: (string | number)[]) => Promise<[number[], RawEntries, number[]]>
     >;
-    const [missing, raw] = await scripted[readCommand](keys.length, ...keys, group, consumer, batchSize);
+    const reading = usable();
+    if (reading.length === 0) {
+      await new Promise((r) => setTimeout(r, blockMs));
+      await ensureGroups();
+      return [];
+    }
+    const readKeys = reading.map((r) => r.key);
+    const [missing, raw, bad] = await scripted[readCommand](
+      readKeys.length,
+      ...readKeys,
+      group,
+      consumer,
+      batchSize,
+    );
+    for (const b of bad ?? []) {
+      const stream = reading[b - 1];
+      if (stream && !unusable.has(stream.i)) {
+        unusable.add(stream.i);
+        options.onError?.(new NotAStreamFault(streams[stream.i]?.category ?? ''));
+      }
+    }
     if (missing.length > 0) await ensureGroups();
-    if (raw.length > 0) return raw.map(([i, id, fields]) => ({ stream: i - 1, id, fields }));
+    if (raw.length > 0) return raw.map(([i, id, fields]) => ({ stream: reading[i - 1]?.i ?? 0, id, fields }));
+    if ((bad ?? []).length > 0) return [];
     // Every stream is empty: wait for the next entry in any of them.
-    const reply = (await client.xreadgroup(
+    const reply = (await conn.xreadgroup(
       'GROUP',
       group,
       consumer,
@@ -186,14 +232,14 @@ export function startQueueConsumer(options: ConsumerOptions) {
       'BLOCK',
       blockMs,
       'STREAMS',
-      ...keys,
-      ...keys.map(() => '>'),
+      ...readKeys,
+      ...readKeys.map(() => '>'),
     )) as [string, [string, string[]][]][] | null;
     return (reply ?? []).flatMap(([key, entries]) => toHeld(keys.indexOf(key), entries));
   };
 
   /** Classifies what is held, writes each result, then acknowledges: nothing is acknowledged unwritten. */
-  const serve = async (held: HeldEntry[]) => {
+  const serve = async (conn: Redis, held: HeldEntry[]) => {
     if (held.length === 0) return;
     const startedAt = performance.now();
     const parsed = held.map((e): { features: unknown } | { error: string } => {
@@ -252,7 +298,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
       options.resultStreamKey,
       ...[...streamSlot.keys()].map((stream) => keys[stream] ?? ''),
     ];
-    const scripted = client as unknown as Record<
+    const scripted = conn as unknown as Record<
       typeof writeCommand,
       (...args: (string | number)[]) => Promise<number>
     >;
@@ -262,33 +308,49 @@ export function startQueueConsumer(options: ConsumerOptions) {
   };
 
   const lanes = pace > 0 ? 1 : Math.max(1, options.lanes ?? 1);
-  const loop = async (lane: number) => {
+  // Each lane blocks on its own connection: a blocked read holds its connection, and a lane that shared
+  // it would wait to write its results until the read ended.
+  const connections = [client, ...Array.from({ length: lanes - 1 }, () => withCommands(client.duplicate()))];
+  const retrying = async (step: () => Promise<void>) => {
     let backoffMs = 100;
-    // The first lane takes back what this consumer held before a restart, and claims abandoned entries.
-    let first = lane === 0;
     while (!stopping) {
       try {
-        if (first) {
-          await ensureGroups();
-          await serve(await readOwnPending());
-          first = false;
-        }
-        const now = performance.now();
-        if (lane === 0 && now - lastClaimAt > options.claimIdleMs / 2) {
-          lastClaimAt = now;
-          await serve(await claimAbandoned());
-        }
-        await serve(await readNew());
-        backoffMs = 100;
+        await step();
+        return;
       } catch (err) {
         options.onError?.(err as Error);
-        if (stopping) break;
+        if (stopping) return;
         await new Promise((r) => setTimeout(r, backoffMs));
         backoffMs = Math.min(backoffMs * 2, 5_000);
       }
     }
   };
-  const running = Promise.all(Array.from({ length: lanes }, (_, lane) => loop(lane)));
+  const loop = async (lane: number) => {
+    const conn = connections[lane] ?? client;
+    while (!stopping) {
+      await retrying(async () => {
+        // The first lane claims entries abandoned by consumers that died.
+        const now = performance.now();
+        if (lane === 0 && now - lastClaimAt > options.claimIdleMs / 2) {
+          lastClaimAt = now;
+          await serve(conn, await claimAbandoned());
+        }
+        await serve(conn, await readNew(conn));
+      });
+    }
+  };
+  const running = (async () => {
+    // What this consumer held before a restart is served before any lane reads anew: a lane reading
+    // under the same name meanwhile would be served twice.
+    await retrying(async () => {
+      await ensureGroups();
+      await serve(client, await readOwnPending());
+    });
+    lastClaimAt = performance.now();
+    await Promise.all(Array.from({ length: lanes }, (_, lane) => loop(lane)));
+  })().finally(() => {
+    for (const conn of connections.slice(1)) conn.disconnect();
+  });
 
   return {
     counts,

@@ -18,7 +18,7 @@ import { inputTensor, outputRows } from '../../model/tensors.ts';
 import { createLogger } from '../../operator/log.ts';
 import { redisFault, redisFaultMessages, redisOptions } from '../../queue/redis.ts';
 import { createMicroBatcher } from './batcher.ts';
-import { ModelFault, startQueueConsumer } from './consumer.ts';
+import { ModelFault, NotAStreamFault, startQueueConsumer } from './consumer.ts';
 import { parseClassifyRequest } from './request.ts';
 
 /** An environment variable holding JSON, parsed; an error says it is not JSON rather than where. */
@@ -474,8 +474,9 @@ function startConsumer(
       return requests.map((r) => {
         if ('error' in r) return { error: r.error };
         const probabilities = answers[next++] ?? [];
+        // One entry the model cannot answer is answered with an error, not retried with its batch for ever.
         if (probabilities.length !== spec.outputs.labels.length || !probabilities.every(Number.isFinite))
-          throw new ModelFault('the model gave no usable answer');
+          return { error: 'the model gave no usable answer for these features' };
         return { probabilities };
       });
     },
@@ -483,6 +484,10 @@ function startConsumer(
       for (const r of report) entries.inc({ category: r.category, outcome: r.outcome });
     },
     onError(err) {
+      if (err instanceof NotAStreamFault) {
+        log.error({ fault: 'NotAStream', category: err.category }, err.message);
+        return;
+      }
       // A Redis reply or a model failure: the kind only, never an entry.
       const fault = err instanceof ModelFault ? 'ModelFailed' : redisFault(err);
       log.warn({ fault }, 'queue consumer: the batch was not served; trying again');
