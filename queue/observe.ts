@@ -59,20 +59,19 @@ local function field(flat, name)
   for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
   return nil
 end
-local function nextId(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  if not ms then return '0-1' end
-  return ms .. '-' .. (tonumber(seq) + 1)
+-- Everything after an ID: an exclusive range (Redis 6.2+), exact for any sequence number.
+local function after(id)
+  return '(' .. id
 end
 -- Entries after fromExclusive up to toInclusive, walked in pages, at most cap.
 local function countRange(fromExclusive, toInclusive)
-  local n, start = 0, nextId(fromExclusive)
+  local n, start = 0, after(fromExclusive)
   while n < cap do
     local page = math.min(1000, cap - n)
     local batch = redis.call('XRANGE', key, start, toInclusive, 'COUNT', page)
     n = n + #batch
     if #batch < page then break end
-    start = nextId(batch[#batch][1])
+    start = after(batch[#batch][1])
   end
   return n
 end
@@ -84,7 +83,7 @@ if forceCount then added = nil end
 -- The first entry since the caller last looked: when a burst began.
 local firstAdded = ''
 if prevGenerated ~= '' and prevGenerated ~= generated then
-  local r = redis.call('XRANGE', key, nextId(prevGenerated), '+', 'COUNT', 1)
+  local r = redis.call('XRANGE', key, after(prevGenerated), '+', 'COUNT', 1)
   if r[1] then firstAdded = r[1][1] end
 end
 local g
@@ -100,7 +99,7 @@ if not depth then
   depth = countRange(delivered, '+')
   if depth >= cap then capped = 1 end
 end
-local first = redis.call('XRANGE', key, nextId(delivered), '+', 'COUNT', 1)
+local first = redis.call('XRANGE', key, after(delivered), '+', 'COUNT', 1)
 local firstUndelivered = ''
 if first[1] then firstUndelivered = first[1][1] end
 local deliveredSince = -1

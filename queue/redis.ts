@@ -20,7 +20,7 @@ export const redisFaultMessages: Record<RedisFault, string> = {
   RedisUnreachable: 'Redis does not answer',
   RedisAuthenticationFailed: 'Redis refused the credentials in the URL',
   RedisPermissionDenied:
-    'the Redis user may not run the commands the queue needs (XINFO, XPENDING, XRANGE, EVALSHA)',
+    'the Redis user may not run the commands the queue needs (EVALSHA and, inside its scripts, TIME, EXISTS, TYPE, XINFO, XRANGE, XPENDING)',
   RedisBusy: 'Redis is busy (loading, or running a long script)',
   RedisError: 'Redis answered with an error',
 };
@@ -31,7 +31,9 @@ export function redisFault(err: unknown): RedisFault {
   const code = text.split(' ', 1)[0] ?? '';
   if (code === 'WRONGPASS' || code === 'NOAUTH' || /invalid password|AUTH failed/i.test(text))
     return 'RedisAuthenticationFailed';
-  if (code === 'NOPERM') return 'RedisPermissionDenied';
+  // A script whose commands the user may not run fails with ERR and these words, not NOPERM.
+  if (code === 'NOPERM' || /can't run this command|no permissions to/i.test(text))
+    return 'RedisPermissionDenied';
   if (code === 'LOADING' || code === 'BUSY' || code === 'MASTERDOWN') return 'RedisBusy';
   if (/^[A-Z]+$/.test(code) && err instanceof Error && err.name === 'ReplyError') return 'RedisError';
   return 'RedisUnreachable';

@@ -60,6 +60,8 @@ interface QueueState {
   namespace: string;
   queue: string;
   categories: string[];
+  /** The streams' keys when last seen, in order: the memory below belongs to them. */
+  streamKeys?: string;
   memory: QueueMemory;
   recommendations: Recommendation[];
   changes: ScaleChange[];
@@ -507,6 +509,11 @@ export function registerCareQueueController(
       const gone = state.categories.filter((c) => !streams.some((s) => s.category === c));
       if (gone.length > 0) forgetCategories(namespace, name, gone);
       state.categories = streams.map((s) => s.category);
+      // What is remembered of each stream (counters, cursors, rates) is kept by position: when the
+      // streams change, it starts again rather than compare one stream with another's past.
+      const streamKeys = streams.map((s) => s.streamKey).join('\n');
+      if (state.streamKeys !== undefined && state.streamKeys !== streamKeys) state.memory = emptyMemory();
+      state.streamKeys = streamKeys;
       const faults: QueueFault[] = [];
 
       // One queue per target: two would fight over its replicas. The oldest keeps it.

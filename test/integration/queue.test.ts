@@ -118,6 +118,24 @@ describe('streams that are not there yet', () => {
     expect(wrongType).toMatchObject({ exists: true, notAStream: true });
   });
 
+  it('reads streams whose IDs a producer chose, however large their sequence numbers', async () => {
+    const key = `${prefix}:explicit`;
+    await redis.xadd(key, '1-100000000000000', 'features', '{}');
+    await redis.xadd(key, '1-100000000000001', 'features', '{}');
+    await redis.xgroup('CREATE', key, 'triage', '0');
+    await redis.xreadgroup('GROUP', 'triage', 'pod-a', 'COUNT', 1, 'STREAMS', key, '>');
+    for (const legacyCounts of [false, true]) {
+      const [state] = await readStreams(
+        redis,
+        'triage',
+        [{ key, cursor: { lastGeneratedId: '1-100000000000000', lastDeliveredId: '1-100000000000000' } }],
+        { legacyCounts },
+      );
+      if (!state?.exists || state.notAStream || !state.group) throw new Error('no group state');
+      expect(state.group).toMatchObject({ depth: 1, pending: 1, firstUndeliveredId: '1-100000000000001' });
+    }
+  });
+
   it('caps a count it must walk, and says so', async () => {
     const key = `${prefix}:long`;
     const pipeline = redis.pipeline();
