@@ -22,7 +22,10 @@ export function watch<T extends KubeObject>(
     start: (enqueue) =>
       informer.addHandler((event) => {
         if (filter && !filter(event)) return;
-        for (const key of map(event.object)) enqueue(key);
+        // An update that moved the reference (a queue that now targets another pool) concerns both ends.
+        const keys = new Set(map(event.object));
+        if (event.old) for (const key of map(event.old)) keys.add(key);
+        for (const key of keys) enqueue(key);
       }),
   };
 }

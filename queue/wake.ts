@@ -55,6 +55,9 @@ export function createStreamWaker(
     if (watchers?.size === 0) {
       byKey.delete(key);
       lastIds.delete(key);
+      // Nobody watches it any more: its keyspace channel goes too.
+      if (mode === 'notifications' && classes === 'keyspace' && subscriber)
+        void subscriber.unsubscribe(`__keyspace@${db}__:${key}`).catch(() => {});
     }
   };
 

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { careQueueSpec } from '../../crds/carequeue.ts';
-import { type CategoryObservation, categoryTerms, type DecisionInput, decideReplicas } from './decide.ts';
+import {
+  atOnceSeconds,
+  type CategoryObservation,
+  categoryTerms,
+  type DecisionInput,
+  decideReplicas,
+  isBreaching,
+} from './decide.ts';
 
 const now = Date.parse('2026-11-28T10:00:00Z');
 const spec = (overrides: Record<string, unknown> = {}) =>
@@ -57,12 +64,20 @@ describe('categoryTerms', () => {
       ['standard', 132, 0.8],
       ['non-urgent', 132, 0.8],
     ]);
-    // Red: wait 0, planned within 5 s: (2 + 0.1 × 5) / (0.5 × 5) → 1.
-    expect(terms[0]).toMatchObject({ budgetSeconds: 5, replicas: 1, breaching: true });
+    // Red: wait 0, planned within 5 s: (2 + 0.1 × 5) / (0.5 × 5) → 1. Waiting 1 s is still "at once".
+    expect(terms[0]).toMatchObject({ budgetSeconds: 5, replicas: 1, breaching: false });
     // Orange: 300 s left of 600: (32 + 0.6 × 300) / (0.5 × 300) = 1.41 → 2.
     expect(terms[1]).toMatchObject({ budgetSeconds: 300, replicas: 2, breaching: false });
     // Green: 6600 s left: (132 + 0.8 × 6600) / (0.5 × 6600) = 1.64 → 2.
     expect(terms[3]).toMatchObject({ budgetSeconds: 6600, replicas: 2 });
+  });
+
+  it('calls a category with no wait breached only past the moment being read takes', () => {
+    expect(isBreaching(0, true, atOnceSeconds)).toBe(false);
+    expect(isBreaching(0, true, atOnceSeconds + 0.5)).toBe(true);
+    expect(isBreaching(0, false, 30)).toBe(false);
+    expect(isBreaching(600, true, 600)).toBe(false);
+    expect(isBreaching(600, true, 601)).toBe(true);
   });
 
   it('plans a breached category within the shortest budget, not a negative one', () => {
@@ -177,6 +192,27 @@ describe('decideReplicas', () => {
       { observed: undefined, currentReplicas: 5, breachingWhenLastSeen: true },
       6,
       'queue-unknown',
+    ],
+    [
+      'blind for minutes, it adds one a minute, not one a look',
+      {
+        observed: undefined,
+        currentReplicas: 6,
+        breachingWhenLastSeen: true,
+        changes: [{ atMs: now - 5_000, from: 5, to: 6 }],
+      },
+      6,
+      'queue-unknown',
+    ],
+    [
+      'the first look after a start scales up at once (the seed of the windows is what runs)',
+      {
+        observed: queue({ immediate: { depth: 10 } }, 1),
+        currentReplicas: 1,
+        history: [{ atMs: now, replicas: 1 }],
+      },
+      2,
+      'none',
     ],
     [
       'a category past its wait never loses a consumer',

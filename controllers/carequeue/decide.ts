@@ -98,6 +98,18 @@ export interface Decision {
   summary: string;
 }
 
+/**
+ * A patient of a category whose maximum wait is 0 is taken "at once" when a consumer reads them within
+ * this: being read and classified takes a moment, and a breach that flickers with every arrival would
+ * hold scale-in and ring Events for nothing.
+ */
+export const atOnceSeconds = 2;
+
+/** Whether a category whose oldest entry has waited oldestWaitSeconds is past its maximum wait. */
+export function isBreaching(maxWaitSeconds: number, waiting: boolean, oldestWaitSeconds: number): boolean {
+  return waiting && oldestWaitSeconds > Math.max(maxWaitSeconds, atOnceSeconds);
+}
+
 /** The shortest time a decision plans for: an entry whose wait is due now is served within this. */
 export const minimumBudgetSeconds = 5;
 /** Consumers are planned at most this busy, so arrivals that come in bursts do not build a backlog. */
@@ -122,7 +134,7 @@ export function categoryTerms(
     arrivalsAhead += seen?.arrivalsPerSecond ?? 0;
     const waiting = (seen?.depth ?? 0) + (seen?.pending ?? 0) > 0;
     const left = waiting ? category.maxWaitSeconds - (seen?.oldestWaitSeconds ?? 0) : category.maxWaitSeconds;
-    const breaching = waiting && (seen?.oldestWaitSeconds ?? 0) > category.maxWaitSeconds;
+    const breaching = isBreaching(category.maxWaitSeconds, waiting, seen?.oldestWaitSeconds ?? 0);
     const budgetSeconds = Math.max(minimumBudgetSeconds, left);
     const work = backlogAhead + arrivalsAhead * budgetSeconds;
     const replicas = work === 0 ? 0 : Math.ceil(work / (servedPerConsumerPerSecond * budgetSeconds));
@@ -180,7 +192,9 @@ export function decideReplicas(input: DecisionInput): Decision {
   if (!observed) {
     // Blind: never fewer; one more if a category was past its wait when last seen, and one at least
     // when entries are known to wait.
-    let wanted = input.breachingWhenLastSeen ? currentReplicas + 1 : currentReplicas;
+    // One more a minute at most while blind: an outage that lasts does not run the target up to max.
+    const addedLately = input.changes.some((c) => nowMs - c.atMs < 60_000 && c.to > c.from);
+    let wanted = input.breachingWhenLastSeen && !addedLately ? currentReplicas + 1 : currentReplicas;
     if (input.knownWaiting) wanted = Math.max(wanted, 1);
     const [desired] = withinTarget(Math.min(spec.maxReplicas, Math.max(wanted, floor, currentReplicas)));
     return {
@@ -222,8 +236,9 @@ export function decideReplicas(input: DecisionInput): Decision {
   let upRecommendation = recommendation;
   let downRecommendation = recommendation;
   for (const r of input.history) {
-    if (nowMs - r.atMs <= upWindowMs) upRecommendation = Math.min(upRecommendation, r.replicas);
-    if (nowMs - r.atMs <= downWindowMs) downRecommendation = Math.max(downRecommendation, r.replicas);
+    // Strictly inside: a window of 0 holds nothing but the recommendation made now.
+    if (nowMs - r.atMs < upWindowMs) upRecommendation = Math.min(upRecommendation, r.replicas);
+    if (nowMs - r.atMs < downWindowMs) downRecommendation = Math.max(downRecommendation, r.replicas);
   }
   let desired = currentReplicas;
   let limitedBy: DecisionLimit = 'none';

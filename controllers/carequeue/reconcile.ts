@@ -479,6 +479,10 @@ export function registerCareQueueController(
         forgetMetrics(namespace, queue, state.categories);
       }
       states.delete(key);
+      const timer = trailing.get(key);
+      if (timer) clearTimeout(timer);
+      trailing.delete(key);
+      lastWake.delete(key);
     },
     async reconcile(ctx: KindContext, queue) {
       const namespace = queue.metadata.namespace ?? '';
@@ -522,7 +526,13 @@ export function registerCareQueueController(
           careQueueTargetIndex,
           careQueueTargetKey(namespace, spec.scaleTargetRef.kind, spec.scaleTargetRef.name),
         )
-        .filter((q) => q.metadata.uid !== queue.metadata.uid && !q.metadata.deletionTimestamp)
+        // A queue whose spec is invalid scales nothing, and the pool does not consume it either.
+        .filter(
+          (q) =>
+            q.metadata.uid !== queue.metadata.uid &&
+            !q.metadata.deletionTimestamp &&
+            careQueueSpec.safeParse(q.spec).success,
+        )
         .find(
           (q) =>
             (q.metadata.creationTimestamp ?? '') < (queue.metadata.creationTimestamp ?? '') ||

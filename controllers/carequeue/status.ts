@@ -1,7 +1,7 @@
 import type { CareQueueSpec, CareQueueStatus } from '../../crds/carequeue.ts';
 import type { ConditionEventPolicy } from '../../operator/condition-events.ts';
 import { type ConditionInput, setConditions } from '../../operator/conditions.ts';
-import type { Decision } from './decide.ts';
+import { type Decision, isBreaching } from './decide.ts';
 import type { Forecast } from './forecast.ts';
 import type { QueueView } from './observe.ts';
 
@@ -34,7 +34,7 @@ const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** di
 export function breachMessage(spec: CareQueueSpec, view: QueueView): string | undefined {
   const breaches = view.categories
     .map((c, i) => ({ c, max: spec.categories[i]?.maxWaitSeconds ?? 0 }))
-    .filter(({ c, max }) => c.depth + c.pending > 0 && c.oldestWaitSeconds > max)
+    .filter(({ c, max }) => isBreaching(max, c.depth + c.pending > 0, c.oldestWaitSeconds))
     .sort((a, b) => b.c.oldestWaitSeconds - b.max - (a.c.oldestWaitSeconds - a.max));
   if (breaches.length === 0) return undefined;
   return breaches
@@ -104,7 +104,7 @@ export function careQueueStatus(input: StatusInput): CareQueueStatus {
   if (view) {
     status.categories = view.categories.map((c, i) => {
       const max = spec.categories[i]?.maxWaitSeconds ?? 0;
-      const breaching = c.depth + c.pending > 0 && c.oldestWaitSeconds > max;
+      const breaching = isBreaching(max, c.depth + c.pending > 0, c.oldestWaitSeconds);
       const term = decision?.terms[i];
       return {
         name: c.name,

@@ -107,7 +107,7 @@ describe('the CareQueue controller', () => {
       const q = await getQueue('burst');
       return q?.status?.desiredReplicas === 6 ? q : undefined;
     });
-    expect(queue.status?.categories?.[0]).toMatchObject({ name: 'immediate', depth: 30, breaching: true });
+    expect(queue.status?.categories?.[0]).toMatchObject({ name: 'immediate', depth: 30, replicasNeeded: 6 });
     expect(queue.status?.lastDecision).toMatchObject({ fromReplicas: 1, toReplicas: 6 });
     const { rows } = await store.pool.query(
       `select from_replicas, to_replicas, limited_by, terms from ${schema}.carequeue_decisions where namespace = $1 and queue = 'burst'`,
