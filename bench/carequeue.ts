@@ -38,6 +38,8 @@ import { followPodWorkloads } from '../hack/local-cluster/pod-workloads.ts';
 import { waitFor } from '../hack/local-cluster/process.ts';
 import { ensureServices } from '../hack/local-cluster/services.ts';
 import {
+  consumerPodEnv,
+  deploymentManifest,
   exampleModelEnv,
   exampleModelSpec,
   startTriageServerProcess,
@@ -48,7 +50,6 @@ import type { KubeObject } from '../operator/kube/types.ts';
 import { silentLogger } from '../operator/log.ts';
 import { createManager } from '../operator/manager.ts';
 import { createMetrics } from '../operator/metrics.ts';
-import { consumerEnv } from '../queue/contract.ts';
 import { readStreams } from '../queue/observe.ts';
 import { createStateStore } from '../state/postgres.ts';
 
@@ -206,22 +207,7 @@ if (skip.has('a') && skip.has('b')) {
 let client: KubeClient;
 
 function deployment(name: string, replicas: number, env: Record<string, unknown>[] = []) {
-  return client.create({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          terminationGracePeriodSeconds: 30,
-          containers: [{ name: 'triage-server', image: 'aurora:bench', env }],
-        },
-      },
-    },
-  });
+  return client.create(deploymentManifest({ name, namespace, replicas, env }));
 }
 
 const replicasOf = async (name: string) =>
@@ -405,14 +391,10 @@ async function replayedDay(kube: KubeClient) {
     categories: categories.map((c) => ({ name: c.name, maxWaitSeconds: c.maxWaitSeconds })),
     paused: true,
   };
-  const env = [
-    ...Object.entries({
-      ...exampleModelEnv(),
-      AURORA_QUEUE_MAX_ENTRIES_PER_SECOND: String(servedPerConsumerPerSecond),
-      AURORA_DRAIN_DELAY_SECONDS: '0',
-    }).map(([name, value]) => ({ name, value })),
-    ...consumerEnv({ namespace, name: 'ed', spec: careQueueSpec.parse(spec) }),
-  ];
+  const env = consumerPodEnv(
+    { namespace, name: 'ed', spec: careQueueSpec.parse(spec) },
+    servedPerConsumerPerSecond,
+  );
   await deployment('ed-consumers', 1, env);
   const follower = followPodWorkloads({
     client: kube,

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { type ConsumedQueue, consumerEnv } from '../../queue/contract.ts';
 import { exampleModelFiles } from '../example-model/generate.ts';
 import { freePort, repoRoot } from './control-plane.ts';
 import { type ManagedProcess, startProcess, waitFor } from './process.ts';
@@ -67,4 +68,48 @@ export async function startTriageServerProcess(
     { timeoutMs: options.readyTimeoutMs ?? 30_000, intervalMs: 100 },
   );
   return { process: child, port, url };
+}
+
+/** A Deployment whose pods the simulated nodes "run" (kwok); `app=<name>` selects them. */
+export function deploymentManifest(options: {
+  name: string;
+  namespace: string;
+  replicas: number;
+  env?: Record<string, unknown>[];
+  image?: string;
+}) {
+  const { name, namespace, replicas } = options;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          terminationGracePeriodSeconds: 30,
+          containers: [
+            { name: 'triage-server', image: options.image ?? 'aurora:local', env: options.env ?? [] },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/**
+ * The pod environment of a triage server serving the example model and consuming `queue`, at most
+ * `pace` entries a second (0: as fast as it goes), with no drain delay (nothing routes to it anyway).
+ */
+export function consumerPodEnv(queue: ConsumedQueue, pace: number): Record<string, unknown>[] {
+  return [
+    ...Object.entries({
+      ...exampleModelEnv(),
+      AURORA_QUEUE_MAX_ENTRIES_PER_SECOND: String(pace),
+      AURORA_DRAIN_DELAY_SECONDS: '0',
+    }).map(([name, value]) => ({ name, value })),
+    ...consumerEnv(queue),
+  ];
 }

@@ -11,12 +11,15 @@ import { careQueueSpec } from '../../crds/carequeue.ts';
 import type { CareQueue } from '../../crds/kinds.ts';
 import { followPodWorkloads, type PodWorkloads } from '../../hack/local-cluster/pod-workloads.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
-import { exampleModelEnv, exampleModelSpec } from '../../hack/local-cluster/triage-servers.ts';
+import {
+  consumerPodEnv,
+  deploymentManifest,
+  exampleModelSpec,
+} from '../../hack/local-cluster/triage-servers.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { createLogger } from '../../operator/log.ts';
 import type { Manager } from '../../operator/manager.ts';
-import { consumerEnv } from '../../queue/contract.ts';
 import type { StateStore } from '../../state/postgres.ts';
 import { type CareQueueTestbed, recognisablePatient, startCareQueueTestbed } from '../harness/carequeue.ts';
 import { testAccess } from '../harness/cluster.ts';
@@ -64,31 +67,8 @@ async function consumersFor(name: string, replicas: number, pace: number, spec: 
     scaleTargetRef: { kind: 'Deployment', name: `${name}-consumers` },
     ...spec,
   };
-  const parsed = careQueueSpec.parse(queueSpec);
-  const env = [
-    ...Object.entries({
-      ...exampleModelEnv(),
-      AURORA_QUEUE_MAX_ENTRIES_PER_SECOND: String(pace),
-      AURORA_DRAIN_DELAY_SECONDS: '0',
-    }).map(([k, v]) => ({ name: k, value: v })),
-    ...consumerEnv({ namespace, name, spec: parsed }),
-  ];
-  await client.create({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: `${name}-consumers`, namespace },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: `${name}-consumers` } },
-      template: {
-        metadata: { labels: { app: `${name}-consumers` } },
-        spec: {
-          terminationGracePeriodSeconds: 30,
-          containers: [{ name: 'triage-server', image: 'aurora:test', env }],
-        },
-      },
-    },
-  });
+  const env = consumerPodEnv({ namespace, name, spec: careQueueSpec.parse(queueSpec) }, pace);
+  await client.create(deploymentManifest({ name: `${name}-consumers`, namespace, replicas, env }));
   const follower = followPodWorkloads({
     client,
     namespace,

@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CareQueue } from '../../crds/kinds.ts';
 import { type ManagedProcess, startProcess, waitFor } from '../../hack/local-cluster/process.ts';
+import { deploymentManifest } from '../../hack/local-cluster/triage-servers.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { StateStore } from '../../state/postgres.ts';
@@ -34,19 +35,7 @@ afterAll(async () => {
 });
 
 async function deployment(name: string, replicas: number) {
-  await client.create({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { containers: [{ name: 'consumer', image: 'registry.example/consumer:1' }] },
-      },
-    },
-  });
+  await client.create(deploymentManifest({ name, namespace, replicas }));
 }
 
 const replicasOf = async (name: string) =>

@@ -58,6 +58,10 @@ async function resultsFor(): Promise<Record<string, string>[]> {
 
 describe('the triage server as a queue consumer', () => {
   let server: TriageServerProcess;
+  // The last test stops it; when only some tests run, this does.
+  afterAll(async () => {
+    if (server?.process.isRunning()) await server.process.stop(5_000);
+  });
 
   it('serves the highest category first, writes each result, acknowledges, and rejects a bad entry by field', async () => {
     // A backlog before any consumer: 20 green, then 3 red, then 1 malformed orange.
