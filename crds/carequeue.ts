@@ -39,7 +39,9 @@ const category = z
       .int()
       .min(0)
       .max(86_400)
-      .describe('Longest a patient of this category may wait to be seen; 0 means at once.'),
+      .describe(
+        'Longest a patient of this category may wait to be seen; 0 means at once (a consumer is always ready, and a wait over 2 s, the moment reading and classifying takes, is a breach).',
+      ),
     reservedReplicas: z
       .number()
       .int()

@@ -60,6 +60,9 @@ interface QueueState {
   namespace: string;
   queue: string;
   categories: string[];
+  /** The target (kind/name) and its pods' selector when last seen, to clean up after a move. */
+  target?: string;
+  selector?: string;
   /** The streams' keys when last seen, in order: the memory below belongs to them. */
   streamKeys?: string;
   memory: QueueMemory;
@@ -475,6 +478,8 @@ export function registerCareQueueController(
       const [namespace = '', queue = ''] = key.split('/');
       if (state) {
         void flushArrivals(state, Date.now(), true);
+        // The queue is gone: the deletion costs it set on its consumers go with it.
+        if (state.selector) void spareBusyConsumers(namespace, state.selector, new Map()).catch(() => {});
         releaseRedis(key, state);
         forgetMetrics(namespace, queue, state.categories);
       }
@@ -567,6 +572,14 @@ export function registerCareQueueController(
           blocksReady: true,
         });
       }
+      // A queue that moved to another target leaves the old one's pods as it found them.
+      const targetName = `${spec.scaleTargetRef.kind}/${spec.scaleTargetRef.name}`;
+      if (state.target !== undefined && state.target !== targetName && state.selector) {
+        await spareBusyConsumers(namespace, state.selector, new Map()).catch(() => {});
+        state.selector = undefined;
+      }
+      state.target = targetName;
+      if (scale?.status?.selector) state.selector = scale.status.selector;
       const currentReplicas = scale?.spec?.replicas ?? 0;
       if (state.recommendations.length === 0) {
         // First look (a new leader, a restart): the scale-down window starts now, from what runs now.

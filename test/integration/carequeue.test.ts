@@ -146,6 +146,41 @@ describe('the CareQueue controller', () => {
     expect(await poolReplicas()).toBeLessThanOrEqual(6);
   });
 
+  it('spares the busy consumer on scale-in, and clears what it set when the queue moves to another target', async () => {
+    await deployment('moving-a', 3);
+    await deployment('moving-b', 1);
+    const podsOf = async (app: string) =>
+      (await client.list<KubeObject>('v1', 'Pod', { namespace, labelSelector: `app=${app}` })).items.filter(
+        (p) => !p.metadata.deletionTimestamp,
+      );
+    await waitFor('3 pods', async () => ((await podsOf('moving-a')).length === 3 ? true : undefined));
+    const busy = (await podsOf('moving-a'))[1]?.metadata.name ?? '';
+    const key = `aurora:${namespace}:moving:urgent`;
+    await redis.xgroup('CREATE', key, 'triage', '0', 'MKSTREAM');
+    await redis.xadd(key, '*', 'features', '{}');
+    // The middle pod's consumer holds the one entry.
+    await redis.xreadgroup('GROUP', 'triage', busy, 'COUNT', 1, 'STREAMS', key, '>');
+    await careQueue('moving', 'moving-a', {
+      categories: [{ name: 'urgent', maxWaitSeconds: 3600 }],
+      behavior: { scaleDown: { stabilizationWindowSeconds: 0 } },
+    });
+    await waitFor('1 replica', async () => ((await replicasOf('moving-a')) === 1 ? true : undefined));
+    const cost = (p?: KubeObject) => p?.metadata.annotations?.['controller.kubernetes.io/pod-deletion-cost'];
+    await waitFor('only the busy pod left', async () => {
+      const left = await podsOf('moving-a');
+      return left.length === 1 && left[0]?.metadata.name === busy ? true : undefined;
+    });
+    expect(cost((await podsOf('moving-a'))[0])).toBe('1');
+    await client.patch(
+      { apiVersion: 'aurora.health/v1alpha1', kind: 'CareQueue', metadata: { name: 'moving', namespace } },
+      { spec: { scaleTargetRef: { kind: 'Deployment', name: 'moving-b' } } },
+      { type: 'merge' },
+    );
+    await waitFor('the cost cleared on the target it left', async () =>
+      cost((await podsOf('moving-a'))[0]) === undefined ? true : undefined,
+    );
+  });
+
   it('treats a stream that does not exist yet as an empty category', async () => {
     await deployment('fresh-consumers', 2);
     await careQueue('fresh', 'fresh-consumers', {
