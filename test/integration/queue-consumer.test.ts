@@ -122,6 +122,29 @@ describe('the triage server as a queue consumer', () => {
     expect(pending).toBe(0);
   });
 
+  it('answers an entry whose batch failed delivery after delivery with an error, and lets it go', async () => {
+    // Added and taken by a consumer that then died, in one transaction (the running one reads at once).
+    const replies = (await redis
+      .multi()
+      .xadd(keyOf('standard'), '*', 'features', JSON.stringify(featuresOf(3)), 'ref', 'poison')
+      .xreadgroup('GROUP', 'triage', 'ghost', 'COUNT', 1, 'STREAMS', keyOf('standard'), '>')
+      .exec()) as [Error | null, unknown][];
+    const id = String(replies[0]?.[1]);
+    // As if it had been claimed and failed nine times already.
+    await redis.xclaim(keyOf('standard'), 'triage', 'ghost', 0, id, 'RETRYCOUNT', 9);
+    const result = await waitFor(
+      'its answer',
+      async () => (await resultsFor()).find((r) => r.ref === 'poison'),
+      {
+        timeoutMs: 10_000,
+      },
+    );
+    expect(result.error).toBe('not classified after 5 deliveries');
+    expect(result.label).toBeUndefined();
+    const [pending] = (await redis.xpending(keyOf('standard'), 'triage')) as [number];
+    expect(pending).toBe(0);
+  });
+
   it('answers an entry at once when the queue is quiet, whichever lane holds the blocking read', async () => {
     const before = (await resultsFor()).length;
     const waits: number[] = [];

@@ -15,6 +15,8 @@ interface HeldEntry {
   stream: number;
   id: string;
   fields: string[];
+  /** Delivered so often without being served that it is answered with an error rather than tried again. */
+  givenUp?: boolean;
 }
 
 /** The model failed on a batch: its entries stay pending and are served again. */
@@ -48,6 +50,11 @@ export interface ConsumerOptions {
   classify(features: unknown[]): Promise<EntryOutcome[]>;
   /** How long a read waits for an entry when every stream is empty. */
   blockMs?: number;
+  /**
+   * An entry delivered more often than this (its batch failed each time) is answered with an error and
+   * acknowledged, so one entry cannot hold a batch and the claims behind it for ever. Default 5.
+   */
+  maxDeliveries?: number;
   /**
    * The most entries this consumer serves a second (0: as fast as the model goes), for a downstream
    * that must not be written faster. A batch is then at most a second's worth, and is acknowledged no
@@ -120,6 +127,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
   const { client, streams, group, consumer } = options;
   const keys = streams.map((s) => s.streamKey);
   const blockMs = options.blockMs ?? 1_000;
+  const maxDeliveries = options.maxDeliveries ?? 5;
   const pace = options.maxEntriesPerSecond ?? 0;
   const batchSize = pace > 0 ? Math.max(1, Math.min(options.batchSize, Math.floor(pace))) : options.batchSize;
   const withCommands = (conn: Redis) => {
@@ -186,7 +194,22 @@ export function startQueueConsumer(options: ConsumerOptions) {
         'COUNT',
         batchSize - held.length,
       )) as [string, [string, string[]][]];
-      held.push(...toHeld(i, reply[1]));
+      const claimed = toHeld(i, reply[1]);
+      const first = claimed[0];
+      const last = claimed.at(-1);
+      if (first && last) {
+        // How often each was delivered: a claim counts as one more.
+        const pending = (await client.xpending(key, group, first.id, last.id, claimed.length, consumer)) as [
+          string,
+          string,
+          number,
+          number,
+        ][];
+        const deliveries = new Map(pending.map(([id, , , times]) => [id, Number(times)]));
+        for (const entry of claimed)
+          if ((deliveries.get(entry.id) ?? 0) > maxDeliveries) entry.givenUp = true;
+      }
+      held.push(...claimed);
     }
     counts.claimed += held.length;
     return held;
@@ -243,6 +266,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
     if (held.length === 0) return;
     const startedAt = performance.now();
     const parsed = held.map((e): { features: unknown } | { error: string } => {
+      if (e.givenUp) return { error: `not classified after ${maxDeliveries} deliveries` };
       const text = fieldOf(e.fields, entryFields.features);
       if (text === undefined) return { error: `${entryFields.features}: required` };
       try {

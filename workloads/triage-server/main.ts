@@ -103,6 +103,8 @@ export const serverConfig = z
     AURORA_QUEUE_CLAIM_IDLE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
     AURORA_QUEUE_BATCH_SIZE: z.coerce.number().int().min(1).max(1024).default(64),
     AURORA_QUEUE_LANES: z.coerce.number().int().min(1).max(16).default(2),
+    /** An entry delivered more often than this (its batch failed each time) is answered with an error. */
+    AURORA_QUEUE_MAX_DELIVERIES: z.coerce.number().int().min(1).max(1000).default(5),
     /** The most entries one consumer serves a second, for a downstream that must not go faster; 0: no limit. */
     AURORA_QUEUE_MAX_ENTRIES_PER_SECOND: z.coerce.number().min(0).max(1_000_000).default(0),
     /** The consumer's name in the group: the pod's name (its hostname), so Aurora can tell who holds what. */
@@ -455,6 +457,7 @@ function startConsumer(
     claimIdleMs: config.AURORA_QUEUE_CLAIM_IDLE_SECONDS * 1000,
     batchSize: config.AURORA_QUEUE_BATCH_SIZE,
     lanes: config.AURORA_QUEUE_LANES,
+    maxDeliveries: config.AURORA_QUEUE_MAX_DELIVERIES,
     maxEntriesPerSecond: config.AURORA_QUEUE_MAX_ENTRIES_PER_SECOND,
     labels: spec.outputs.labels,
     modelVersion: spec.version,
