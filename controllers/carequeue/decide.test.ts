@@ -78,6 +78,8 @@ describe('categoryTerms', () => {
     expect(isBreaching(0, false, 30)).toBe(false);
     expect(isBreaching(600, true, 600)).toBe(false);
     expect(isBreaching(600, true, 601)).toBe(true);
+    // Only 0 gets the moment: a 1 s wait stays a 1 s wait.
+    expect(isBreaching(1, true, 1.5)).toBe(true);
   });
 
   it('plans a breached category within the shortest budget, not a negative one', () => {

@@ -107,7 +107,7 @@ export const atOnceSeconds = 2;
 
 /** Whether a category whose oldest entry has waited oldestWaitSeconds is past its maximum wait. */
 export function isBreaching(maxWaitSeconds: number, waiting: boolean, oldestWaitSeconds: number): boolean {
-  return waiting && oldestWaitSeconds > Math.max(maxWaitSeconds, atOnceSeconds);
+  return waiting && oldestWaitSeconds > (maxWaitSeconds === 0 ? atOnceSeconds : maxWaitSeconds);
 }
 
 /** The shortest time a decision plans for: an entry whose wait is due now is served within this. */

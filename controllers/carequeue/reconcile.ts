@@ -291,33 +291,32 @@ export function registerCareQueueController(
   const readScale = async (namespace: string, spec: CareQueueSpec): Promise<Scale | undefined> => {
     const { kind, name } = spec.scaleTargetRef;
     const info = await manager.client.resource(apiVersionOf(kind), kind);
-    // A pool written without spec.replicas runs minReplicas, but the API server cannot serve its scale
-    // subresource until the field exists. Aurora owns the field (as an HPA would), so it writes what the
-    // pool runs now, once; from then on the scale subresource works.
-    const pool = kind === 'InferencePool' ? pools.get(`${namespace}/${name}`) : undefined;
-    if (pool?.spec && pool.spec.replicas === undefined && !pool.metadata.deletionTimestamp) {
-      const min = pool.spec.minReplicas ?? 1;
-      const running = Math.min(
-        pool.spec.maxReplicas ?? min,
-        Math.max(min, pool.status?.desiredReplicas ?? min),
-      );
-      try {
-        await manager.client.patch(
-          { apiVersion, kind, metadata: { name, namespace } },
-          { spec: { replicas: running } },
-          { type: 'merge', fieldManager },
-        );
-      } catch (err) {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      }
-    }
+    const get = () =>
+      manager.client.request<Scale>('GET', manager.client.path(info, namespace, name, 'scale'));
     try {
-      return await manager.client.request<Scale>('GET', manager.client.path(info, namespace, name, 'scale'));
+      return await get();
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      // A pool written without spec.replicas runs minReplicas, but the API server cannot serve its scale
+      // subresource until the field exists. Aurora owns the field (as an HPA would), so it writes what
+      // the pool runs now, once, read live (a cached copy could be older than Aurora's last scale).
+      if (kind !== 'InferencePool' || !/replicas.*does not exist/i.test((err as Error).message)) throw err;
     }
+    const pool = await manager.client.get<InferencePool>({ apiVersion, kind, metadata: { name, namespace } });
+    if (!pool) return undefined;
+    if (pool.spec?.replicas === undefined) {
+      const min = pool.spec?.minReplicas ?? 1;
+      const running = Math.min(
+        pool.spec?.maxReplicas ?? min,
+        Math.max(min, pool.status?.desiredReplicas ?? min),
+      );
+      await manager.client.patch(
+        { apiVersion, kind, metadata: { name, namespace } },
+        { metadata: { resourceVersion: pool.metadata.resourceVersion }, spec: { replicas: running } },
+        { type: 'merge', fieldManager },
+      );
+    }
+    return await get();
   };
 
   const setScale = (namespace: string, spec: CareQueueSpec, replicas: number) =>
@@ -525,6 +524,13 @@ export function registerCareQueueController(
       state.streamKeys = streamKeys;
       const faults: QueueFault[] = [];
 
+      // A queue that moved to another target leaves the old one's pods as it found them.
+      const targetName = `${spec.scaleTargetRef.kind}/${spec.scaleTargetRef.name}`;
+      if (state.target !== undefined && state.target !== targetName && state.selector) {
+        await spareBusyConsumers(namespace, state.selector, new Map()).catch(() => {});
+        state.selector = undefined;
+      }
+      state.target = targetName;
       // One queue per target: two would fight over its replicas. The oldest keeps it.
       const rival = queues
         .byIndex(
@@ -572,13 +578,6 @@ export function registerCareQueueController(
           blocksReady: true,
         });
       }
-      // A queue that moved to another target leaves the old one's pods as it found them.
-      const targetName = `${spec.scaleTargetRef.kind}/${spec.scaleTargetRef.name}`;
-      if (state.target !== undefined && state.target !== targetName && state.selector) {
-        await spareBusyConsumers(namespace, state.selector, new Map()).catch(() => {});
-        state.selector = undefined;
-      }
-      state.target = targetName;
       if (scale?.status?.selector) state.selector = scale.status.selector;
       const currentReplicas = scale?.spec?.replicas ?? 0;
       if (state.recommendations.length === 0) {

@@ -141,9 +141,14 @@ describe('the CareQueue controller', () => {
     for (let i = 0; i < 40; i++) await redis.xadd(key, '*', 'features', '{}');
     // 40 waiting, 10 s each at the assumed 1 a second: 4 consumers at first.
     await waitFor('at least 4 replicas', async () => (((await poolReplicas()) ?? 0) >= 4 ? true : undefined));
-    // Nobody serves here, so the need grows as the wait runs down; the pool's own bounds still hold.
-    await sleep(3_000);
-    expect(await poolReplicas()).toBeLessThanOrEqual(6);
+    // Nobody serves here, so the need grows as the wait runs down, until the bounds hold it.
+    await waitFor('6 replicas', async () => ((await poolReplicas()) === 6 ? true : undefined));
+    const held = await waitFor('the decision to say what held it', async () => {
+      const q = await getQueue('pooled');
+      return q?.status?.lastDecision?.toReplicas === 6 ? q.status.lastDecision : undefined;
+    });
+    expect(held.recommendation).toBeGreaterThan(6);
+    expect(held.limitedBy).toMatch(/max$/);
   });
 
   it('spares the busy consumer on scale-in, and clears what it set when the queue moves to another target', async () => {

@@ -145,6 +145,38 @@ describe('the triage server as a queue consumer', () => {
     expect(pending).toBe(0);
   });
 
+  it('after a restart serves everything it held before, not one batch of it', async () => {
+    const key = `${prefix}:held`;
+    await redis.xgroup('CREATE', key, 'triage', '0', 'MKSTREAM');
+    for (let i = 0; i < 20; i++)
+      await redis.xadd(key, '*', 'features', JSON.stringify(featuresOf(i)), 'ref', `held-${i}`);
+    // A consumer of this name held all 20 (several lanes of batches) when it stopped.
+    await redis.xreadgroup('GROUP', 'triage', 'consumer-c', 'COUNT', 20, 'STREAMS', key, '>');
+    const restarted = await startTriageServerProcess(
+      'consumer-c',
+      consumerEnv('consumer-c', {
+        AURORA_QUEUE_STREAMS: JSON.stringify([{ category: 'held', streamKey: key }]),
+        AURORA_QUEUE_RESULT_STREAM: `${key}:results`,
+        // Claims come too late to help: only its own pending can serve them in time.
+        AURORA_QUEUE_CLAIM_IDLE_SECONDS: '600',
+      }),
+      { logDir },
+    );
+    try {
+      await waitFor(
+        'all 20 served',
+        async () => ((await redis.xlen(`${key}:results`)) === 20 ? true : undefined),
+        {
+          timeoutMs: 5_000,
+        },
+      );
+      const [pending] = (await redis.xpending(key, 'triage')) as [number];
+      expect(pending).toBe(0);
+    } finally {
+      await restarted.process.stop();
+    }
+  });
+
   it('answers an entry at once when the queue is quiet, whichever lane holds the blocking read', async () => {
     const before = (await resultsFor()).length;
     const waits: number[] = [];
@@ -196,6 +228,24 @@ describe('the triage server as a queue consumer', () => {
       });
       expect(served[1]).toContain(id);
       expect(await oddServer.process.logTail(50)).toMatch(/not a stream/);
+      // Mended: the key is deleted and a producer adds to it as a stream (no group yet).
+      await redis.del(keyOf('wrong'));
+      const mended = await redis.xadd(
+        keyOf('wrong'),
+        '*',
+        'features',
+        JSON.stringify(featuresOf(4)),
+        'ref',
+        'mended',
+      );
+      await waitFor(
+        'the mended category served',
+        async () =>
+          (await redis.xrange(`${odd}:results`, '-', '+')).some(([, f]) => f.includes(mended ?? ''))
+            ? true
+            : undefined,
+        { timeoutMs: 10_000 },
+      );
     } finally {
       await oddServer.process.stop();
     }

@@ -146,10 +146,10 @@ export function startQueueConsumer(options: ConsumerOptions) {
   const usable = () => keys.flatMap((key, i) => (unusable.has(i) ? [] : [{ i, key }]));
 
   /** Creates the group at the start of each stream (entries already there are patients waiting too). */
-  const ensureGroups = async () => {
+  const ensureGroups = async (conn: Redis = client) => {
     unusable.clear();
     for (const [i, key] of keys.entries()) {
-      await client.xgroup('CREATE', key, group, '0', 'MKSTREAM').catch((err: Error) => {
+      await conn.xgroup('CREATE', key, group, '0', 'MKSTREAM').catch((err: Error) => {
         if (/BUSYGROUP/.test(err.message)) return;
         if (!/WRONGTYPE/.test(err.message)) throw err;
         unusable.add(i);
@@ -161,23 +161,31 @@ export function startQueueConsumer(options: ConsumerOptions) {
   const toHeld = (stream: number, raw: [string, string[]][] | null | undefined): HeldEntry[] =>
     (raw ?? []).filter(([, fields]) => fields !== null).map(([id, fields]) => ({ stream, id, fields }));
 
-  /** Entries this consumer held before it restarted under the same name, then new ones by acuity. */
-  const readOwnPending = async (): Promise<HeldEntry[]> => {
-    const held: HeldEntry[] = [];
+  /**
+   * Entries this consumer held before it restarted under the same name (as many as its lanes held),
+   * highest acuity first, a batch at a time: each page is served before the next is read.
+   */
+  const serveOwnPending = async () => {
     for (const { i, key } of usable()) {
-      const reply = (await client.xreadgroup(
-        'GROUP',
-        group,
-        consumer,
-        'COUNT',
-        batchSize,
-        'STREAMS',
-        key,
-        '0',
-      )) as [string, [string, string[]][]][] | null;
-      held.push(...toHeld(i, reply?.[0]?.[1]));
+      let after = '0';
+      for (;;) {
+        const reply = (await client.xreadgroup(
+          'GROUP',
+          group,
+          consumer,
+          'COUNT',
+          batchSize,
+          'STREAMS',
+          key,
+          after,
+        )) as [string, [string, string[]][]][] | null;
+        const page = reply?.[0]?.[1] ?? [];
+        await serve(client, toHeld(i, page));
+        const last = page.at(-1)?.[0];
+        if (page.length < batchSize || last === undefined) break;
+        after = last;
+      }
     }
-    return held;
   };
 
   /** Entries left pending by a consumer that died, highest acuity first. */
@@ -195,19 +203,16 @@ export function startQueueConsumer(options: ConsumerOptions) {
         batchSize - held.length,
       )) as [string, [string, string[]][]];
       const claimed = toHeld(i, reply[1]);
-      const first = claimed[0];
-      const last = claimed.at(-1);
-      if (first && last) {
-        // How often each was delivered: a claim counts as one more.
-        const pending = (await client.xpending(key, group, first.id, last.id, claimed.length, consumer)) as [
-          string,
-          string,
-          number,
-          number,
-        ][];
-        const deliveries = new Map(pending.map(([id, , , times]) => [id, Number(times)]));
-        for (const entry of claimed)
-          if ((deliveries.get(entry.id) ?? 0) > maxDeliveries) entry.givenUp = true;
+      if (claimed.length > 0) {
+        // How often each was delivered (a claim counts as one more), ID by ID: other lanes of this
+        // consumer hold entries in the same range.
+        const lookups = client.pipeline();
+        for (const entry of claimed) lookups.xpending(key, group, entry.id, entry.id, 1);
+        const replies = (await lookups.exec()) ?? [];
+        claimed.forEach((entry, k) => {
+          const row = (replies[k]?.[1] as [string, string, number, number][] | undefined)?.[0];
+          if (row && Number(row[3]) > maxDeliveries) entry.givenUp = true;
+        });
       }
       held.push(...claimed);
     }
@@ -224,7 +229,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
     const reading = usable();
     if (reading.length === 0) {
       await new Promise((r) => setTimeout(r, blockMs));
-      await ensureGroups();
+      await ensureGroups(conn);
       return [];
     }
     const readKeys = reading.map((r) => r.key);
@@ -242,7 +247,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
         options.onError?.(new NotAStreamFault(streams[stream.i]?.category ?? ''));
       }
     }
-    if (missing.length > 0) await ensureGroups();
+    if (missing.length > 0) await ensureGroups(conn);
     if (raw.length > 0) return raw.map(([i, id, fields]) => ({ stream: reading[i - 1]?.i ?? 0, id, fields }));
     if ((bad ?? []).length > 0) return [];
     // Every stream is empty: wait for the next entry in any of them.
@@ -334,7 +339,15 @@ export function startQueueConsumer(options: ConsumerOptions) {
   const lanes = pace > 0 ? 1 : Math.max(1, options.lanes ?? 1);
   // Each lane blocks on its own connection: a blocked read holds its connection, and a lane that shared
   // it would wait to write its results until the read ended.
-  const connections = [client, ...Array.from({ length: lanes - 1 }, () => withCommands(client.duplicate()))];
+  const connections = [
+    client,
+    ...Array.from({ length: lanes - 1 }, () => {
+      const conn = client.duplicate();
+      // Failures show in the commands that fail; the connection's own events would go to stderr.
+      conn.on('error', () => {});
+      return withCommands(conn);
+    }),
+  ];
   const retrying = async (step: () => Promise<void>) => {
     let backoffMs = 100;
     while (!stopping) {
@@ -357,6 +370,8 @@ export function startQueueConsumer(options: ConsumerOptions) {
         const now = performance.now();
         if (lane === 0 && now - lastClaimAt > options.claimIdleMs / 2) {
           lastClaimAt = now;
+          // A key that was not a stream may have been mended (deleted, then added to as a stream).
+          if (unusable.size > 0) await ensureGroups(conn);
           await serve(conn, await claimAbandoned());
         }
         await serve(conn, await readNew(conn));
@@ -368,7 +383,7 @@ export function startQueueConsumer(options: ConsumerOptions) {
     // under the same name meanwhile would be served twice.
     await retrying(async () => {
       await ensureGroups();
-      await serve(client, await readOwnPending());
+      await serveOwnPending();
     });
     lastClaimAt = performance.now();
     await Promise.all(Array.from({ length: lanes }, (_, lane) => loop(lane)));
