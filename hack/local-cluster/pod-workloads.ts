@@ -52,6 +52,8 @@ export function followPodWorkloads(options: {
   env?: Record<string, string>;
   log?: (line: string) => void;
   pollMs?: number;
+  /** Where each process's pid is kept, so a harness that dies can have them reaped. */
+  pidDir?: string;
 }): PodWorkloads {
   const { client, namespace } = options;
   const log = options.log ?? (() => {});
@@ -148,7 +150,10 @@ export function followPodWorkloads(options: {
       const start = (async () => {
         try {
           const env = await podEnv(pod);
-          const started = await startTriageServerProcess(`pod-${name}`, env, { logDir: options.workDir });
+          const started = await startTriageServerProcess(`pod-${name}`, env, {
+            logDir: options.workDir,
+            ...(options.pidDir ? { pidDir: options.pidDir } : {}),
+          });
           if (stopped) {
             await started.process.stop(5_000);
             return;

@@ -10,18 +10,20 @@ import { createStateStore, type StateStore } from '../../state/postgres.ts';
 import { createTestManager, createTestNamespace, testAccess, uniqueSuffix } from './cluster.ts';
 
 /**
- * A synthetic patient with values no test writes anywhere else (quarter and eighth fractions), so a
- * search of logs, Events, status, metrics and rows for them finds only a leak.
+ * A synthetic patient with values no test writes anywhere else: eight-digit fractions, exact in binary
+ * so they print as written, and long enough that no rate or timestamp contains one by chance (a short
+ * one such as 31.375 can turn up inside 231.3752, a rate per minute). A search of logs, Events,
+ * status, metrics and rows for them finds only a leak.
  */
 export function recognisablePatient(offset = 0) {
   const patient = {
-    respiration_rate: 27.375 + offset,
-    spo2: 88.8125 - offset / 2,
+    respiration_rate: 27.37890625 + offset,
+    spo2: 88.81640625 - offset / 2,
     supplemental_oxygen: 1,
-    systolic_bp: 87.6875 - offset,
-    pulse: 133.4375 + offset,
+    systolic_bp: 87.68359375 - offset,
+    pulse: 133.43359375 + offset,
     consciousness: 1,
-    temperature: 39.3125 + offset / 8,
+    temperature: 39.31640625 + offset / 8,
   };
   /** The values recognisable in text (0 and 1 are in everything). */
   const recognisable = Object.values(patient)

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureControlPlaneBinaries } from '../../hack/local-cluster/binaries.ts';
 import { startControlPlane } from '../../hack/local-cluster/control-plane.ts';
@@ -10,6 +11,8 @@ declare module 'vitest' {
     kubeconfigPath: string;
     postgresUrl: string;
     redisUrl: string;
+    /** Where tests record the processes they start, so a run that dies leaves none behind for long. */
+    workloadPidDir: string;
   }
 }
 
@@ -25,6 +28,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('kubeconfigPath', controlPlane.kubeconfigPath);
   project.provide('postgresUrl', services.postgresUrl);
   project.provide('redisUrl', services.redisUrl);
+  // The control plane's own pid directory: the next run reaps what a crashed run left in it.
+  project.provide('workloadPidDir', join(controlPlane.runDir, 'pids'));
   return async () => {
     await controlPlane.stop();
   };

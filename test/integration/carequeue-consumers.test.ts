@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { careQueueSpec } from '../../crds/carequeue.ts';
 import type { CareQueue } from '../../crds/kinds.ts';
 import { followPodWorkloads, type PodWorkloads } from '../../hack/local-cluster/pod-workloads.ts';
@@ -74,6 +74,7 @@ async function consumersFor(name: string, replicas: number, pace: number, spec: 
     namespace,
     labelSelector: `app=${name}-consumers`,
     workDir: join(workDir, name),
+    pidDir: inject('workloadPidDir'),
   });
   followers.push(follower);
   const createQueue = () =>

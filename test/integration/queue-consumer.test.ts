@@ -83,7 +83,10 @@ describe('the triage server as a queue consumer', () => {
     await redis.xreadgroup('GROUP', 'triage', 'ghost', 'COUNT', 1, 'STREAMS', keyOf('very-urgent'), '>');
     await redis.xadd(keyOf('very-urgent'), '*', 'features', '{"pulse": "fast"}', 'ref', 'orange-bad');
 
-    server = await startTriageServerProcess('consumer-a', consumerEnv('consumer-a'), { logDir });
+    server = await startTriageServerProcess('consumer-a', consumerEnv('consumer-a'), {
+      logDir,
+      pidDir: inject('workloadPidDir'),
+    });
     const served = await waitFor('24 results', async () => {
       const r = await resultsFor();
       return r.length >= 24 ? r : undefined;
@@ -160,7 +163,7 @@ describe('the triage server as a queue consumer', () => {
         // Claims come too late to help: only its own pending can serve them in time.
         AURORA_QUEUE_CLAIM_IDLE_SECONDS: '600',
       }),
-      { logDir },
+      { logDir, pidDir: inject('workloadPidDir') },
     );
     try {
       await waitFor(
@@ -218,7 +221,7 @@ describe('the triage server as a queue consumer', () => {
         ]),
         AURORA_QUEUE_RESULT_STREAM: `${odd}:results`,
       }),
-      { logDir },
+      { logDir, pidDir: inject('workloadPidDir') },
     );
     try {
       const id = await redis.xadd(odd, '*', 'features', JSON.stringify(featuresOf(2)), 'ref', 'fine-0');
