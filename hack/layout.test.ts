@@ -204,9 +204,9 @@ describe('the layout', () => {
       'model/fetch.ts → test/harness/cluster.ts',
     ]);
     const none = () => false;
-    expect(outsideReferences('crds/a.ts', 'see ../shared/design/clinical.md', none)).toHaveLength(1);
+    expect(outsideReferences('crds/a.ts', 'see ../notes/design/clinical.md', none)).toHaveLength(1);
     expect(outsideReferences('crds/a.ts', 'see ../../elsewhere/x.md', none)).toHaveLength(1);
-    expect(outsideReferences('crds/a.ts', `read ${resolve(root, '..')}/shared/x`, none)).toHaveLength(1);
+    expect(outsideReferences('crds/a.ts', `read ${resolve(root, '..')}/notes/x`, none)).toHaveLength(1);
     expect(outsideReferences('controllers/node/a.ts', "from '../../operator/x.ts'", () => true)).toEqual([]);
   });
 });
