@@ -19,8 +19,8 @@
 //     09:00 and 18:00; https://healthcareleadernews.com/news/most-ae-attendances-in-work-hours/
 //   - The same HSCIC hourly data by hour and weekday: the trough is between 04:00 and 06:00 every day;
 //     http://exploringr.blogspot.com/2015/10/hourly-ebb-and-flow-of-cases-in.html
-// The mix of categories (1 % red, 11 % orange, 37 % yellow, 44 % green, 7 % blue) is an assumption of the
-// kind Manchester Triage audits report, not a cited figure.
+// The mix of categories (hack/local-cluster/arrivals.ts, manchesterMix) is an assumption of the kind
+// Manchester Triage audits report, not a cited figure.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +29,9 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import ort from 'onnxruntime-node';
 import { registerCareQueueController } from '../controllers/carequeue/reconcile.ts';
-import { careQueueSpec } from '../crds/carequeue.ts';
-import { exampleModelFiles } from '../hack/example-model/generate.ts';
+import { careQueueSpec, manchesterDefaults } from '../crds/carequeue.ts';
+import { exampleGoldenFeatures, exampleModelFiles } from '../hack/example-model/generate.ts';
+import { manchesterMix, pickCategory } from '../hack/local-cluster/arrivals.ts';
 import { ensureControlPlaneBinaries } from '../hack/local-cluster/binaries.ts';
 import { startControlPlane } from '../hack/local-cluster/control-plane.ts';
 import { installAuroraCrds } from '../hack/local-cluster/crds.ts';
@@ -67,10 +68,7 @@ const prefix = `aurora:${namespace}`;
 /** The triage server's default AURORA_QUEUE_BATCH_SIZE: raw onnxruntime gets batches of the same size. */
 const consumerBatch = 64;
 const model = exampleModelSpec();
-const vectors = readFileSync(exampleModelFiles.goldenVectors, 'utf8')
-  .trim()
-  .split('\n')
-  .map((l) => (JSON.parse(l) as { features: number[] }).features);
+const vectors = exampleGoldenFeatures();
 const featureNames = model.inputs.features.map((f) => f.name);
 const entryOf = (i: number) =>
   JSON.stringify(
@@ -297,13 +295,11 @@ const hourlyShape = (() => {
 })();
 
 /** Manchester categories, their share of arrivals, and their maximum wait in minutes of the real day. */
-const edCategories = [
-  { name: 'immediate', share: 0.01, maxWaitMinutes: 0 },
-  { name: 'very-urgent', share: 0.11, maxWaitMinutes: 10 },
-  { name: 'urgent', share: 0.37, maxWaitMinutes: 60 },
-  { name: 'standard', share: 0.44, maxWaitMinutes: 120 },
-  { name: 'non-urgent', share: 0.07, maxWaitMinutes: 240 },
-];
+const edCategories = manchesterDefaults.map((c) => ({
+  name: c.name,
+  share: manchesterMix.find((m) => m.name === c.name)?.share ?? 0,
+  maxWaitMinutes: c.maxWaitSeconds / 60,
+}));
 
 /** A seeded generator, so both policies see exactly the same arrivals. */
 function mulberry32(seed: number) {
@@ -371,13 +367,7 @@ async function replayedDay(kube: KubeClient) {
     // Poisson arrivals within the second.
     let t = -Math.log(1 - random()) / rate;
     while (t < 1) {
-      const pick = random();
-      let acc = 0;
-      const category = categories.findIndex((c) => {
-        acc += c.share;
-        return pick < acc;
-      });
-      schedule.push({ atMs: (second + t) * 1000, category: category < 0 ? categories.length - 1 : category });
+      schedule.push({ atMs: (second + t) * 1000, category: pickCategory(categories, random()) });
       t += -Math.log(1 - random()) / rate;
     }
   }

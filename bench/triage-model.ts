@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
-import { exampleModelFiles } from '../hack/example-model/generate.ts';
+import { exampleGoldenFeatures, exampleModelFiles } from '../hack/example-model/generate.ts';
 import { percentile } from '../model/acceptance.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' } } });
@@ -11,10 +11,7 @@ const budgetMs = Number(values.seconds) * 1000;
 const session = await ort.InferenceSession.create(readFileSync(exampleModelFiles.model), {
   executionProviders: ['cpu'],
 });
-const vectors = readFileSync(exampleModelFiles.goldenVectors, 'utf8')
-  .trim()
-  .split('\n')
-  .map((l) => (JSON.parse(l) as { features: number[] }).features);
+const vectors = exampleGoldenFeatures();
 const tensorOf = (rows: number[][]) =>
   new ort.Tensor('float32', Float32Array.from(rows.flat()), [rows.length, 7]);
 

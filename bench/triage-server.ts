@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { Pool } from 'undici';
 import { parse } from 'yaml';
-import { exampleModelFiles } from '../hack/example-model/generate.ts';
+import { exampleGoldenFeatures, exampleModelFiles } from '../hack/example-model/generate.ts';
 import { freePort, repoRoot } from '../hack/local-cluster/control-plane.ts';
 import { percentile } from '../model/acceptance.ts';
 import { sha256 } from '../model/source.ts';
@@ -19,10 +19,7 @@ const budgetMs = Number(values.seconds) * 1000;
 const concurrency = Number(values.concurrency);
 const spec = parse(readFileSync(join(repoRoot, 'examples/triage-model.yaml'), 'utf8')).spec;
 const model = readFileSync(exampleModelFiles.model);
-const vectors = readFileSync(exampleModelFiles.goldenVectors, 'utf8')
-  .trim()
-  .split('\n')
-  .map((l) => (JSON.parse(l) as { features: number[] }).features);
+const vectors = exampleGoldenFeatures();
 const names: string[] = spec.inputs.features.map((f: { name: string }) => f.name);
 
 console.log(

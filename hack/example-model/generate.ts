@@ -19,6 +19,14 @@ export const exampleModelFiles = {
   underTriage: join(root, 'test/fixtures/models/news2-risk-under-triage.onnx'),
 };
 
+/** The committed golden vectors' features, in the contract's order: synthetic patients, no real person. */
+export function exampleGoldenFeatures(): number[][] {
+  return readFileSync(exampleModelFiles.goldenVectors, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { features: number[] }).features);
+}
+
 export const contract: OnnxContract = {
   inputName: 'vitals',
   outputName: 'probabilities',

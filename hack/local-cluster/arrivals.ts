@@ -1,19 +1,28 @@
-// A small arrival generator for the sandbox: synthetic patients (drawn from the example model's golden
-// vectors, no real person) added to a CareQueue's category streams in waves, so a person watching sees
-// the queue fill and the consumers scale out and back in. Prints the queue now and then.
-import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { exampleModelFiles } from '../example-model/generate.ts';
+import { exampleGoldenFeatures } from '../example-model/generate.ts';
 import { exampleModelSpec } from './triage-servers.ts';
 
-/** Share of arrivals per Manchester category, highest acuity first (an assumption, for the sandbox). */
-const mix = [
-  ['immediate', 0.01],
-  ['very-urgent', 0.11],
-  ['urgent', 0.37],
-  ['standard', 0.44],
-  ['non-urgent', 0.07],
+/**
+ * Share of arrivals per Manchester category, highest acuity first: an assumption of the kind Manchester
+ * Triage audits report (1 % red, 11 % orange, 37 % yellow, 44 % green, 7 % blue), not a cited figure.
+ */
+export const manchesterMix = [
+  { name: 'immediate', share: 0.01 },
+  { name: 'very-urgent', share: 0.11 },
+  { name: 'urgent', share: 0.37 },
+  { name: 'standard', share: 0.44 },
+  { name: 'non-urgent', share: 0.07 },
 ] as const;
+
+/** The category a uniform draw in [0, 1) falls in, by cumulative share (the last when rounding leaves a gap). */
+export function pickCategory(shares: readonly { share: number }[], draw: number): number {
+  let below = 0;
+  const index = shares.findIndex((c) => {
+    below += c.share;
+    return draw < below;
+  });
+  return index < 0 ? shares.length - 1 : index;
+}
 
 export function startArrivalGenerator(options: {
   redisUrl: string;
@@ -29,10 +38,7 @@ export function startArrivalGenerator(options: {
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {});
   const names = exampleModelSpec().inputs.features.map((f) => f.name);
-  const vectors = readFileSync(exampleModelFiles.goldenVectors, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => (JSON.parse(l) as { features: number[] }).features);
+  const vectors = exampleGoldenFeatures();
   const periodMs = options.periodMs ?? 6 * 60_000;
   const startedAt = Date.now();
   let added = 0;
@@ -46,13 +52,7 @@ export function startArrivalGenerator(options: {
     let count = Math.floor(expected) + (Math.random() < expected % 1 ? 1 : 0);
     const pipeline = redis.pipeline();
     for (; count > 0; count--) {
-      const pick = Math.random();
-      let below = 0;
-      const category =
-        mix.find(([, share]) => {
-          below += share;
-          return pick < below;
-        })?.[0] ?? 'standard';
+      const category = manchesterMix[pickCategory(manchesterMix, Math.random())]?.name;
       const vector = vectors[Math.floor(Math.random() * vectors.length)] ?? [];
       const features = JSON.stringify(Object.fromEntries(names.map((n, i) => [n, vector[i]])));
       pipeline.xadd(`aurora:${options.namespace}:${options.queue}:${category}`, '*', 'features', features);
