@@ -75,8 +75,7 @@ const entryOf = (i: number) =>
     Object.fromEntries(featureNames.map((n, j) => [n, (vectors[i % vectors.length] as number[])[j]])),
   );
 const workDir = mkdtempSync(join(tmpdir(), 'aurora-bench-carequeue-'));
-const redisUrl = (await ensureServices()).redisUrl;
-const postgresUrl = (await ensureServices()).postgresUrl;
+const { redisUrl, postgresUrl } = await ensureServices();
 const redis = new Redis(redisUrl);
 const clearKeys = async () => {
   const keys = await redis.keys(`${prefix}:*`);

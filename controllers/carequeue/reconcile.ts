@@ -305,11 +305,8 @@ export function registerCareQueueController(
     const pool = await manager.client.get<InferencePool>({ apiVersion, kind, metadata: { name, namespace } });
     if (!pool) return undefined;
     if (pool.spec?.replicas === undefined) {
-      const min = pool.spec?.minReplicas ?? 1;
-      const running = Math.min(
-        pool.spec?.maxReplicas ?? min,
-        Math.max(min, pool.status?.desiredReplicas ?? min),
-      );
+      // Without the field a pool runs minReplicas (which its CRD keeps within maxReplicas).
+      const running = pool.spec?.minReplicas ?? 1;
       await manager.client.patch(
         { apiVersion, kind, metadata: { name, namespace } },
         { metadata: { resourceVersion: pool.metadata.resourceVersion }, spec: { replicas: running } },
@@ -350,35 +347,23 @@ export function registerCareQueueController(
       const annotations = pod.metadata.annotations ?? {};
       const ours = annotations[deletionCostByAnnotation] === fieldManager;
       const want = busy > 0 ? String(Math.min(busy, 1_000_000)) : undefined;
-      if (want !== undefined && annotations[podDeletionCostAnnotation] !== want) {
-        await manager.client
-          .patch(
-            { apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.metadata.name, namespace } },
-            {
-              metadata: {
-                annotations: { [podDeletionCostAnnotation]: want, [deletionCostByAnnotation]: fieldManager },
-              },
-            },
-            { type: 'merge', fieldManager },
-          )
-          .catch((err) => {
-            if (!isNotFound(err)) throw err;
-          });
-      } else if (want === undefined && ours) {
-        await manager.client
-          .patch(
-            { apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.metadata.name, namespace } },
-            {
-              metadata: {
-                annotations: { [podDeletionCostAnnotation]: null, [deletionCostByAnnotation]: null },
-              },
-            },
-            { type: 'merge', fieldManager },
-          )
-          .catch((err) => {
-            if (!isNotFound(err)) throw err;
-          });
-      }
+      // Set where the consumer is busy; taken back (null removes) where Aurora set it and it is idle now.
+      const change =
+        want !== undefined && annotations[podDeletionCostAnnotation] !== want
+          ? { [podDeletionCostAnnotation]: want, [deletionCostByAnnotation]: fieldManager }
+          : want === undefined && ours
+            ? { [podDeletionCostAnnotation]: null, [deletionCostByAnnotation]: null }
+            : undefined;
+      if (!change) continue;
+      await manager.client
+        .patch(
+          { apiVersion: 'v1', kind: 'Pod', metadata: { name: pod.metadata.name, namespace } },
+          { metadata: { annotations: change } },
+          { type: 'merge', fieldManager },
+        )
+        .catch((err) => {
+          if (!isNotFound(err)) throw err;
+        });
     }
   };
 

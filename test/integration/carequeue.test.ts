@@ -3,14 +3,15 @@
 // consumers that really serve live in carequeue-consumers.test.ts.
 
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CareQueue } from '../../crds/kinds.ts';
+import { freePort } from '../../hack/local-cluster/control-plane.ts';
 import { type ManagedProcess, startProcess, waitFor } from '../../hack/local-cluster/process.ts';
+import { redisAnswers } from '../../hack/local-cluster/services.ts';
 import { deploymentManifest } from '../../hack/local-cluster/triage-servers.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
@@ -301,23 +302,15 @@ describe('when Redis stops', () => {
       'redis',
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-      { logDir: dir },
+      { logDir: dir, pidDir: inject('workloadPidDir') },
     );
-    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
-    probe.on('error', () => {});
     await waitFor('a private Redis', async () =>
-      (await probe.ping().catch(() => '')) === 'PONG' ? true : undefined,
+      (await redisAnswers(`redis://127.0.0.1:${port}`)) ? true : undefined,
     );
-    probe.disconnect();
   };
 
   beforeAll(async () => {
-    port = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const address = s.address();
-        s.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
+    port = await freePort();
     await startRedis();
     await client.create({
       apiVersion: 'v1',
