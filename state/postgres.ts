@@ -45,14 +45,19 @@ const migrations = (schema: string): string[] => [
    );`,
 ];
 
-export function createStateStore(options: { url: string; schema?: string }): StateStore {
-  const schema = options.schema ?? 'aurora';
+/** The checks every Aurora store makes of a schema name before it goes into SQL. */
+export function checkSchemaName(schema: string): string {
   if (!schemaNamePattern.test(schema)) {
     throw new Error(`the PostgreSQL schema '${schema}' must be lower-case letters, digits and _`);
   }
+  return schema;
+}
+
+/** A small pool with short time-outs: a PostgreSQL that does not answer fails fast, and is tried again. */
+export function openPool(url: string, max = 4): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: options.url,
-    max: 4,
+    connectionString: url,
+    max,
     connectionTimeoutMillis: 3_000,
     query_timeout: 10_000,
     idleTimeoutMillis: 30_000,
@@ -60,36 +65,61 @@ export function createStateStore(options: { url: string; schema?: string }): Sta
   });
   // A connection that breaks while idle is dropped by the pool; the next query opens another.
   pool.on('error', () => {});
+  return pool;
+}
+
+/**
+ * Applies the migrations not yet recorded in `<schema>.<ledger>`, in order, in one transaction under an
+ * advisory lock, so replicas starting together never apply one twice.
+ */
+export async function applyMigrations(
+  pool: pg.Pool,
+  schema: string,
+  ledger: string,
+  steps: readonly string[],
+): Promise<void> {
+  // Up to date: nothing to do, and a role that may only read and insert (the audit writer) gets no further.
+  const current = await pool
+    .query<{ version: number }>(
+      `select coalesce(max(version), 0)::integer as version from ${schema}.${ledger}`,
+    )
+    .then((r) => r.rows[0]?.version ?? 0)
+    .catch(() => 0);
+  if (current >= steps.length) return;
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    // One migration at a time across replicas: a lock held until commit.
+    await client.query("select pg_advisory_xact_lock(hashtext('aurora-migrations'))");
+    await client.query(`create schema if not exists ${schema}`);
+    await client.query(
+      `create table if not exists ${schema}.${ledger} (version integer primary key, applied_at timestamptz not null default now())`,
+    );
+    const { rows } = await client.query<{ version: number }>(
+      `select coalesce(max(version), 0) as version from ${schema}.${ledger}`,
+    );
+    const applied = rows[0]?.version ?? 0;
+    for (const [i, sql] of steps.entries()) {
+      if (i + 1 <= applied) continue;
+      await client.query(sql);
+      await client.query(`insert into ${schema}.${ledger} (version) values ($1)`, [i + 1]);
+    }
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+export function createStateStore(options: { url: string; schema?: string }): StateStore {
+  const schema = checkSchemaName(options.schema ?? 'aurora');
+  const pool = openPool(options.url);
   return {
     pool,
     schema,
-    async migrate() {
-      const client = await pool.connect();
-      try {
-        await client.query('begin');
-        // One migration at a time across replicas: a lock held until commit.
-        await client.query("select pg_advisory_xact_lock(hashtext('aurora-migrations'))");
-        await client.query(`create schema if not exists ${schema}`);
-        await client.query(
-          `create table if not exists ${schema}.schema_migrations (version integer primary key, applied_at timestamptz not null default now())`,
-        );
-        const { rows } = await client.query<{ version: number }>(
-          `select coalesce(max(version), 0) as version from ${schema}.schema_migrations`,
-        );
-        const applied = rows[0]?.version ?? 0;
-        for (const [i, sql] of migrations(schema).entries()) {
-          if (i + 1 <= applied) continue;
-          await client.query(sql);
-          await client.query(`insert into ${schema}.schema_migrations (version) values ($1)`, [i + 1]);
-        }
-        await client.query('commit');
-      } catch (err) {
-        await client.query('rollback').catch(() => {});
-        throw err;
-      } finally {
-        client.release();
-      }
-    },
+    migrate: () => applyMigrations(pool, schema, 'schema_migrations', migrations(schema)),
     close: () => pool.end(),
   };
 }
