@@ -50,6 +50,11 @@ interface RequestOptions {
   /** The representation wanted (metadata only: PartialObjectMetadata). */
   accept?: string;
   signal?: AbortSignal;
+  /**
+   * Whether a 429 is waited out and retried (the default: throttling). An eviction's 429 is a refusal
+   * (a PodDisruptionBudget allows no disruption) and is the caller's at once.
+   */
+  retryThrottled?: boolean;
 }
 
 /** Accept headers that ask the API server for metadata only: a cache that needs no data never downloads it. */
@@ -190,6 +195,7 @@ export function createKubeClient(
       } catch (err) {
         // The API server asks us to slow down (priority and fairness): wait as long as it says, then retry.
         if (!(err instanceof ApiError && err.status === 429) || attempt >= maxThrottledRetries) throw err;
+        if (opts.retryThrottled === false) throw err;
         const waitMs = (err.details as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 1000;
         await new Promise<void>((resolve, reject) => {
           const timer = setTimeout(resolve, waitMs);
