@@ -1,5 +1,6 @@
 // The operator's entry point: node cmd/operator.ts [--flags]; operator/config.ts lists the settings.
 import { registerCareQueueController } from '../controllers/carequeue/reconcile.ts';
+import { registerHealingPolicyController } from '../controllers/healingpolicy/reconcile.ts';
 import { registerInferencePoolController } from '../controllers/inferencepool/reconcile.ts';
 import { registerNodeCapacityController } from '../controllers/node/reconcile.ts';
 import { registerTriageModelController } from '../controllers/triagemodel/reconcile.ts';
@@ -26,6 +27,15 @@ export function registerAuroraControllers(
   registerNodeCapacityController(manager);
   registerInferencePoolController(manager, { image: config.workloadImage, validator });
   registerCareQueueController(manager, store ? { store } : {});
+  registerHealingPolicyController(manager, {
+    // The operator's own namespace is never healed: the one it leads from, and the one it runs in.
+    protectedNamespaces: [
+      config.leaderElectionNamespace,
+      ...(process.env.POD_NAMESPACE ? [process.env.POD_NAMESPACE] : []),
+    ],
+    auditSchema: config.postgresSchema,
+    identity: config.identity,
+  });
 }
 
 /**

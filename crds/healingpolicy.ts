@@ -252,10 +252,23 @@ export const healingPolicyStatus = z
           kind: z.string().describe('Workload kind.'),
           name: z.string().describe('Workload name.'),
           namespace: z.string().describe('Workload namespace.'),
+          state: z
+            .enum(['Failing', 'Unknown'])
+            .optional()
+            .describe('Failing, or Unknown when a detector cannot tell (which holds every action).'),
           detector: z.string().describe('The detector that found it failing.'),
           cause: z.string().optional().describe('The diagnosed cause, e.g. ImagePullError, OOMKilled.'),
+          message: z.string().optional().describe('What the diagnosis found, in counts and names.'),
           step: z.number().int().min(0).describe('Index of the escalation step reached.'),
           since: timestamp.describe('When it was first found failing.'),
+          waitingFor: z
+            .string()
+            .optional()
+            .describe(
+              'Why nothing is done now: AwaitingApproval, CoolingDown, BudgetExhausted, StormActive, ...',
+            ),
+          waitingMessage: z.string().optional().describe('What it waits for, in words.'),
+          escalated: z.boolean().optional().describe('The ladder ran out: left to a person.'),
         }),
       )
       .max(100)
@@ -267,15 +280,18 @@ export const healingPolicyStatus = z
           time: timestamp.describe('When.'),
           target: z.string().describe('kind/namespace/name.'),
           action: z.string().describe('The action.'),
+          step: z.number().int().min(0).optional().describe('The escalation step it belongs to.'),
           outcome: z
-            .enum(['Done', 'DryRun', 'Refused', 'AwaitingApproval', 'Failed'])
+            .enum(['Done', 'DryRun', 'Refused', 'AwaitingApproval', 'Failed', 'Cancelled', 'Pending'])
             .describe('What happened.'),
-          auditId: z.number().int().optional().describe('The audit trail row.'),
+          reason: z.string().optional().describe('Why, in one word.'),
+          auditId: z.number().int().optional().describe('The audit trail row (seq) of its intent.'),
         }),
       )
       .max(20)
       .optional()
       .describe('The last actions, newest first.'),
+    unhealthyCount: z.number().int().min(0).optional().describe('Targets found failing now.'),
     budgetRemaining: z.number().int().min(0).optional().describe('Actions left in the current window.'),
   })
   .describe('What the policy sees and what it did.');

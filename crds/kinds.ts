@@ -243,10 +243,22 @@ export const kinds: readonly KindDefinition[] = [
         description: 'Workloads watched.',
       },
       {
+        name: 'Unhealthy',
+        type: 'integer',
+        jsonPath: '.status.unhealthyCount',
+        description: 'Targets found failing now.',
+      },
+      {
         name: 'Budget',
         type: 'integer',
         jsonPath: '.status.budgetRemaining',
         description: 'Actions left in the window.',
+      },
+      {
+        name: 'Healing',
+        type: 'string',
+        jsonPath: condition('Healing', 'reason'),
+        description: 'What healing is doing: Idle, Remediating, AwaitingApproval, Held...',
       },
       ready,
       age,

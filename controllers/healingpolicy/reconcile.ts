@@ -1,0 +1,785 @@
+import { Counter, Gauge } from 'prom-client';
+import { healingPolicySpec } from '../../crds/healingpolicy.ts';
+import { apiVersion, type HealingPolicy, type InferencePool } from '../../crds/kinds.ts';
+import { addKindController } from '../../operator/kind-controller.ts';
+import { readSecretKey } from '../../operator/kube/secrets.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import type { Manager } from '../../operator/manager.ts';
+import { watch } from '../../operator/sources.ts';
+import { type AuditEntry, type AuditRow, type AuditTrail, openAuditTrail } from '../../state/audit.ts';
+import { type NodeView, nodeInformer } from '../../views/node.ts';
+import { type ActionParams, actionTookEffect, healingFieldManager, performAction } from './actions.ts';
+import { type DetectorMemory, detect, emptyMemory, type TargetSnapshot, type Verdict } from './detect.ts';
+import { type Action, type Diagnosis, diagnose, type RevisionInfo } from './diagnose.ts';
+import { type PlannedAction, planHealing, type TargetInput, trailState } from './ladder.ts';
+import {
+  type HealthPod,
+  healthPod,
+  podsThatCount,
+  type RevisionObject,
+  revisionObject,
+  revisionsOf,
+  selectorMatches,
+} from './observe.ts';
+import { type QueryResult, queryPrometheus, readingFor } from './prometheus.ts';
+import { type AuditFault, healingPolicyEvents, healingPolicyStatus } from './status.ts';
+
+/** Labels and annotations people put on targets. */
+export const healingDisabledLabel = 'aurora.health/healing';
+export const approveAnnotation = 'aurora.health/approve';
+
+/** How often a policy checks its targets when nothing wakes it sooner. */
+export const checkIntervalMs = 5_000;
+/** A Secret's URL is read again after this long. */
+const secretTtlMs = 30_000;
+/** How far back the trail is read at start (the longest window a guardrail looks at is a day). */
+const historyMs = 86_400_000 + 3_600_000;
+
+/** A workload as the healing cache keeps it: labels, annotations, owner, replicas; no template. */
+interface WorkloadView extends KubeObject {
+  spec?: { replicas?: number; paused?: boolean; minReplicas?: number; maxReplicas?: number };
+  status?: { updateRevision?: string };
+}
+
+function workloadView(obj: KubeObject): WorkloadView {
+  const raw = obj as WorkloadView;
+  const { managedFields: _m, ...metadata } = raw.metadata as KubeObject['metadata'] & {
+    managedFields?: unknown;
+  };
+  return {
+    apiVersion: raw.apiVersion,
+    kind: raw.kind,
+    metadata,
+    spec: {
+      ...(raw.spec?.replicas !== undefined ? { replicas: raw.spec.replicas } : {}),
+      ...(raw.spec?.paused ? { paused: true } : {}),
+    },
+    status: { ...(raw.status?.updateRevision ? { updateRevision: raw.status.updateRevision } : {}) },
+  };
+}
+
+const ownerIndex = 'owner';
+const byOwner = (o: { metadata: KubeObject['metadata'] }, owner: string | undefined) =>
+  owner ? [`${o.metadata.namespace}/${owner}`] : [];
+
+interface PolicyMemory {
+  trailKey?: string;
+  rows?: AuditRow[];
+  detectors: Map<string, DetectorMemory>;
+}
+
+interface AuditConnection {
+  trail: AuditTrail;
+  migrated: boolean;
+}
+
+type Target = {
+  kind: 'Deployment' | 'StatefulSet' | 'InferencePool';
+  object: KubeObject & { spec?: Record<string, unknown> };
+};
+
+/**
+ * The HealingPolicy controller: every few seconds (and whenever a watched pod, workload or node changes)
+ * it runs the detectors over each watched target, diagnoses what fails, and climbs the ladder within
+ * the guardrails, writing each intent to the audit trail before it acts and each outcome after.
+ */
+export function registerHealingPolicyController(
+  manager: Manager,
+  options: {
+    /** Namespaces never touched: the operator's own and kube-system. */
+    protectedNamespaces: readonly string[];
+    /** The PostgreSQL schema of the audit trail in each policy's database. */
+    auditSchema?: string;
+    identity?: string;
+    checkIntervalMs?: number;
+  },
+): void {
+  const interval = options.checkIntervalMs ?? checkIntervalMs;
+  const protectedNamespaces = new Set(['kube-system', ...options.protectedNamespaces]);
+  const identity = options.identity ?? 'aurora-operator';
+  const policies = manager.informer<HealingPolicy>(apiVersion, 'HealingPolicy', {
+    indexers: {
+      namespace: (p) => p.spec?.selector?.namespaces ?? [p.metadata.namespace ?? ''],
+    },
+  });
+  const deployments = manager.informer<WorkloadView>('apps/v1', 'Deployment', {
+    transform: workloadView,
+  });
+  const statefulSets = manager.informer<WorkloadView>('apps/v1', 'StatefulSet', { transform: workloadView });
+  const pools = manager.informer<InferencePool>(apiVersion, 'InferencePool');
+  const replicaSets = manager.informer<RevisionObject>('apps/v1', 'ReplicaSet', {
+    transform: revisionObject,
+    indexers: { [ownerIndex]: (r) => byOwner(r, r.revision.owner) },
+  });
+  const controllerRevisions = manager.informer<RevisionObject>('apps/v1', 'ControllerRevision', {
+    transform: revisionObject,
+    indexers: { [ownerIndex]: (r) => byOwner(r, r.revision.owner) },
+  });
+  const pods = manager.informer<HealthPod>('v1', 'Pod', {
+    transform: healthPod,
+    indexers: { [ownerIndex]: (p) => byOwner(p, p.health.owner) },
+  });
+  const nodes = nodeInformer(manager);
+  const registry = manager.metrics.registry;
+  const actionsCounter = new Counter({
+    name: 'aurora_healing_actions_total',
+    help: 'Remediation actions by policy, action and outcome (DryRun: recorded, not taken)',
+    labelNames: ['namespace', 'policy', 'action', 'outcome'],
+    registers: [registry],
+  });
+  const gauge = (name: string, help: string) =>
+    new Gauge({ name, help, labelNames: ['namespace', 'policy'], registers: [registry] });
+  const watchedGauge = gauge('aurora_healing_watched_targets', 'Targets each policy watches');
+  const unhealthyGauge = gauge('aurora_healing_unhealthy_targets', 'Targets each policy finds failing now');
+  const escalatedGauge = gauge('aurora_healing_escalated_targets', 'Targets left to a person');
+  const budgetGauge = gauge(
+    'aurora_healing_budget_remaining',
+    'Actions each policy may still take in its window',
+  );
+  const stormGauge = gauge(
+    'aurora_healing_storm_active',
+    '1 while a storm (or its cool-down) holds every action',
+  );
+  const auditGauge = gauge('aurora_healing_audit_available', '1 when the policy can write its audit trail');
+  const perPolicyGauges = [watchedGauge, unhealthyGauge, escalatedGauge, budgetGauge, stormGauge, auditGauge];
+
+  const memories = new Map<string, PolicyMemory>();
+  const connections = new Map<string, AuditConnection>();
+  const secrets = new Map<string, { url: string; readAtMs: number }>();
+
+  const policyKeysFor = (namespace: string | undefined) =>
+    policies.byIndex('namespace', namespace ?? '').map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
+
+  /** The audit trail the policy's Secret names, migrated, with the policy's rows loaded. */
+  async function auditFor(
+    policy: HealingPolicy,
+    memory: PolicyMemory,
+    nowMs: number,
+  ): Promise<{ ok: true; trail: AuditTrail; rows: AuditRow[] } | { ok: false; fault: AuditFault }> {
+    const namespace = policy.metadata.namespace ?? '';
+    const ref = policy.spec.audit.databaseSecretRef;
+    const cacheKey = `${namespace}/${ref.name}/${ref.key}`;
+    let cached = secrets.get(cacheKey);
+    if (!cached || nowMs - cached.readAtMs > secretTtlMs) {
+      const read = await readSecretKey(manager.client, namespace, ref);
+      if (!read.ok) return { ok: false, fault: { reason: 'AuditSecretNotFound', message: read.message } };
+      if (!/^postgres(ql)?:\/\/\S+$/.test(read.value))
+        return {
+          ok: false,
+          fault: {
+            reason: 'AuditSecretNotFound',
+            message: `the value in Secret ${namespace}/${ref.name} (key ${ref.key}) must be a postgres:// URL`,
+          },
+        };
+      cached = { url: read.value, readAtMs: nowMs };
+      secrets.set(cacheKey, cached);
+    }
+    const schema = options.auditSchema ?? 'aurora';
+    const trailKey = `${cached.url}\n${schema}`;
+    let connection = connections.get(trailKey);
+    if (!connection) {
+      connection = { trail: openAuditTrail({ url: cached.url, schema }), migrated: false };
+      connections.set(trailKey, connection);
+    }
+    const where = `the audit database of Secret ${namespace}/${ref.name}`;
+    if (!connection.migrated) {
+      try {
+        await connection.trail.migrate();
+        connection.migrated = true;
+      } catch (err) {
+        return { ok: false, fault: pgFault(err, where, 'AuditSchemaNotReady') };
+      }
+    }
+    if (memory.trailKey !== trailKey || !memory.rows || memory.rows.length > 5_000) {
+      try {
+        memory.rows = await connection.trail.policyRows(policy.metadata.uid ?? '', nowMs - historyMs);
+        memory.trailKey = trailKey;
+      } catch (err) {
+        delete memory.rows;
+        return { ok: false, fault: pgFault(err, where, 'PostgreSQLUnavailable') };
+      }
+    }
+    return { ok: true, trail: connection.trail, rows: memory.rows };
+  }
+
+  /** The targets a policy watches, by kind, in its namespaces, matching its selector. */
+  function targetsOf(policy: HealingPolicy): Target[] {
+    const { selector } = policy.spec;
+    const namespaces = (selector.namespaces ?? [policy.metadata.namespace ?? '']).filter(
+      (n) => !protectedNamespaces.has(n),
+    );
+    const out: Target[] = [];
+    for (const namespace of namespaces) {
+      for (const kind of selector.kinds) {
+        const objects: KubeObject[] =
+          kind === 'Deployment'
+            ? // A pool's Deployment is watched through its pool.
+              deployments
+                .list(namespace)
+                .filter(
+                  (d) => !d.metadata.ownerReferences?.some((r) => r.controller && r.kind === 'InferencePool'),
+                )
+            : kind === 'StatefulSet'
+              ? statefulSets.list(namespace)
+              : pools.list(namespace);
+        for (const object of objects) {
+          const labels = object.metadata.labels ?? {};
+          if (labels[healingDisabledLabel] === 'disabled') continue;
+          if ((object as WorkloadView).spec?.paused) continue;
+          if (object.metadata.deletionTimestamp) continue;
+          if (!selectorMatches(selector.labelSelector, labels)) continue;
+          out.push({ kind, object: object as Target['object'] });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** A target's pods, revisions and current revision, from the caches. */
+  function snapshotOf(t: Target, nodeReady: (n: string) => boolean) {
+    const namespace = t.object.metadata.namespace ?? '';
+    const name = t.object.metadata.name;
+    const workloadKind = t.kind === 'StatefulSet' ? 'StatefulSet' : 'Deployment';
+    let revisionObjects: RevisionObject[];
+    let targetPods: HealthPod[];
+    let current: string | undefined;
+    if (workloadKind === 'StatefulSet') {
+      revisionObjects = controllerRevisions.byIndex(ownerIndex, `${namespace}/StatefulSet/${name}`);
+      targetPods = pods.byIndex(ownerIndex, `${namespace}/StatefulSet/${name}`);
+      current = (t.object as WorkloadView).status?.updateRevision;
+    } else {
+      revisionObjects = replicaSets.byIndex(ownerIndex, `${namespace}/Deployment/${name}`);
+      targetPods = revisionObjects.flatMap((rs) =>
+        pods.byIndex(ownerIndex, `${namespace}/ReplicaSet/${rs.metadata.name}`),
+      );
+      const newest = [...revisionObjects].sort((a, b) => b.revision.number - a.revision.number)[0];
+      current = newest?.revision.id;
+    }
+    const snapshot: TargetSnapshot = {
+      kind: t.kind,
+      namespace,
+      name,
+      uid: t.object.metadata.uid ?? '',
+      pods: podsThatCount(targetPods, nodeReady),
+    };
+    return {
+      snapshot,
+      workloadKind: workloadKind as 'Deployment' | 'StatefulSet',
+      revisions: revisionsOf(revisionObjects),
+      revisionObjects,
+      ...(current ? { current } : {}),
+    };
+  }
+
+  addKindController(manager, {
+    name: 'healingpolicy',
+    informer: policies,
+    spec: healingPolicySpec,
+    events: healingPolicyEvents,
+    sources: [
+      watch(pods, (p) => policyKeysFor(p.metadata.namespace)),
+      watch(deployments, (d) => policyKeysFor(d.metadata.namespace)),
+      watch(statefulSets, (s) => policyKeysFor(s.metadata.namespace)),
+      watch(pools, (p) => policyKeysFor(p.metadata.namespace)),
+      // A node going NotReady (or cordoned) matters to every policy; heartbeats do not.
+      watch(
+        nodes,
+        () => policies.list().map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
+        (e) => e.type !== 'updated' || nodeFacts(e.old) !== nodeFacts(e.object),
+      ),
+    ],
+    forget(key) {
+      const [namespace = '', policy = ''] = key.split('/');
+      for (const [uid, m] of memories) if (m.trailKey && uid.startsWith(`${key}/`)) memories.delete(uid);
+      for (const g of perPolicyGauges) g.remove({ namespace, policy });
+    },
+    async reconcile(ctx, policy) {
+      const nowMs = ctx.now().getTime();
+      const namespace = policy.metadata.namespace ?? '';
+      const memoryKey = `${ctx.key}/${policy.metadata.uid}`;
+      let memory = memories.get(memoryKey);
+      if (!memory) {
+        memory = { detectors: new Map() };
+        memories.set(memoryKey, memory);
+      }
+      const { spec } = policy;
+
+      // Nodes: pods on a NotReady node are the node's problem; many NotReady nodes hold every action.
+      const allNodes = nodes.list();
+      const notReady = new Set(allNodes.filter((n) => !isReady(n)).map((n) => n.metadata.name));
+      const nodeReady = (n: string) => !notReady.has(n);
+      const clusterFault =
+        notReady.size >= 2 && notReady.size * 100 > spec.guardrails.maxUnhealthyPercent * allNodes.length
+          ? `${notReady.size} of ${allNodes.length} nodes are not Ready: nothing disruptive is done`
+          : undefined;
+
+      const targets = targetsOf(policy);
+      const snapshots = targets.map((t) => ({ t, ...snapshotOf(t, nodeReady) }));
+      let metric: QueryResult | undefined;
+      if (spec.detectors.prometheus) {
+        metric = await queryPrometheus(
+          spec.detectors.prometheus.url,
+          spec.detectors.prometheus.query,
+          ctx.signal,
+        );
+      }
+
+      const audit = await auditFor(policy, memory, nowMs);
+      const rows = audit.ok ? audit.rows : (memory.rows ?? []);
+      const trail = trailState(rows);
+      const failedRevisions = new Set(
+        rows
+          .filter((r) => r.type === 'Detected' && typeof r.details?.revision === 'string')
+          .map((r) => `${r.target?.uid}/${r.details?.revision}`),
+      );
+
+      const inputs: TargetInput[] = [];
+      const byUid = new Map<string, (typeof snapshots)[number]>();
+      const diagnoses = new Map<string, Diagnosis>();
+      const seen = new Set<string>();
+      let nextDueMs = interval;
+      for (const s of snapshots) {
+        const uid = s.snapshot.uid;
+        seen.add(uid);
+        byUid.set(uid, s);
+        const result = detect({
+          target: s.snapshot,
+          detectors: spec.detectors,
+          memory: memory.detectors.get(uid) ?? emptyMemory(),
+          ...(metric && spec.detectors.prometheus
+            ? {
+                metric: readingFor(
+                  metric,
+                  { ...s.snapshot, pods: s.snapshot.pods.map((p) => p.name) },
+                  spec.detectors.prometheus.operator,
+                ),
+              }
+            : {}),
+          nowMs,
+          checkIntervalMs: interval,
+        });
+        memory.detectors.set(uid, result.memory);
+        // Wake when an unready pod reaches the readiness window, rather than a check interval later.
+        if (spec.detectors.readinessFailing) {
+          for (const p of s.snapshot.pods) {
+            const dueMs = p.readyChangedAtMs + spec.detectors.readinessFailing.forSeconds * 1000 - nowMs;
+            if (!p.ready && dueMs > 0) nextDueMs = Math.min(nextDueMs, dueMs + 50);
+          }
+        }
+        const target = { kind: s.snapshot.kind, namespace: s.snapshot.namespace, name: s.snapshot.name, uid };
+        const revisions: RevisionInfo[] = s.revisions.map((r) =>
+          failedRevisions.has(`${uid}/${r.id}`) && r.id !== s.current
+            ? { ...r, failedWhileServing: true }
+            : r,
+        );
+        let diagnosis: Diagnosis | undefined;
+        if (result.verdict.state === 'Failing') {
+          diagnosis = diagnose({
+            target: s.snapshot,
+            verdict: result.verdict,
+            revisions,
+            ...(s.current ? { currentRevision: s.current } : {}),
+            failingSinceMs: trail.episodes.get(uid)?.detectedAtMs ?? nowMs,
+            healthyRevisionSeconds: spec.guardrails.healthyRevisionSeconds,
+          });
+          diagnoses.set(uid, diagnosis);
+        }
+        inputs.push({
+          target,
+          verdict: result.verdict,
+          ...(diagnosis ? { diagnosis } : {}),
+          approvals: approvalsOf(s.t.object),
+        });
+      }
+      for (const uid of memory.detectors.keys()) if (!seen.has(uid)) memory.detectors.delete(uid);
+
+      const record = async (
+        trailRef: AuditTrail,
+        entry: Omit<AuditEntry, 'atMs' | 'operator' | 'policy'>,
+      ) => {
+        ctx.signal.throwIfAborted();
+        const row = await trailRef.append({
+          ...entry,
+          atMs: ctx.now().getTime(),
+          operator: identity,
+          policy: { namespace, name: policy.metadata.name, uid: policy.metadata.uid ?? '' },
+        } as AuditEntry);
+        memory.rows?.push(row);
+        return row;
+      };
+
+      let auditFault: AuditFault | undefined = audit.ok ? undefined : audit.fault;
+      // Intents left without an outcome (a replica stopped between them) are settled by looking first.
+      if (audit.ok) {
+        for (const [uid, episode] of trail.episodes) {
+          const intent = episode.openIntent;
+          if (!intent) continue;
+          try {
+            await settleIntent(
+              audit.trail,
+              intent,
+              inputs.find((i) => i.target.uid === uid),
+            );
+          } catch (err) {
+            auditFault = pgFault(err, 'the audit database', 'PostgreSQLUnavailable');
+            break;
+          }
+        }
+      }
+
+      const plan = planHealing({
+        spec,
+        nowMs,
+        targets: inputs,
+        trail: trailState(memory.rows ?? rows),
+        auditAvailable: !auditFault,
+        cluster: clusterFault ? { healthy: false, reason: clusterFault } : { healthy: true },
+      });
+
+      if (audit.ok && !auditFault) {
+        for (const step of plan.steps) {
+          try {
+            if ('record' in step) {
+              const row = await record(audit.trail, step.record);
+              announce(row);
+            } else {
+              const s = byUid.get(step.action.target.uid);
+              if (!s) continue;
+              await act(audit.trail, step.action, s);
+            }
+          } catch (err) {
+            if (ctx.signal.aborted) throw err;
+            // The trail could not be written: nothing more is done until it can.
+            auditFault = pgFault(err, 'the audit database', 'PostgreSQLUnavailable');
+            break;
+          }
+        }
+      }
+
+      const finalPlan = auditFault
+        ? planHealing({
+            spec,
+            nowMs,
+            targets: inputs,
+            trail: trailState(memory.rows ?? []),
+            auditAvailable: false,
+            cluster: { healthy: !clusterFault },
+          })
+        : plan;
+      const labels = { namespace, policy: policy.metadata.name };
+      watchedGauge.set(labels, finalPlan.targets.length);
+      unhealthyGauge.set(labels, finalPlan.targets.filter((t) => t.state !== 'Healthy').length);
+      escalatedGauge.set(labels, finalPlan.targets.filter((t) => t.escalated).length);
+      budgetGauge.set(labels, finalPlan.budgetRemaining);
+      stormGauge.set(
+        labels,
+        finalPlan.storm.active || finalPlan.storm.coolingDownUntilMs !== undefined ? 1 : 0,
+      );
+      auditGauge.set(labels, auditFault ? 0 : 1);
+      return {
+        status: healingPolicyStatus({
+          spec,
+          generation: policy.metadata.generation,
+          ...(policy.status ? { previous: policy.status } : {}),
+          now: ctx.now(),
+          plan: finalPlan,
+          rows: memory.rows ?? [],
+          ...(auditFault ? { auditFault } : {}),
+          ...(clusterFault ? { clusterFault } : {}),
+        }),
+        requeueAfterMs: auditFault ? Math.min(interval, 2_000) : nextDueMs,
+      };
+
+      /** An Event for a row people should see in kubectl describe. */
+      function announce(row: AuditRow) {
+        const what = row.target
+          ? `${row.target.kind} ${row.target.namespace}/${row.target.name}`
+          : 'the policy';
+        const note = `${what}: ${row.message ?? row.reason ?? ''} (audit row ${row.seq})`;
+        if (row.type === 'Detected') ctx.record('Warning', 'TargetFailing', 'Detect', note);
+        else if (row.type === 'Skipped') ctx.record('Normal', 'StepSkipped', row.action ?? 'Skip', note);
+        else if (row.type === 'AwaitingApproval')
+          ctx.record('Warning', 'AwaitingApproval', row.action ?? 'Approve', note);
+        else if (row.type === 'Escalated') ctx.record('Warning', 'Escalated', 'Escalate', note);
+        else if (row.type === 'Recovered') ctx.record('Normal', 'Recovered', 'Recover', note);
+      }
+
+      /** Writes the intent, acts (unless DryRun), writes the outcome. */
+      async function act(trailRef: AuditTrail, a: PlannedAction, s: (typeof snapshots)[number]) {
+        const params = actionParams(a, s, spec.guardrails.respectDisruptionBudgets, nowMs);
+        if (!params.ok) {
+          // Nothing to do it with (no failing pod left, no bound to scale to): a refusal, recorded.
+          const intent = await record(trailRef, intentEntry(a, spec.mode, {}));
+          const outcome = await record(trailRef, {
+            type: 'Outcome',
+            target: a.target,
+            step: a.step,
+            action: a.action,
+            intent: intent.seq,
+            outcome: 'Refused',
+            reason: params.reason,
+            message: params.message,
+          });
+          actionsCounter.inc({ ...labels, action: a.action, outcome: 'Refused' });
+          ctx.record(
+            'Warning',
+            params.reason,
+            a.action,
+            `${describeTarget(a)}: ${params.message} (audit row ${outcome.seq})`,
+          );
+          return;
+        }
+        // A fresh read of the target: the cache could be stale, and an API server that cannot answer
+        // is no time for disruption.
+        const live = await manager.client
+          .get({
+            apiVersion: a.target.kind === 'InferencePool' ? apiVersion : 'apps/v1',
+            kind: a.target.kind,
+            metadata: { name: a.target.name, namespace: a.target.namespace },
+          })
+          .catch(() => 'unreachable' as const);
+        if (live === 'unreachable' || !live || live.metadata.uid !== a.target.uid) return;
+        const intent = await record(trailRef, intentEntry(a, spec.mode, params.details));
+        let outcome: Awaited<ReturnType<typeof performAction>>;
+        if (spec.mode === 'DryRun') {
+          outcome = {
+            outcome: 'Done',
+            reason: 'DryRun',
+            message: `would ${a.action}: ${a.diagnosis.message}`,
+          };
+        } else {
+          outcome = await performAction(manager.client, params.params);
+          if (outcome.outcome === 'Done') await consumeApproval(a);
+        }
+        const shown = spec.mode === 'DryRun' ? 'DryRun' : outcome.outcome;
+        const row = await record(trailRef, {
+          type: 'Outcome',
+          target: a.target,
+          step: a.step,
+          action: a.action,
+          intent: intent.seq,
+          mode: spec.mode,
+          outcome: shown,
+          reason: outcome.reason,
+          message: outcome.message,
+          ...(outcome.details ? { details: outcome.details } : {}),
+        });
+        actionsCounter.inc({ ...labels, action: a.action, outcome: shown });
+        ctx.record(
+          outcome.outcome === 'Done' ? 'Normal' : 'Warning',
+          outcome.reason,
+          a.action,
+          `${describeTarget(a)}: ${a.diagnosis.cause}: ${outcome.message} (audit rows ${intent.seq}, ${row.seq})`,
+        );
+      }
+
+      /** Removes the approval a person gave once it is used: one approval, one action. */
+      async function consumeApproval(a: PlannedAction) {
+        const s = byUid.get(a.target.uid);
+        const approved = s ? s.t.object.metadata.annotations?.[approveAnnotation] : undefined;
+        if (!approved) return;
+        const left = approved
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x && x !== a.action);
+        await manager.client
+          .patch(
+            {
+              apiVersion: a.target.kind === 'InferencePool' ? apiVersion : 'apps/v1',
+              kind: a.target.kind,
+              metadata: { name: a.target.name, namespace: a.target.namespace },
+            },
+            { metadata: { annotations: { [approveAnnotation]: left.length ? left.join(',') : null } } },
+            { type: 'merge', fieldManager: healingFieldManager },
+          )
+          .catch(() => {});
+      }
+
+      /** An intent found open: done already (look), still needed (carry it out under it), or not. */
+      async function settleIntent(trailRef: AuditTrail, intent: AuditRow, input: TargetInput | undefined) {
+        const params = intent.details?.params
+          ? (JSON.parse(String(intent.details.params)) as ActionParams)
+          : undefined;
+        const outcomeOf = async (o: { outcome: string; reason: string; message: string }) => {
+          await record(trailRef, {
+            type: 'Outcome',
+            ...(intent.target ? { target: intent.target } : {}),
+            ...(intent.step !== undefined ? { step: intent.step } : {}),
+            ...(intent.action ? { action: intent.action } : {}),
+            intent: intent.seq,
+            ...(intent.mode ? { mode: intent.mode } : {}),
+            ...o,
+          });
+          actionsCounter.inc({ ...labels, action: intent.action ?? 'unknown', outcome: o.outcome });
+        };
+        if (intent.mode === 'DryRun' || !params) {
+          await outcomeOf({
+            outcome: intent.mode === 'DryRun' ? 'DryRun' : 'Cancelled',
+            reason: 'SettledAfterRestart',
+            message: 'recorded again after the replica that wrote the intent stopped',
+          });
+          return;
+        }
+        const effect = await actionTookEffect(manager.client, params);
+        if (effect === 'unknown') return;
+        if (effect) {
+          await outcomeOf({
+            outcome: 'Done',
+            reason: 'ObservedDone',
+            message: `${intent.action} had taken effect before the replica that began it stopped`,
+          });
+          return;
+        }
+        if (input?.verdict.state === 'Failing' && !spec.paused && !clusterFault) {
+          const done = await performAction(manager.client, params);
+          await outcomeOf({ ...done, message: `${done.message} (carried out under the intent left open)` });
+          return;
+        }
+        await outcomeOf({
+          outcome: 'Cancelled',
+          reason: 'NoLongerNeeded',
+          message: `${intent.action} was not carried out and the target no longer needs it`,
+        });
+      }
+    },
+  });
+
+  function describeTarget(a: PlannedAction) {
+    return `${a.target.kind} ${a.target.namespace}/${a.target.name}`;
+  }
+}
+
+function intentEntry(
+  a: PlannedAction,
+  mode: 'Enforce' | 'DryRun',
+  details: Record<string, string | number | boolean | string[]>,
+): Omit<AuditEntry, 'atMs' | 'operator' | 'policy'> {
+  return {
+    type: 'Intent',
+    target: a.target,
+    step: a.step,
+    action: a.action,
+    mode,
+    cause: a.diagnosis.cause,
+    reason: a.diagnosis.cause,
+    message: a.diagnosis.message,
+    details,
+  };
+}
+
+/** The action's parameters, fixed before the intent is written; or why it cannot be done. */
+function actionParams(
+  a: PlannedAction,
+  s: {
+    t: Target;
+    snapshot: TargetSnapshot;
+    workloadKind: 'Deployment' | 'StatefulSet';
+    revisionObjects: RevisionObject[];
+    current?: string;
+  },
+  respectDisruptionBudgets: boolean,
+  nowMs: number,
+):
+  | { ok: true; params: ActionParams; details: Record<string, string | number | boolean | string[]> }
+  | { ok: false; reason: string; message: string } {
+  const base = {
+    action: a.action,
+    kind: a.target.kind as ActionParams['kind'],
+    namespace: a.target.namespace,
+    name: a.target.name,
+    workloadKind: s.workloadKind,
+    workloadName: a.target.name,
+  };
+  let params: ActionParams;
+  const failingPods = (
+    a.diagnosis.node
+      ? s.snapshot.pods.filter((p) => p.nodeName === a.diagnosis.node)
+      : s.snapshot.pods.filter((p) => !p.ready || p.containers.some((c) => c.waitingReason || c.restarts > 0))
+  ).slice(0, 10);
+  switch (a.action) {
+    case 'RestartPod':
+      if (failingPods.length === 0)
+        return { ok: false, reason: 'NothingToRestart', message: 'no failing pod is left to restart' };
+      params = {
+        ...base,
+        pods: failingPods.map((p) => ({ name: p.name, uid: p.uid })),
+        respectDisruptionBudgets,
+      };
+      break;
+    case 'RestartRollout':
+      params = { ...base, restartedAt: new Date(nowMs).toISOString() };
+      break;
+    case 'Rollback': {
+      const to = a.diagnosis.rollbackTo;
+      const object = to && s.revisionObjects.find((r) => r.revision.id === to.id);
+      if (!to || !object)
+        return {
+          ok: false,
+          reason: 'NoHealthyRevision',
+          message: 'no earlier healthy revision to roll back to',
+        };
+      if (a.target.kind === 'InferencePool')
+        return {
+          ok: false,
+          reason: 'RollbackNotSupported',
+          message:
+            'an InferencePool is rolled back by pinning its TriageModel to the version it served before',
+        };
+      params = { ...base, toRevisionObject: object.metadata.name, toRevision: to.id };
+      break;
+    }
+    case 'ScaleOut': {
+      const spec = s.t.object.spec as
+        | { replicas?: number; maxReplicas?: number; minReplicas?: number }
+        | undefined;
+      const from = spec?.replicas ?? spec?.minReplicas ?? s.snapshot.pods.length;
+      const max = s.t.kind === 'InferencePool' ? (spec?.maxReplicas ?? from) : Number.MAX_SAFE_INTEGER;
+      const to = Math.min(max, from + (a.scaleOutBy ?? 1));
+      if (to <= from)
+        return { ok: false, reason: 'AtMaximum', message: `already at its maximum of ${max} replicas` };
+      params = { ...base, fromReplicas: from, toReplicas: to };
+      break;
+    }
+    case 'CordonNode':
+      if (!a.diagnosis.node)
+        return { ok: false, reason: 'NoSingleNode', message: 'the failure is not confined to one node' };
+      params = { ...base, node: a.diagnosis.node };
+      break;
+  }
+  const details: Record<string, string | number | boolean | string[]> = {
+    // Everything needed to see later whether it happened, as one canonical string.
+    params: JSON.stringify(params),
+    ...(s.current ? { revision: s.current } : {}),
+    ...(params.pods ? { pods: params.pods.map((p) => p.name) } : {}),
+    ...(params.toRevisionObject ? { toRevision: params.toRevisionObject } : {}),
+    ...(params.toReplicas !== undefined
+      ? { fromReplicas: params.fromReplicas ?? 0, toReplicas: params.toReplicas }
+      : {}),
+    ...(params.node ? { node: params.node } : {}),
+  };
+  return { ok: true, params, details };
+}
+
+function approvalsOf(obj: KubeObject): Set<Action> {
+  const value = obj.metadata.annotations?.[approveAnnotation] ?? '';
+  return new Set(
+    value
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v): v is Action =>
+        ['RestartPod', 'RestartRollout', 'Rollback', 'ScaleOut', 'CordonNode'].includes(v),
+      ),
+  );
+}
+
+const isReady = (n: NodeView) =>
+  n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const nodeFacts = (n: NodeView | undefined) => (n ? `${isReady(n)}/${n.spec?.unschedulable ?? false}` : '');
+
+/** A PostgreSQL failure as a fault: its code only (a connection error can carry the host). */
+function pgFault(err: unknown, where: string, reason: AuditFault['reason']): AuditFault {
+  const code = (err as { code?: string }).code ?? (err as Error).name ?? 'Error';
+  return { reason, message: `${where} cannot be written (${code})` };
+}
+
+export type { Verdict };
