@@ -105,6 +105,14 @@ describe('diagnose', () => {
       { revisions: longServing },
     ],
     [
+      'one of two pods failing is no proof against its node',
+      [pod('a', {}, { restarts: 5 }), pod('b', { nodeName: 'mini-2' })],
+      failing('crashLoop', ['a']),
+      { cause: 'CrashLoop' },
+      ['Rollback', 'ScaleOut', 'CordonNode'],
+      { revisions: longServing },
+    ],
+    [
       'readiness failing on every pod at once: nothing to restart',
       [pod('a', { ready: false }), pod('b', { ready: false, nodeName: 'mini-2' })],
       failing('readinessFailing', ['a', 'b']),

@@ -189,7 +189,8 @@ export function diagnose(options: {
   const [node] = nodes;
   const sameElsewhere = (p: PodHealth) =>
     p.nodeName !== node && failing.some((f) => f.revision === undefined || f.revision === p.revision);
-  if (nodes.size === 1 && node && healthy.some(sameElsewhere)) {
+  // Two healthy twins elsewhere at least: one healthy pod beside one failing one says little.
+  if (nodes.size === 1 && node && healthy.filter(sameElsewhere).length >= 2) {
     return {
       ...base,
       cause: 'NodeLocal',

@@ -40,9 +40,11 @@ const target = (
   verdict: Verdict,
   diagnosis?: Diagnosis,
   approvals: Action[] = [],
+  healthySinceS?: number,
 ): TargetInput => ({
   target: { kind: 'Deployment', namespace: 'er', name, uid: name },
   verdict,
+  ...(healthySinceS !== undefined ? { healthySinceMs: t0 + healthySinceS * 1000 } : {}),
   ...(verdict.state === 'Failing' ? { diagnosis: diagnosis ?? crash } : {}),
   approvals: new Set(approvals),
 });
@@ -133,8 +135,10 @@ describe('the ladder', () => {
       'Outcome',
       'Escalated',
     ]);
-    // Recovery ends the episode; a new failure starts at the first step again.
-    sim.plan(600, [target('svc', healthy), target('other', healthy)]);
+    // Recovery ends the episode once it held for the last step's timeout; a new failure starts over.
+    const recovering = sim.plan(600, [target('svc', healthy, undefined, [], 560), target('other', healthy)]);
+    expect(holdOf(recovering)).toBe('ConfirmingRecovery');
+    sim.plan(620, [target('svc', healthy, undefined, [], 560), target('other', healthy)]);
     expect(sim.types().at(-1)).toBe('Recovered');
     expect(actions(sim.plan(4000, svc))).toEqual(['RestartPod']);
   });

@@ -21,7 +21,8 @@ export type HoldReason =
   | 'AwaitingApproval'
   | 'WaitingForRecovery'
   | 'Escalated'
-  | 'IntentUnresolved';
+  | 'IntentUnresolved'
+  | 'ConfirmingRecovery';
 
 /** One target's remediation episode, as the trail tells it. */
 export interface Episode {
@@ -128,6 +129,10 @@ export interface TargetInput {
   diagnosis?: Diagnosis;
   /** Actions a person approved with aurora.health/approve on the target. */
   approvals: ReadonlySet<Action>;
+  /** Since when the target has been healthy without a break (undefined while it fails). */
+  healthySinceMs?: number;
+  /** The revision its newest pods run, recorded with a failure so it is never a rollback target. */
+  revision?: string;
 }
 
 /** A row to record that takes no action: the reconciler fills in policy, operator and time. */
@@ -147,6 +152,7 @@ export interface PlannedRecord {
   cause?: string;
   reason?: string;
   message?: string;
+  details?: Record<string, string>;
 }
 
 export interface PlannedAction {
@@ -185,8 +191,11 @@ export function planHealing(options: {
   trail: TrailState;
   auditAvailable: boolean;
   cluster: { healthy: boolean; reason?: string };
+  /** How long a target nothing was done to must stay healthy before its episode ends. */
+  settleMs?: number;
 }): Plan {
   const { spec, nowMs, trail } = options;
+  const settleMs = options.settleMs ?? 10_000;
   const g = spec.guardrails;
   const mode = spec.mode;
   const steps: Plan['steps'] = [];
@@ -258,14 +267,28 @@ export function planHealing(options: {
       continue;
     }
     if (t.verdict.state === 'Healthy') {
-      if (episode && !episode.openIntent && options.auditAvailable) {
+      if (!episode || episode.openIntent || !options.auditAvailable) continue;
+      // A restarted pod looks healthy until it fails again: recovery counts once the target stayed healthy
+      // for the step's timeout after an action, or for a few checks when nothing was done.
+      const acted = episode.stepAppliedAtMs !== undefined || episode.step > 0;
+      const confirmMs = acted
+        ? (spec.escalation[Math.min(episode.step, spec.escalation.length - 1)]?.timeoutSeconds ?? 0) * 1000
+        : settleMs;
+      const healthyForMs = nowMs - (t.healthySinceMs ?? nowMs);
+      if (healthyForMs >= confirmMs) {
         record({
           type: 'Recovered',
           target: t.target,
           step: episode.step,
           reason: 'Healthy',
-          message: 'no detector finds it failing',
+          message: `no detector has found it failing for ${Math.round(healthyForMs / 1000)}s`,
         });
+      } else {
+        view.sinceMs = episode.detectedAtMs;
+        hold(
+          'ConfirmingRecovery',
+          `healthy for ${Math.round(healthyForMs / 1000)}s of the ${confirmMs / 1000}s that confirm recovery`,
+        );
       }
       continue;
     }
@@ -283,6 +306,7 @@ export function planHealing(options: {
         ...(diagnosis ? { cause: diagnosis.cause } : {}),
         reason: first?.detector ?? 'Failing',
         message: [first?.summary, diagnosis?.message].filter(Boolean).join('; '),
+        ...(t.revision ? { details: { revision: t.revision } } : {}),
       });
       episode = { detectedAtMs: nowMs, step: 0, awaitingApproval: false, escalated: false };
       view.sinceMs = nowMs;

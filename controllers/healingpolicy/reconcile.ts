@@ -66,6 +66,8 @@ interface PolicyMemory {
   trailKey?: string;
   rows?: AuditRow[];
   detectors: Map<string, DetectorMemory>;
+  /** Since when each target has been healthy without a break. */
+  healthySince: Map<string, number>;
 }
 
 interface AuditConnection {
@@ -299,10 +301,11 @@ export function registerHealingPolicyController(
       const memoryKey = `${ctx.key}/${policy.metadata.uid}`;
       let memory = memories.get(memoryKey);
       if (!memory) {
-        memory = { detectors: new Map() };
+        memory = { detectors: new Map(), healthySince: new Map() };
         memories.set(memoryKey, memory);
       }
       const { spec } = policy;
+      const labels = { namespace, policy: policy.metadata.name };
 
       // Nodes: pods on a NotReady node are the node's problem; many NotReady nodes hold every action.
       const allNodes = nodes.list();
@@ -359,6 +362,9 @@ export function registerHealingPolicyController(
           checkIntervalMs: interval,
         });
         memory.detectors.set(uid, result.memory);
+        if (result.verdict.state !== 'Healthy') memory.healthySince.delete(uid);
+        else if (!memory.healthySince.has(uid)) memory.healthySince.set(uid, nowMs);
+        const healthySinceMs = memory.healthySince.get(uid);
         // Wake when an unready pod reaches the readiness window, rather than a check interval later.
         if (spec.detectors.readinessFailing) {
           for (const p of s.snapshot.pods) {
@@ -389,9 +395,14 @@ export function registerHealingPolicyController(
           verdict: result.verdict,
           ...(diagnosis ? { diagnosis } : {}),
           approvals: approvalsOf(s.t.object),
+          ...(healthySinceMs !== undefined ? { healthySinceMs } : {}),
+          ...(s.current ? { revision: s.current } : {}),
         });
       }
       for (const uid of memory.detectors.keys()) if (!seen.has(uid)) memory.detectors.delete(uid);
+      for (const uid of memory.healthySince.keys()) if (!seen.has(uid)) memory.healthySince.delete(uid);
+      // A target nothing was done to ends its episode after a few healthy checks.
+      const settleMs = Math.max(2 * interval, 2_000);
 
       const record = async (
         trailRef: AuditTrail,
@@ -421,7 +432,8 @@ export function registerHealingPolicyController(
               inputs.find((i) => i.target.uid === uid),
             );
           } catch (err) {
-            auditFault = pgFault(err, 'the audit database', 'PostgreSQLUnavailable');
+            if (!(err instanceof AuditWriteError)) throw err;
+            auditFault = pgFault(err.cause, 'the audit database', 'PostgreSQLUnavailable');
             break;
           }
         }
@@ -434,6 +446,7 @@ export function registerHealingPolicyController(
         trail: trailState(memory.rows ?? rows),
         auditAvailable: !auditFault,
         cluster: clusterFault ? { healthy: false, reason: clusterFault } : { healthy: true },
+        settleMs,
       });
 
       if (audit.ok && !auditFault) {
@@ -448,9 +461,9 @@ export function registerHealingPolicyController(
               await act(audit.trail, step.action, s);
             }
           } catch (err) {
-            if (ctx.signal.aborted) throw err;
+            if (ctx.signal.aborted || !(err instanceof AuditWriteError)) throw err;
             // The trail could not be written: nothing more is done until it can.
-            auditFault = pgFault(err, 'the audit database', 'PostgreSQLUnavailable');
+            auditFault = pgFault(err.cause, 'the audit database', 'PostgreSQLUnavailable');
             break;
           }
         }
@@ -466,7 +479,6 @@ export function registerHealingPolicyController(
             cluster: { healthy: !clusterFault },
           })
         : plan;
-      const labels = { namespace, policy: policy.metadata.name };
       watchedGauge.set(labels, finalPlan.targets.length);
       unhealthyGauge.set(labels, finalPlan.targets.filter((t) => t.state !== 'Healthy').length);
       escalatedGauge.set(labels, finalPlan.targets.filter((t) => t.escalated).length);
@@ -775,6 +787,13 @@ function approvalsOf(obj: KubeObject): Set<Action> {
 const isReady = (n: NodeView) =>
   n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const nodeFacts = (n: NodeView | undefined) => (n ? `${isReady(n)}/${n.spec?.unschedulable ?? false}` : '');
+
+/** A row the audit trail did not take: no further action until it does. */
+class AuditWriteError extends Error {
+  constructor(cause: unknown) {
+    super('the audit trail could not be written', { cause });
+  }
+}
 
 /** A PostgreSQL failure as a fault: its code only (a connection error can carry the host). */
 function pgFault(err: unknown, where: string, reason: AuditFault['reason']): AuditFault {

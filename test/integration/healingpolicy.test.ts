@@ -1,0 +1,314 @@
+// The HealingPolicy controller on the real control plane and the real PostgreSQL. Simulated nodes run no
+// containers, so failures are written into the pods' status as a kubelet would report them
+// (hack/local-cluster/pod-failures.ts); each scenario has its own Deployments and policy, selected by a
+// label, and they run side by side.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { failPod, keepFailing, livePods } from '../../hack/local-cluster/pod-failures.ts';
+import { waitFor } from '../../hack/local-cluster/process.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { verifyAuditTrail } from '../../state/audit.ts';
+import { type HealingTestbed, reasonOf, startHealingTestbed } from '../harness/healing.ts';
+
+let bed: HealingTestbed;
+const stops: Array<() => Promise<void>> = [];
+
+beforeAll(async () => {
+  bed = await startHealingTestbed('healing');
+});
+
+afterAll(async () => {
+  for (const stop of stops) await stop();
+  await bed?.cleanup();
+});
+
+const ladder = (...steps: Array<[string, number]>) =>
+  steps.map(([action, timeoutSeconds]) => ({ action, timeoutSeconds }));
+const selectorFor = (scenario: string) => ({
+  labelSelector: { matchLabels: { scenario } },
+  kinds: ['Deployment'],
+});
+const guardrails = (over: Record<string, unknown> = {}) => ({
+  maxUnhealthyPercent: 100,
+  cooldownSeconds: 10,
+  stormCooldownSeconds: 10,
+  healthyRevisionSeconds: 10,
+  ...over,
+});
+const fail = (
+  selector: string,
+  failure: Parameters<typeof keepFailing>[3],
+  opts?: Parameters<typeof keepFailing>[4],
+) => {
+  const k = keepFailing(bed.client, bed.namespace, selector, failure, opts);
+  stops.push(k.stop);
+  return k;
+};
+const types = (rows: Awaited<ReturnType<HealingTestbed['rows']>>) =>
+  rows.map((r) => (r.action ? `${r.type}:${r.action}${r.outcome ? `:${r.outcome}` : ''}` : r.type));
+const uids = async (app: string) =>
+  (await livePods(bed.client, bed.namespace, `app=${app}`)).map((p) => p.metadata.uid).sort();
+
+describe('HealingPolicy', () => {
+  it.concurrent('climbs the ladder on a crash loop that outlives every step, and ends Escalated', async () => {
+    await bed.deployment('loop', { labels: { scenario: 'loop' } });
+    await bed.policy('loop', {
+      selector: selectorFor('loop'),
+      detectors: { crashLoop: { restarts: 3, windowSeconds: 600 } },
+      escalation: ladder(['RestartPod', 10], ['RestartRollout', 10]),
+      guardrails: guardrails(),
+    });
+    fail('app=loop', { kind: 'CrashLoop', restarts: 5 });
+    const s = await bed.until(
+      'loop escalated',
+      'loop',
+      (s) => (reasonOf(s, 'Escalated') === 'LadderExhausted' ? s : undefined),
+      90_000,
+    );
+    expect(s.unhealthyTargets?.[0]).toMatchObject({
+      name: 'loop',
+      detector: 'crashLoop',
+      cause: 'CrashLoop',
+      escalated: true,
+    });
+    expect(types(await bed.rows('loop'))).toEqual([
+      'Detected',
+      'Intent:RestartPod',
+      'Outcome:RestartPod:Done',
+      'Intent:RestartRollout',
+      'Outcome:RestartRollout:Done',
+      'Escalated',
+    ]);
+    // The restart evicted the pods its intent named; the rollout restart stamped the template.
+    const evicted = (await bed.rows('loop')).find((r) => r.type === 'Intent')?.details?.pods as string[];
+    expect(evicted.length).toBeGreaterThan(0);
+    const names = (await livePods(bed.client, bed.namespace, 'app=loop')).map((p) => p.metadata.name);
+    expect(names.filter((n) => evicted.includes(n))).toEqual([]);
+    expect((await uids('loop')).length).toBeGreaterThan(0);
+    const d = await bed.client.get<
+      KubeObject & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }
+    >({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'loop', namespace: bed.namespace },
+    });
+    expect(d?.spec.template.metadata.annotations?.['kubectl.kubernetes.io/restartedAt']).toBeTruthy();
+    expect(s.recentActions?.map((a) => [a.action, a.outcome])).toEqual([
+      ['RestartRollout', 'Done'],
+      ['RestartPod', 'Done'],
+    ]);
+    const events = await bed.client.list<
+      KubeObject & { reason?: string; type?: string; note?: string; message?: string }
+    >('v1', 'Event', {
+      namespace: bed.namespace,
+      fieldSelector: 'involvedObject.name=loop,involvedObject.kind=HealingPolicy',
+    });
+    expect(events.items.map((e) => `${e.type}/${e.reason}`)).toEqual(
+      expect.arrayContaining([
+        'Warning/TargetFailing',
+        'Normal/PodsEvicted',
+        'Normal/RolloutRestarted',
+        'Warning/Escalated',
+      ]),
+    );
+  });
+
+  it.concurrent('finds readiness failing only once its duration has passed, restarts the pod, and sees it recover', async () => {
+    await bed.deployment('ready', { replicas: 3, labels: { scenario: 'ready' } });
+    await bed.policy('ready', {
+      selector: selectorFor('ready'),
+      detectors: { readinessFailing: { forSeconds: 10 } },
+      escalation: ladder(['RestartPod', 10]),
+      guardrails: guardrails(),
+    });
+    await bed.until('watching', 'ready', (s) => (s.watchedTargets === 1 ? true : undefined));
+    const [victim] = await livePods(bed.client, bed.namespace, 'app=ready');
+    if (!victim) throw new Error('no pod');
+    await failPod(bed.client, victim, { kind: 'Unready' });
+    // From the time the pod's status gives (whole seconds), as the detector sees it.
+    const failedAt = await waitFor('unready', async () => {
+      const [p] = (await livePods(bed.client, bed.namespace, 'app=ready')).filter(
+        (p) => p.metadata.uid === victim.metadata.uid,
+      );
+      const c = p?.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'False');
+      return c?.lastTransitionTime ? Date.parse(c.lastTransitionTime) : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 8_000));
+    expect((await bed.status('ready')).unhealthyCount ?? 0).toBe(0);
+    expect(await bed.rows('ready')).toEqual([]);
+    const detected = await waitFor(
+      'detected',
+      async () => (await bed.rows('ready')).find((r) => r.type === 'Detected'),
+      { timeoutMs: 20_000 },
+    );
+    expect((detected?.atMs ?? 0) - failedAt).toBeGreaterThanOrEqual(10_000);
+    expect((detected?.atMs ?? 0) - failedAt).toBeLessThan(14_000);
+    // The pod is evicted; its replacement is ready, so the episode ends.
+    await waitFor(
+      'recovered',
+      async () => ((await bed.rows('ready')).some((r) => r.type === 'Recovered') ? true : undefined),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    expect(types(await bed.rows('ready'))).toEqual([
+      'Detected',
+      'Intent:RestartPod',
+      'Outcome:RestartPod:Done',
+      'Recovered',
+    ]);
+    expect(await uids('ready')).not.toContain(victim.metadata.uid);
+  });
+
+  it.concurrent('never restarts an image that cannot be pulled: every step is skipped with the reason', async () => {
+    await bed.deployment('pull', { labels: { scenario: 'pull' } });
+    await bed.policy('pull', {
+      selector: selectorFor('pull'),
+      detectors: { readinessFailing: { forSeconds: 10 } },
+      escalation: ladder(['RestartPod', 10], ['RestartRollout', 10]),
+      guardrails: guardrails(),
+    });
+    const before = await uids('pull');
+    fail('app=pull', { kind: 'ImagePull' });
+    const s = await bed.until(
+      'escalated',
+      'pull',
+      (s) => (s.unhealthyTargets?.[0]?.escalated ? s : undefined),
+      40_000,
+    );
+    expect(s.unhealthyTargets?.[0]).toMatchObject({ cause: 'ImagePullError' });
+    const rows = await bed.rows('pull');
+    expect(types(rows)).toEqual(['Detected', 'Skipped:RestartPod', 'Skipped:RestartRollout', 'Escalated']);
+    expect(rows[1]?.message).toMatch(/cannot be pulled/);
+    expect(await uids('pull')).toEqual(before);
+  });
+
+  it.concurrent('rolls a crash loop that began with a new revision back to the last healthy one', async () => {
+    await bed.deployment('rev', { labels: { scenario: 'rev' }, env: { VERSION: '1' } });
+    await bed.policy('rev', {
+      selector: selectorFor('rev'),
+      detectors: { crashLoop: { restarts: 3, windowSeconds: 600 } },
+      escalation: ladder(['RestartPod', 10], ['Rollback', 30]),
+      guardrails: guardrails({ healthyRevisionSeconds: 15 }),
+    });
+    // Revision 1 serves long enough to count as healthy; then revision 2 is rolled out and crashes.
+    await new Promise((r) => setTimeout(r, 16_000));
+    const ref = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'rev', namespace: bed.namespace },
+    };
+    await bed.client.patch(
+      ref,
+      {
+        spec: {
+          template: { spec: { containers: [{ name: 'app', env: [{ name: 'VERSION', value: '2' }] }] } },
+        },
+      },
+      { type: 'strategic' },
+    );
+    const hash = await waitFor('revision 2', async () => {
+      const rs = await bed.client.list<KubeObject>('apps/v1', 'ReplicaSet', {
+        namespace: bed.namespace,
+        labelSelector: 'app=rev',
+      });
+      const two = rs.items.find((r) => r.metadata.annotations?.['deployment.kubernetes.io/revision'] === '2');
+      return two?.metadata.labels?.['pod-template-hash'];
+    });
+    fail(`app=rev,pod-template-hash=${hash}`, { kind: 'CrashLoop', restarts: 4 });
+    await bed.until('rolled back', 'rev', (s) =>
+      s.recentActions?.some((a) => a.action === 'Rollback' && a.outcome === 'Done') ? true : undefined,
+    );
+    const rows = await bed.rows('rev');
+    expect(types(rows).slice(0, 4)).toEqual([
+      'Detected',
+      'Skipped:RestartPod',
+      'Intent:Rollback',
+      'Outcome:Rollback:Done',
+    ]);
+    expect(rows[0]).toMatchObject({ cause: 'NewRevision' });
+    const d = await bed.client.get<
+      KubeObject & { spec: { template: { spec: { containers: Array<{ env: Array<{ value: string }> }> } } } }
+    >(ref);
+    expect(d?.spec.template.spec.containers[0]?.env[0]?.value).toBe('1');
+  });
+
+  it.concurrent('in DryRun records what it would do and does nothing', async () => {
+    await bed.deployment('dry', { labels: { scenario: 'dry' } });
+    await bed.policy('dry', {
+      selector: selectorFor('dry'),
+      detectors: { crashLoop: { restarts: 3 } },
+      escalation: ladder(['RestartPod', 10]),
+      guardrails: guardrails(),
+      mode: 'DryRun',
+    });
+    const before = await uids('dry');
+    fail('app=dry', { kind: 'CrashLoop', restarts: 6 });
+    await bed.until('dry run recorded', 'dry', (s) =>
+      s.recentActions?.[0]?.outcome === 'DryRun' ? true : undefined,
+    );
+    expect(types(await bed.rows('dry'))).toEqual([
+      'Detected',
+      'Intent:RestartPod',
+      'Outcome:RestartPod:DryRun',
+    ]);
+    expect(await uids('dry')).toEqual(before);
+  });
+
+  it.concurrent('asks PodDisruptionBudgets through eviction, and records a refusal', async () => {
+    await bed.deployment('pdb', { labels: { scenario: 'pdb' } });
+    await bed.client.create({
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'pdb', namespace: bed.namespace },
+      spec: { minAvailable: 2, selector: { matchLabels: { app: 'pdb' } } },
+    });
+    await bed.policy('pdb', {
+      selector: selectorFor('pdb'),
+      detectors: { crashLoop: { restarts: 3 } },
+      escalation: ladder(['RestartPod', 10]),
+      guardrails: guardrails(),
+    });
+    const before = await uids('pdb');
+    const [one] = await livePods(bed.client, bed.namespace, 'app=pdb');
+    if (!one) throw new Error('no pod');
+    // One pod crashes; the budget wants both available, so its eviction is refused.
+    await failPod(bed.client, one, { kind: 'CrashLoop', restarts: 4 });
+    await bed.until('refused', 'pdb', (s) =>
+      s.recentActions?.[0]?.outcome === 'Refused' ? true : undefined,
+    );
+    expect((await bed.rows('pdb')).find((r) => r.type === 'Outcome')).toMatchObject({
+      reason: 'DisruptionBudget',
+    });
+    expect(await uids('pdb')).toEqual(before);
+  });
+
+  it.concurrent('spends no more than the policy budget and waits the cool-down', async () => {
+    for (const n of ['b1', 'b2']) await bed.deployment(n, { replicas: 1, labels: { scenario: 'budget' } });
+    await bed.policy('budget', {
+      selector: selectorFor('budget'),
+      detectors: { crashLoop: { restarts: 2 } },
+      escalation: ladder(['RestartPod', 10], ['RestartRollout', 10]),
+      guardrails: guardrails({ budget: { actions: 1, windowSeconds: 3600 }, cooldownSeconds: 600 }),
+    });
+    fail('app in (b1,b2)', { kind: 'CrashLoop', restarts: 3 });
+    // One target is acted on and then waits its cool-down; the other waits for budget.
+    const s = await bed.until(
+      'budget spent',
+      'budget',
+      (s) =>
+        s.budgetRemaining === 0 && s.unhealthyTargets?.some((t) => t.waitingFor === 'CoolingDown')
+          ? s
+          : undefined,
+      40_000,
+    );
+    expect(s.unhealthyTargets?.map((t) => t.waitingFor).sort()).toEqual(['BudgetExhausted', 'CoolingDown']);
+    await new Promise((r) => setTimeout(r, 12_000));
+    expect((await bed.rows('budget')).filter((r) => r.type === 'Intent')).toHaveLength(1);
+  });
+
+  it('leaves a trail the verifier passes', async () => {
+    const result = await verifyAuditTrail({ url: inject('postgresUrl'), schema: bed.schema });
+    expect(result).toMatchObject({ ok: true });
+    expect(result.rows).toBeGreaterThan(10);
+  });
+});
