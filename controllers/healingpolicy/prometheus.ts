@@ -2,6 +2,7 @@
 // and a pure mapping of its series to targets. The URL comes from a spec, so the request goes through
 // the egress guard (no link-local or cloud metadata addresses), follows no redirects, gives up after a
 // few seconds and reads at most a few MiB: a bad URL fails only its policy's detector, as Unknown.
+import { fetch } from 'undici';
 import { guardedDispatcher } from '../../model/egress.ts';
 import type { MetricReading } from './detect.ts';
 
@@ -22,7 +23,7 @@ export async function queryPrometheus(
   signal?: AbortSignal,
 ): Promise<QueryResult> {
   const url = new URL('api/v1/query', baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
-  let response: Response;
+  let response: Awaited<ReturnType<typeof fetch>>;
   try {
     response = await fetch(url, {
       method: 'POST',
@@ -32,7 +33,6 @@ export async function queryPrometheus(
       signal: signal
         ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
         : AbortSignal.timeout(timeoutMs),
-      // @ts-expect-error undici's dispatcher option is not in the DOM types of fetch
       dispatcher,
     });
   } catch (err) {
@@ -61,7 +61,7 @@ export async function queryPrometheus(
   return { ok: true, samples };
 }
 
-async function readLimited(response: Response): Promise<string | undefined> {
+async function readLimited(response: Awaited<ReturnType<typeof fetch>>): Promise<string | undefined> {
   if (!response.body) return '';
   const chunks: Uint8Array[] = [];
   let size = 0;

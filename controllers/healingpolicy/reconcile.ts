@@ -409,12 +409,16 @@ export function registerHealingPolicyController(
         entry: Omit<AuditEntry, 'atMs' | 'operator' | 'policy'>,
       ) => {
         ctx.signal.throwIfAborted();
-        const row = await trailRef.append({
-          ...entry,
-          atMs: ctx.now().getTime(),
-          operator: identity,
-          policy: { namespace, name: policy.metadata.name, uid: policy.metadata.uid ?? '' },
-        } as AuditEntry);
+        const row = await trailRef
+          .append({
+            ...entry,
+            atMs: ctx.now().getTime(),
+            operator: identity,
+            policy: { namespace, name: policy.metadata.name, uid: policy.metadata.uid ?? '' },
+          } as AuditEntry)
+          .catch((err: unknown) => {
+            throw new AuditWriteError(err);
+          });
         memory.rows?.push(row);
         return row;
       };
@@ -434,6 +438,8 @@ export function registerHealingPolicyController(
           } catch (err) {
             if (!(err instanceof AuditWriteError)) throw err;
             auditFault = pgFault(err.cause, 'the audit database', 'PostgreSQLUnavailable');
+            // Whether the last row committed is unknown: read the trail again once it answers.
+            delete memory.rows;
             break;
           }
         }
@@ -462,8 +468,10 @@ export function registerHealingPolicyController(
             }
           } catch (err) {
             if (ctx.signal.aborted || !(err instanceof AuditWriteError)) throw err;
-            // The trail could not be written: nothing more is done until it can.
+            // The trail could not be written: nothing more is done until it can, and what it holds is read
+            // again then (the last row may or may not have committed).
             auditFault = pgFault(err.cause, 'the audit database', 'PostgreSQLUnavailable');
+            delete memory.rows;
             break;
           }
         }
@@ -495,7 +503,8 @@ export function registerHealingPolicyController(
           ...(policy.status ? { previous: policy.status } : {}),
           now: ctx.now(),
           plan: finalPlan,
-          rows: memory.rows ?? [],
+          // During an outage, the rows last read: what was done before it stays visible.
+          rows: memory.rows ?? rows,
           ...(auditFault ? { auditFault } : {}),
           ...(clusterFault ? { clusterFault } : {}),
         }),

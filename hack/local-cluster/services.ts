@@ -91,3 +91,61 @@ export async function ensureServices(
   log('  PostgreSQL and Redis answer');
   return settings;
 }
+
+/** A PostgreSQL of a test's own, which it may stop and start (the machine's shared one is never stopped). */
+export interface PrivatePostgres {
+  url: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Starts a throw-away PostgreSQL cluster on a free port from the machine's own binaries (Debian's
+ * postgresql package). PostgreSQL refuses to run as root, so as root it runs as the postgres user.
+ */
+export async function startPrivatePostgres(port: number): Promise<PrivatePostgres> {
+  const { mkdtempSync, chownSync, rmSync } = await import('node:fs');
+  const { tmpdir, userInfo } = await import('node:os');
+  const { join } = await import('node:path');
+  const versions = readdirSync('/usr/lib/postgresql').sort();
+  const bin = (name: string) => join('/usr/lib/postgresql', versions.at(-1) ?? '', 'bin', name);
+  const dir = mkdtempSync(join(tmpdir(), 'aurora-pg-'));
+  const asPostgres = userInfo().uid === 0;
+  if (asPostgres) {
+    const { uid, gid } = await run('id', ['-u', 'postgres']).then(async (u) => ({
+      uid: Number(u.stdout.trim()),
+      gid: Number((await run('id', ['-g', 'postgres'])).stdout.trim()),
+    }));
+    chownSync(dir, uid, gid);
+  }
+  const as = (cmd: string, args: string[]) =>
+    asPostgres ? run('runuser', ['-u', 'postgres', '--', cmd, ...args]) : run(cmd, args);
+  const data = join(dir, 'data');
+  await as(bin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8']);
+  const start = async () => {
+    await as(bin('pg_ctl'), [
+      '-D',
+      data,
+      '-l',
+      join(dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      'start',
+    ]);
+  };
+  const stop = async () => {
+    await as(bin('pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
+  };
+  await start();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    start,
+    stop,
+    async cleanup() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

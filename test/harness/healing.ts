@@ -51,7 +51,8 @@ export async function startHealingTestbed(
   const client = createKubeClient(testAccess());
   const { name: namespace, cleanup: dropNamespace } = await createTestNamespace(prefix);
   const schema = `test_${prefix.replace(/[^a-z0-9]/g, '_')}_${uniqueSuffix()}`;
-  const superuser = new pg.Pool({ connectionString: inject('postgresUrl'), max: 2 });
+  const superuser = new pg.Pool({ connectionString: options.auditUrl ?? inject('postgresUrl'), max: 2 });
+  superuser.on('error', () => {});
   await client.create({
     apiVersion: 'v1',
     kind: 'Secret',
