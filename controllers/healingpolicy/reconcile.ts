@@ -332,7 +332,10 @@ export function registerHealingPolicyController(
       const trail = trailState(rows);
       const failedRevisions = new Set(
         rows
-          .filter((r) => r.type === 'Detected' && typeof r.details?.revision === 'string')
+          // A revision that failed while it served (found failing, or acted on) is never a rollback target.
+          .filter(
+            (r) => (r.type === 'Detected' || r.type === 'Intent') && typeof r.details?.revision === 'string',
+          )
           .map((r) => `${r.target?.uid}/${r.details?.revision}`),
       );
 
@@ -485,6 +488,7 @@ export function registerHealingPolicyController(
             trail: trailState(memory.rows ?? []),
             auditAvailable: false,
             cluster: { healthy: !clusterFault },
+            settleMs,
           })
         : plan;
       watchedGauge.set(labels, finalPlan.targets.length);
