@@ -188,18 +188,14 @@ const parseRow = (r: { seq: string; content: string; hash: string; prev_hash: st
 
 export function openAuditTrail(options: { url: string; schema?: string }): AuditTrail {
   const schema = checkSchemaName(options.schema ?? 'aurora');
-  const pool = openPool(options.url);
-  // Every session acts as the writer role where the login role may (is a member, or a superuser, as in
-  // a sandbox): it may then only read and insert, whatever else the login could do.
-  pool.on('connect', (client) => {
-    client
-      .query(
-        `select set_config('role', '${auditWriterRole}', false)
-         where exists (select 1 from pg_roles where rolname = '${auditWriterRole}')
-           and pg_has_role(current_user, '${auditWriterRole}', 'MEMBER')`,
-      )
-      .catch(() => {});
-  });
+  // Opened once the migrations ran: every session then acts as the writer role where the login role may
+  // (is a member, or a superuser, as in a sandbox), so it may only read and insert, whatever else the
+  // login could do.
+  let pool: pg.Pool | undefined;
+  const ready = (): pg.Pool => {
+    if (!pool) throw new Error('the audit trail is used before its migrations ran');
+    return pool;
+  };
   const table = `${schema}.audit_trail`;
   return {
     schema,
@@ -209,12 +205,16 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
       migrator.on('error', () => {});
       try {
         await applyMigrations(migrator, schema, 'audit_migrations', migrations(schema));
+        const { rows } = await migrator.query<{ writer: boolean }>(
+          `select pg_has_role(current_user, '${auditWriterRole}', 'MEMBER') as writer`,
+        );
+        pool ??= openPool(options.url, 4, rows[0]?.writer ? { role: auditWriterRole } : {});
       } finally {
         await migrator.end();
       }
     },
     async append(entry) {
-      const client = await pool.connect();
+      const client = await ready().connect();
       try {
         await client.query('begin');
         // One writer at a time extends the chain (replicas, and policies sharing a database).
@@ -244,7 +244,7 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
     async policyRows(policyUid, sinceMs) {
       // Where the oldest open episode or storm began: the latest boundary row per target (and for the
       // storm), kept when it opens one.
-      const open = await pool.query<{ seq: string }>(
+      const open = await ready().query<{ seq: string }>(
         `select min(seq) as seq from (
            select distinct on (coalesce(target_uid, '')) seq, type from ${table}
            where policy_uid = $1 and type in ('Detected', 'Recovered', 'StormStarted', 'StormEnded')
@@ -253,7 +253,7 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
         [policyUid],
       );
       const openSeq = open.rows[0]?.seq ? Number(open.rows[0].seq) : Number.MAX_SAFE_INTEGER;
-      const { rows } = await pool.query<{ seq: string; content: string; hash: string; prev_hash: string }>(
+      const { rows } = await ready().query<{ seq: string; content: string; hash: string; prev_hash: string }>(
         `select seq, content, hash, prev_hash from ${table}
          where policy_uid = $1 and (at_ms >= $2 or seq >= $3) order by seq`,
         [policyUid, Math.floor(sinceMs), openSeq],
@@ -261,12 +261,14 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
       return rows.map(parseRow);
     },
     async head() {
-      const { rows } = await pool.query<{ seq: string; hash: string }>(
+      const { rows } = await ready().query<{ seq: string; hash: string }>(
         `select seq, hash from ${table} order by seq desc limit 1`,
       );
       return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : undefined;
     },
-    close: () => pool.end(),
+    close: async () => {
+      await pool?.end();
+    },
   };
 }
 

@@ -54,10 +54,12 @@ export function checkSchemaName(schema: string): string {
 }
 
 /** A small pool with short time-outs: a PostgreSQL that does not answer fails fast, and is tried again. */
-export function openPool(url: string, max = 4): pg.Pool {
+export function openPool(url: string, max = 4, options?: { role?: string }): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max,
+    // A role taken at connection start: every session acts as it before its first query.
+    ...(options?.role ? { options: `-c role=${options.role}` } : {}),
     connectionTimeoutMillis: 3_000,
     query_timeout: 10_000,
     idleTimeoutMillis: 30_000,

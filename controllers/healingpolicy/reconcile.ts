@@ -1,6 +1,7 @@
 import { Counter, Gauge } from 'prom-client';
 import { healingPolicySpec } from '../../crds/healingpolicy.ts';
 import { apiVersion, type HealingPolicy, type InferencePool } from '../../crds/kinds.ts';
+import { failpoint } from '../../operator/failpoints.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
 import { readSecretKey } from '../../operator/kube/secrets.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
@@ -565,6 +566,7 @@ export function registerHealingPolicyController(
           .catch(() => 'unreachable' as const);
         if (live === 'unreachable' || !live || live.metadata.uid !== a.target.uid) return;
         const intent = await record(trailRef, intentEntry(a, spec.mode, params.details));
+        await failpoint('healing-after-intent');
         let outcome: Awaited<ReturnType<typeof performAction>>;
         if (spec.mode === 'DryRun') {
           outcome = {
@@ -576,6 +578,7 @@ export function registerHealingPolicyController(
           outcome = await performAction(manager.client, params.params);
           if (outcome.outcome === 'Done') await consumeApproval(a);
         }
+        await failpoint('healing-before-outcome');
         const shown = spec.mode === 'DryRun' ? 'DryRun' : outcome.outcome;
         const row = await record(trailRef, {
           type: 'Outcome',
