@@ -18,6 +18,7 @@ import {
   startControlPlane,
 } from './local-cluster/control-plane.ts';
 import { installAuroraCrds } from './local-cluster/crds.ts';
+import { showHealing } from './local-cluster/healing-demo.ts';
 import { followPodWorkloads, type PodWorkloads } from './local-cluster/pod-workloads.ts';
 import { type ManagedProcess, startProcess, waitFor } from './local-cluster/process.ts';
 import { ensureServices } from './local-cluster/services.ts';
@@ -110,6 +111,11 @@ await run(kubectl, [
   ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'create', 'secret', 'generic', 'er-redis'],
   `--from-literal=url=${services.redisUrl}`,
 ]);
+// The healing policy's audit trail goes to the machine's PostgreSQL, in the schema the operator uses.
+await run(kubectl, [
+  ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'create', 'secret', 'generic', 'aurora-audit-db'],
+  `--from-literal=url=${services.postgresUrl}`,
+]);
 const exampleFiles = [
   join(repoRoot, 'examples', 'model', 'configmap.yaml'),
   ...readdirSync(join(repoRoot, 'examples'))
@@ -172,6 +178,10 @@ arrivals = startArrivalGenerator({
     return `queue er-queue: ${waiting || 0} waiting; pool er-triage: ${current || '?'} replicas (Aurora wants ${desired || '?'}), ${triageServers?.running().size ?? 0} triage servers running`;
   },
 });
+const healing = await showHealing(kubeconfig, kube, services.postgresUrl).catch((err: Error) => {
+  console.log(`  the healing demonstration did not finish: ${err.message}`);
+  return '';
+});
 const { stdout: pods } = await run(kubectl, [
   ...['--kubeconfig', kubeconfig, '-n', 'emergency', 'get', 'pods', '-l', 'aurora.health/pool=er-triage'],
   ...[
@@ -228,6 +238,7 @@ and prints the queue and the pool every 30 s. Watch it scale:
   kubectl -n emergency get carequeue er-queue -w
   kubectl -n emergency get events --field-selector involvedObject.name=er-queue
 
+${healing}
 Aurora operator: ${leaseHolder} holds the lease aurora-system/aurora-operator; probes and metrics on http://127.0.0.1:${operatorPort}/readyz and /metrics
 Logs (control plane and operator): ${join(controlPlane.runDir, 'logs')}
 Press Ctrl-C to stop.`);

@@ -98,10 +98,23 @@ describe('diagnose', () => {
     ],
     [
       'failures on one node while the same pods elsewhere are healthy: cordon',
-      [pod('a', {}, { restarts: 5 }), pod('b', { nodeName: 'mini-2' }), pod('c', { nodeName: 'mini-3' })],
-      failing('crashLoop', ['a']),
+      [
+        pod('a', {}, { restarts: 5 }),
+        pod('a2', {}, { restarts: 4 }),
+        pod('b', { nodeName: 'mini-2' }),
+        pod('c', { nodeName: 'mini-3' }),
+      ],
+      failing('crashLoop', ['a', 'a2']),
       { cause: 'NodeLocal', node: 'mini-1' },
       ['RestartRollout', 'Rollback', 'ScaleOut'],
+      { revisions: longServing },
+    ],
+    [
+      'one crashing pod is no proof against its node, however many are healthy elsewhere',
+      [pod('a', {}, { restarts: 5 }), pod('b', { nodeName: 'mini-2' }), pod('c', { nodeName: 'mini-3' })],
+      failing('crashLoop', ['a']),
+      { cause: 'CrashLoop' },
+      ['Rollback', 'ScaleOut', 'CordonNode'],
       { revisions: longServing },
     ],
     [

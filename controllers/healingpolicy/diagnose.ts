@@ -189,8 +189,9 @@ export function diagnose(options: {
   const [node] = nodes;
   const sameElsewhere = (p: PodHealth) =>
     p.nodeName !== node && failing.some((f) => f.revision === undefined || f.revision === p.revision);
-  // Two healthy twins elsewhere at least: one healthy pod beside one failing one says little.
-  if (nodes.size === 1 && node && healthy.filter(sameElsewhere).length >= 2) {
+  // Evidence against a node: two failing pods at least, all on it, and two healthy twins elsewhere (one
+  // crashing pod says nothing about its node; one healthy pod beside it says little about the others).
+  if (failing.length >= 2 && nodes.size === 1 && node && healthy.filter(sameElsewhere).length >= 2) {
     return {
       ...base,
       cause: 'NodeLocal',

@@ -74,8 +74,9 @@ describe('HealingPolicy guardrails', () => {
         spec: { taints: [{ key: 'heal-group', value: group, effect: 'NoSchedule' }] },
       } as KubeObject);
     }
+    // Four pods over three machines: two land on one of them.
     await bed.deployment('spread', {
-      replicas: 3,
+      replicas: 4,
       labels: { scenario: 'node' },
       podSpec: {
         nodeSelector: { 'heal-group': group },
@@ -90,7 +91,17 @@ describe('HealingPolicy guardrails', () => {
         ],
       },
     });
-    const bad = `${group}-1`;
+    // The machine holding two of them is the bad one.
+    const perNode = new Map<string, number>();
+    for (const p of await livePods(bed.client, bed.namespace, 'app=spread')) {
+      const n = (p.spec as { nodeName?: string } | undefined)?.nodeName ?? '';
+      perNode.set(n, (perNode.get(n) ?? 0) + 1);
+    }
+    const bad = [...perNode].find(([, count]) => count === 2)?.[0] ?? '';
+    expect(bad).toMatch(group);
+    // Both fail before the policy looks, so it sees the whole picture at once.
+    const k = fail('app=spread', { kind: 'CrashLoop', restarts: 5 }, { onlyNode: bad });
+    await waitFor('both pods on it failing', async () => (k.failed() >= 2 ? true : undefined));
     await bed.policy('node', {
       selector: selectorFor('node'),
       detectors: { crashLoop: { restarts: 3 } },
@@ -98,7 +109,6 @@ describe('HealingPolicy guardrails', () => {
       guardrails: guardrails(),
       approval: { requiredFor: ['CordonNode'] },
     });
-    fail('app=spread', { kind: 'CrashLoop', restarts: 5 }, { onlyNode: bad });
     const waiting = await bed.until('awaiting approval', 'node', (s) =>
       s.unhealthyTargets?.[0]?.waitingFor === 'AwaitingApproval' ? s : undefined,
     );
@@ -137,7 +147,7 @@ describe('HealingPolicy guardrails', () => {
       return d?.metadata.annotations?.['aurora.health/approve'] === undefined ? true : undefined;
     });
     // The other machines were never touched.
-    for (const other of [`${group}-2`, `${group}-3`]) {
+    for (const other of [1, 2, 3].map((i) => `${group}-${i}`).filter((n) => n !== bad)) {
       const n = await bed.client.get<KubeObject & { spec?: { unschedulable?: boolean } }>({
         apiVersion: 'v1',
         kind: 'Node',
