@@ -52,3 +52,13 @@ export const releaseAnnotations = {
   version: 'aurora.health/model-version',
   digest: 'aurora.health/model-digest',
 } as const;
+
+/**
+ * A rollback of an InferencePool, as a HealingPolicy writes it on the pool (metadata, never the spec):
+ * serve release `to` instead of `from` while `from` is still the newest that passed acceptance. A newer
+ * version that passes ends it, and so does removing the annotations.
+ */
+export const rollbackAnnotations = {
+  to: 'aurora.health/rolled-back-to',
+  from: 'aurora.health/rolled-back-from',
+} as const;

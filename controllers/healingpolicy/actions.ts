@@ -1,6 +1,7 @@
 // The remediation actions, and how to tell from the cluster whether one already happened (after a
 // leader change, an intent with no outcome is settled by looking, never by acting blindly again).
 // Each action's parameters are fixed in its intent row first, so carrying it out is idempotent.
+import { rollbackAnnotations } from '../../crds/labels.ts';
 import { ApiError, isNotFound, type KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Action } from './diagnose.ts';
@@ -26,6 +27,9 @@ export interface ActionParams {
   /** Rollback: the revision to go back to (ReplicaSet name or ControllerRevision name), and its id. */
   toRevisionObject?: string;
   toRevision?: string;
+  /** Rollback of an InferencePool: the release to serve again, and the one it replaces. */
+  toRelease?: string;
+  fromRelease?: string;
   /** ScaleOut: replicas before and after. */
   fromReplicas?: number;
   toReplicas?: number;
@@ -159,6 +163,23 @@ interface Template {
 
 async function rollback(client: KubeClient, p: ActionParams): Promise<ActionOutcome> {
   const to = p.toRevisionObject ?? '';
+  if (p.kind === 'InferencePool') {
+    // The pool's controller serves the earlier release while the failing one is still the newest.
+    await client.patch(
+      { apiVersion: apiVersionOf(p.kind), kind: p.kind, metadata: { name: p.name, namespace: p.namespace } },
+      {
+        metadata: {
+          annotations: { [rollbackAnnotations.to]: p.toRelease, [rollbackAnnotations.from]: p.fromRelease },
+        },
+      },
+      { type: 'merge', fieldManager: healingFieldManager },
+    );
+    return {
+      outcome: 'Done',
+      reason: 'RolledBack',
+      message: `InferencePool ${p.name} serves release ${p.toRelease} again instead of ${p.fromRelease}`,
+    };
+  }
   if (p.workloadKind === 'Deployment') {
     const rs = await client.get<KubeObject & { spec?: { template?: Template } }>({
       apiVersion: 'apps/v1',
@@ -229,6 +250,14 @@ export async function actionTookEffect(client: KubeClient, p: ActionParams): Pro
         return w?.spec?.template?.metadata?.annotations?.[restartedAtAnnotation] === p.restartedAt;
       }
       case 'Rollback': {
+        if (p.kind === 'InferencePool') {
+          const pool = await client.get({
+            apiVersion: apiVersionOf(p.kind),
+            kind: p.kind,
+            metadata: { name: p.name, namespace: p.namespace },
+          });
+          return pool?.metadata.annotations?.[rollbackAnnotations.to] === p.toRelease;
+        }
         if (p.workloadKind === 'Deployment') {
           const rs = await client.get({
             apiVersion: 'apps/v1',

@@ -186,3 +186,30 @@ describe('readingFor', () => {
     ).toEqual({ kind: 'value', value: 0.2 });
   });
 });
+
+describe('an InferencePool’s revisions', () => {
+  const rs = (name: string, revision: string, release: string) =>
+    revisionObject({
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: {
+        name,
+        namespace: 'er',
+        creationTimestamp: '2026-11-28T10:00:00Z',
+        annotations: { 'deployment.kubernetes.io/revision': revision },
+        labels: { 'pod-template-hash': name },
+      },
+      spec: { template: { metadata: { annotations: { 'aurora.health/release': release } } } },
+    } as never);
+  it('are its releases: earlier ReplicaSets of the release it serves now are no other version', () => {
+    const objects = [
+      rs('a', '1', 'er-triage-1-0-0'),
+      rs('b', '2', 'er-triage-1-1-0'),
+      rs('c', '3', 'er-triage-1-1-0'),
+    ];
+    expect(revisionsOf(objects, 'c').map((r) => [r.id, r.label])).toEqual([
+      ['a', 'release er-triage-1-0-0'],
+      ['c', 'release er-triage-1-1-0'],
+    ]);
+  });
+});

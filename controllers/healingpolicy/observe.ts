@@ -1,6 +1,7 @@
 // What the healing controller keeps of the cluster, and how it turns it into snapshots: pure functions
 // from API objects to the detector's and the diagnosis's inputs. The caches hold only these small views:
 // a pod's health, a revision's identity, never a pod's spec or a log.
+import { releaseAnnotations } from '../../crds/labels.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { ContainerHealth, PodHealth } from './detect.ts';
 import type { RevisionInfo } from './diagnose.ts';
@@ -90,12 +91,23 @@ export function healthPod(obj: KubeObject): HealthPod {
 
 /** A revision as the healing cache keeps it: no template, no data. */
 export interface RevisionObject extends KubeObject {
-  revision: { owner?: string; id: string; number: number; createdAtMs: number };
+  revision: {
+    owner?: string;
+    id: string;
+    number: number;
+    createdAtMs: number;
+    /** For an InferencePool's ReplicaSets: the release (model version) its pods serve. */
+    release?: string;
+  };
 }
 
 /** The transform for ReplicaSets and ControllerRevisions. */
 export function revisionObject(obj: KubeObject): RevisionObject {
-  const raw = obj as KubeObject & { revision?: number };
+  const raw = obj as KubeObject & {
+    revision?: number;
+    spec?: { template?: { metadata?: { annotations?: Record<string, string> } } };
+  };
+  const release = raw.spec?.template?.metadata?.annotations?.[releaseAnnotations.configMap];
   const controller = raw.metadata.ownerReferences?.find((r) => r.controller);
   const isReplicaSet = raw.kind === 'ReplicaSet';
   const number = isReplicaSet
@@ -119,20 +131,28 @@ export function revisionObject(obj: KubeObject): RevisionObject {
         : raw.metadata.name,
       number: Number.isFinite(number) ? number : 0,
       createdAtMs: Number.isFinite(created) ? created : 0,
+      ...(release ? { release } : {}),
     },
   };
 }
 
 /** A target's revisions, oldest first, labelled for people. */
-export function revisionsOf(objects: readonly RevisionObject[]): RevisionInfo[] {
-  return objects
-    .map((o) => ({
-      id: o.revision.id,
-      number: o.revision.number,
-      createdAtMs: o.revision.createdAtMs,
-      label: `revision ${o.revision.number} (${o.metadata.name})`,
-    }))
-    .sort((a, b) => a.number - b.number);
+export function revisionsOf(objects: readonly RevisionObject[], current?: string): RevisionInfo[] {
+  const currentRelease = objects.find((o) => o.revision.id === current)?.revision.release;
+  return (
+    objects
+      // An InferencePool's earlier ReplicaSets of the release it serves now are no other version.
+      .filter((o) => !currentRelease || o.revision.id === current || o.revision.release !== currentRelease)
+      .map((o) => ({
+        id: o.revision.id,
+        number: o.revision.number,
+        createdAtMs: o.revision.createdAtMs,
+        label: o.revision.release
+          ? `release ${o.revision.release}`
+          : `revision ${o.revision.number} (${o.metadata.name})`,
+      }))
+      .sort((a, b) => a.number - b.number)
+  );
 }
 
 /** Pods that count toward a target's health: live, not being deleted, on a node that is Ready. */

@@ -268,7 +268,7 @@ export function registerHealingPolicyController(
     return {
       snapshot,
       workloadKind: workloadKind as 'Deployment' | 'StatefulSet',
-      revisions: revisionsOf(revisionObjects),
+      revisions: revisionsOf(revisionObjects, current),
       revisionObjects,
       ...(current ? { current } : {}),
     };
@@ -746,13 +746,25 @@ function actionParams(
           reason: 'NoHealthyRevision',
           message: 'no earlier healthy revision to roll back to',
         };
-      if (a.target.kind === 'InferencePool')
-        return {
-          ok: false,
-          reason: 'RollbackNotSupported',
-          message:
-            'an InferencePool is rolled back by pinning its TriageModel to the version it served before',
+      if (a.target.kind === 'InferencePool') {
+        // A pool goes back to the release (model version) it served before, through its own controller.
+        const toRelease = object.revision.release;
+        const fromRelease = s.revisionObjects.find((r) => r.revision.id === s.current)?.revision.release;
+        if (!toRelease || !fromRelease || toRelease === fromRelease)
+          return {
+            ok: false,
+            reason: 'NoHealthyRevision',
+            message: 'no earlier release of the pool to go back to',
+          };
+        params = {
+          ...base,
+          toRevisionObject: object.metadata.name,
+          toRevision: to.id,
+          toRelease,
+          fromRelease,
         };
+        break;
+      }
       params = { ...base, toRevisionObject: object.metadata.name, toRevision: to.id };
       break;
     }
@@ -780,6 +792,7 @@ function actionParams(
     ...(s.current ? { revision: s.current } : {}),
     ...(params.pods ? { pods: params.pods.map((p) => p.name) } : {}),
     ...(params.toRevisionObject ? { toRevision: params.toRevisionObject } : {}),
+    ...(params.toRelease ? { toRelease: params.toRelease, fromRelease: params.fromRelease ?? '' } : {}),
     ...(params.toReplicas !== undefined
       ? { fromReplicas: params.fromReplicas ?? 0, toReplicas: params.toReplicas }
       : {}),

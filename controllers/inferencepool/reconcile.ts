@@ -1,7 +1,13 @@
 import { Gauge } from 'prom-client';
 import { inferencePoolSpec } from '../../crds/inferencepool.ts';
 import { apiVersion, type InferencePool, type TriageModel } from '../../crds/kinds.ts';
-import { managedSelector, poolLabel, releaseAnnotations, releaseLabel } from '../../crds/labels.ts';
+import {
+  managedSelector,
+  poolLabel,
+  releaseAnnotations,
+  releaseLabel,
+  rollbackAnnotations,
+} from '../../crds/labels.ts';
 import type { ValidatorClient } from '../../model/validator-client.ts';
 import { createChildApplier } from '../../operator/apply.ts';
 import { findCondition } from '../../operator/conditions.ts';
@@ -22,7 +28,7 @@ import {
   poolPodMemoryMiB,
   poolRolloutStrategy,
 } from './desired.ts';
-import { type ModelRelease, modelState, releaseName } from './release.ts';
+import { chooseRelease, type ModelRelease, modelState, releaseName } from './release.ts';
 import { createReleaseStore, withoutFile } from './release-store.ts';
 import { inferencePoolEvents, inferencePoolStatus, nextTimedChangeMs } from './status.ts';
 
@@ -146,6 +152,20 @@ export function registerInferencePoolController(
           requeueAfterMs = ensured.retryMs;
         }
       }
+      // A HealingPolicy's rollback: the release served before, while the one it rolled back from is newest.
+      const choice = chooseRelease({
+        ...(served ? { newest: releaseName(pool.metadata.name, served) } : {}),
+        known: new Set(knownReleases.keys()),
+        rollback: {
+          ...(pool.metadata.annotations?.[rollbackAnnotations.to]
+            ? { to: pool.metadata.annotations[rollbackAnnotations.to] }
+            : {}),
+          ...(pool.metadata.annotations?.[rollbackAnnotations.from]
+            ? { from: pool.metadata.annotations[rollbackAnnotations.from] }
+            : {}),
+        },
+      });
+      if (choice.rolledBack && choice.name) served = knownReleases.get(choice.name) ?? served;
       // Nothing newer that passed: keep what the pods serve now.
       served ??= currentRelease ? knownReleases.get(currentRelease) : undefined;
 

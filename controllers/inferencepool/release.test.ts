@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TriageModel } from '../../crds/kinds.ts';
-import { type ModelRelease, modelState } from './release.ts';
+import { chooseRelease, type ModelRelease, modelState } from './release.ts';
 
 const digest = 'ab'.repeat(32);
 const contract: ModelRelease['contract'] = {
@@ -95,5 +95,30 @@ describe('modelState', () => {
       model({ ...validatedStatus, conditions: [ready('False', 'ContractMismatch')] }),
     );
     expect(state).toMatchObject({ kind: 'rejected', reason: 'ContractMismatch', version: '1.0.0' });
+  });
+});
+
+describe('chooseRelease', () => {
+  const known = new Set(['pool-1-0-0', 'pool-1-1-0']);
+  it.each([
+    ['the newest, with no rollback', {}, { name: 'pool-1-1-0', rolledBack: false }],
+    [
+      'the release rolled back to',
+      { to: 'pool-1-0-0', from: 'pool-1-1-0' },
+      { name: 'pool-1-0-0', rolledBack: true },
+    ],
+    // A newer version passed since: the rollback lapses.
+    [
+      'the newest once another version passed',
+      { to: 'pool-1-0-0', from: 'pool-0-9-0' },
+      { name: 'pool-1-1-0', rolledBack: false },
+    ],
+    [
+      'the newest when the earlier release is gone',
+      { to: 'pool-0-1-0', from: 'pool-1-1-0' },
+      { name: 'pool-1-1-0', rolledBack: false },
+    ],
+  ])('%s', (_n, rollback, expected) => {
+    expect(chooseRelease({ newest: 'pool-1-1-0', known, rollback })).toEqual(expected);
   });
 });

@@ -85,6 +85,21 @@ export function modelState(name: string, model: TriageModel | undefined): ModelS
 }
 
 /** The release ConfigMap's name: the pool and a hash of what is served (file and contract). */
+/**
+ * The release to serve: the newest that passed acceptance, unless a rollback pins an earlier one the
+ * pool still has while the release it rolled back from is still the newest.
+ */
+export function chooseRelease(options: {
+  newest?: string;
+  known: ReadonlySet<string>;
+  rollback?: { to?: string; from?: string };
+}): { name?: string; rolledBack: boolean } {
+  const { newest, known, rollback } = options;
+  if (rollback?.to && rollback.from && rollback.from === newest && known.has(rollback.to))
+    return { name: rollback.to, rolledBack: true };
+  return { ...(newest ? { name: newest } : {}), rolledBack: false };
+}
+
 export function releaseName(pool: string, release: ModelRelease): string {
   const id = createHash('sha256')
     .update(JSON.stringify([release.digest, release.contract, release.http ?? null]))
