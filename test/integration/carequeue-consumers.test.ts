@@ -211,8 +211,14 @@ describe('consumers that really serve', () => {
     });
     expect(waits).toHaveLength(200);
     expect(Math.max(...waits)).toBeLessThanOrEqual(maxWaitSeconds * 1000);
-    const queue = await getQueue('rush');
-    expect(queue?.status?.servedPerConsumerPerMinute).toBeGreaterThan(0);
+    // The service rate is measured over 15 s of serving at least: on a busy machine the burst can be
+    // served sooner, and the rate is reported on a later look.
+    const rate = await waitFor(
+      'a measured service rate',
+      async () => (await getQueue('rush'))?.status?.servedPerConsumerPerMinute,
+      { timeoutMs: 30_000 },
+    );
+    expect(rate).toBeGreaterThan(0);
   });
 
   it('finds no patient value in what the operator and the consumers wrote out', async () => {

@@ -668,12 +668,61 @@ describe('the InferencePool controller', () => {
         await client.list('v1', 'ConfigMap', { namespace, labelSelector: 'aurora.health/release-of=er-roll' })
       ).items.map((cm) => cm.metadata.annotations?.['aurora.health/model-version']);
       expect(releases.sort()).toEqual(['1.0.0', '1.2.0']);
+
+      // A HealingPolicy's rollback (annotations on the pool, its spec untouched): 1.0.0 serves again
+      // while 1.2.0 is still the newest that passed; taking the annotations away moves it forward.
+      const releaseOf = async (version: string) =>
+        (
+          await client.list('v1', 'ConfigMap', {
+            namespace,
+            labelSelector: 'aurora.health/release-of=er-roll',
+          })
+        ).items.find((cm) => cm.metadata.annotations?.['aurora.health/model-version'] === version)?.metadata
+          .name;
+      const poolRef = {
+        apiVersion: 'aurora.health/v1alpha1',
+        kind: 'InferencePool',
+        metadata: { name: 'er-roll', namespace },
+      };
+      await client.patch(
+        poolRef,
+        {
+          metadata: {
+            annotations: {
+              'aurora.health/rolled-back-to': await releaseOf('1.0.0'),
+              'aurora.health/rolled-back-from': await releaseOf('1.2.0'),
+            },
+          },
+        },
+        { type: 'merge' },
+      );
+      await waitPool(
+        'er-roll',
+        'rolled back to 1.0.0',
+        (p) => p.status?.servedModel?.version === '1.0.0',
+        90_000,
+      );
+      await client.patch(
+        poolRef,
+        {
+          metadata: {
+            annotations: { 'aurora.health/rolled-back-to': null, 'aurora.health/rolled-back-from': null },
+          },
+        },
+        { type: 'merge' },
+      );
+      await waitPool(
+        'er-roll',
+        'forward to 1.2.0 again',
+        (p) => p.status?.servedModel?.version === '1.2.0',
+        90_000,
+      );
     } finally {
       stopWatch.abort();
       await watching;
     }
-    // The Deployment never named the version that failed.
-    expect(templates).toEqual(['1.0.0', '1.2.0']);
+    // The Deployment never named the version that failed (and went back and forth by the rollback).
+    expect(templates).toEqual(['1.0.0', '1.2.0', '1.0.0', '1.2.0']);
     await removePools('er-roll');
   }, 240_000);
 });
