@@ -163,6 +163,11 @@ const migrations = (s: string): string[] => [
    grant select on ${s}.audit_log, ${s}.audit_migrations to ${auditWriterRole};`,
 ];
 
+/** The database would let Aurora write the trail only with more rights than reading and inserting. */
+export class AuditRoleError extends Error {
+  readonly code = 'AuditRoleRefused';
+}
+
 export interface AuditTrail {
   readonly schema: string;
   /** Applies the schema's migrations (as the login role); then every write runs as the writer role. */
@@ -205,10 +210,29 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
       migrator.on('error', () => {});
       try {
         await applyMigrations(migrator, schema, 'audit_migrations', migrations(schema));
-        const { rows } = await migrator.query<{ writer: boolean }>(
-          `select pg_has_role(current_user, '${auditWriterRole}', 'MEMBER') as writer`,
-        );
-        pool ??= openPool(options.url, 4, rows[0]?.writer ? { role: auditWriterRole } : {});
+        // Whether the login may act as the writer role: SET (PostgreSQL 16 and later), else membership.
+        const canSet = await migrator
+          .query<{ ok: boolean }>(`select pg_has_role(current_user, '${auditWriterRole}', 'SET') as ok`)
+          .catch(() =>
+            migrator.query<{ ok: boolean }>(
+              `select pg_has_role(current_user, '${auditWriterRole}', 'MEMBER') as ok`,
+            ),
+          );
+        if (!canSet.rows[0]?.ok) {
+          // A login that cannot take the role writes as itself, which is fine only if it, too, may only
+          // read and insert: one that could change the trail (its owner, say) is refused.
+          const { rows } = await migrator.query<{ changes: boolean }>(
+            `select has_table_privilege(current_user, '${schema}.audit_trail', 'UPDATE, DELETE, TRUNCATE')
+                 or pg_has_role(current_user, (select tableowner::text from pg_tables
+                                               where schemaname = '${schema}' and tablename = 'audit_trail'), 'USAGE')
+               as changes`,
+          );
+          if (rows[0]?.changes)
+            throw new AuditRoleError(
+              `the login may change the audit trail and cannot act as ${auditWriterRole}: grant it that role (and nothing more)`,
+            );
+        }
+        pool ??= openPool(options.url, 4, canSet.rows[0]?.ok ? { role: auditWriterRole } : {});
       } finally {
         await migrator.end();
       }

@@ -113,6 +113,8 @@ export async function performAction(client: KubeClient, p: ActionParams): Promis
 async function restartPods(client: KubeClient, p: ActionParams): Promise<ActionOutcome> {
   const evicted: string[] = [];
   const refused: string[] = [];
+  const failed: string[] = [];
+  let lastError: unknown;
   for (const pod of p.pods ?? []) {
     try {
       const info = await client.resource('v1', 'Pod');
@@ -137,10 +139,15 @@ async function restartPods(client: KubeClient, p: ActionParams): Promise<ActionO
       // 429: a PodDisruptionBudget allows no disruption now. 404/409: the pod is already gone or replaced.
       if (isNotFound(err) || (err instanceof ApiError && err.status === 409)) evicted.push(pod.name);
       else if (err instanceof ApiError && err.status === 429) refused.push(pod.name);
-      else throw err;
+      else {
+        // Any other error fails this pod only: those already evicted stay evicted, and are reported.
+        failed.push(pod.name);
+        lastError = err;
+      }
     }
   }
-  const details = { evicted, refused };
+  const details = { evicted, refused, failed };
+  if (evicted.length === 0 && failed.length > 0) throw lastError;
   if (evicted.length === 0)
     return {
       outcome: 'Refused',
@@ -151,7 +158,7 @@ async function restartPods(client: KubeClient, p: ActionParams): Promise<ActionO
   return {
     outcome: 'Done',
     reason: 'PodsEvicted',
-    message: `${evicted.length} pod(s) evicted${refused.length ? `, ${refused.length} refused by a PodDisruptionBudget` : ''}`,
+    message: `${evicted.length} pod(s) evicted${refused.length ? `, ${refused.length} refused by a PodDisruptionBudget` : ''}${failed.length ? `, ${failed.length} failed (${apiReason(lastError)})` : ''}`,
     details,
   };
 }

@@ -164,6 +164,15 @@ describe('OOM kills', () => {
         { atMs: 30_000, pods: [oom(1, -10_000)] },
       ])?.state,
     ).toBe('Healthy');
+    // A pod replaced since took its kills with it.
+    const replaced = pod('b', {}, [{ name: 'app', restarts: 0 }]);
+    expect(
+      run(d, [
+        { atMs: 0, pods: [oom(1, -10_000)] },
+        { atMs: 30_000, pods: [oom(2, 20_000)] },
+        { atMs: 40_000, pods: [replaced] },
+      ])?.state,
+    ).toBe('Healthy');
     // A kill older than the window does not count.
     expect(
       run(d, [

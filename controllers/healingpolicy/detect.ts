@@ -197,7 +197,11 @@ export function detect(options: {
   }
   if (oomKilled) {
     const from = nowMs - oomKilled.windowSeconds * 1000;
-    const kills = Object.entries(oomKills).filter(([, at]) => at >= from);
+    // Only kills of the pods there now: a pod replaced since took its memory problem with it.
+    const current = new Set(target.pods.map((p) => p.uid));
+    const kills = Object.entries(oomKills).filter(
+      ([k, at]) => at >= from && current.has(k.split('/')[0] ?? ''),
+    );
     const uids = new Set(kills.map(([k]) => k.split('/')[0]));
     if (kills.length >= oomKilled.count)
       raw.push({

@@ -259,15 +259,74 @@ describe('the ladder', () => {
     expect(sim.rows.at(-1)).toMatchObject({ type: 'Outcome', outcome: 'DryRun' });
   });
 
-  it('does not count a refused action against the budget, and retries it after the cool-down', () => {
+  it('does not count a refused action against the budget, retries it after the cool-down, and moves on at its timeout', () => {
     const sim = new Simulation(
-      spec({ guardrails: { budget: { actions: 1, windowSeconds: 3600 }, cooldownSeconds: 60 } }),
+      spec({
+        escalation: [
+          { action: 'RestartPod', timeoutSeconds: 300 },
+          { action: 'RestartRollout', timeoutSeconds: 60 },
+        ],
+        guardrails: { budget: { actions: 1, windowSeconds: 3600 }, cooldownSeconds: 60 },
+      }),
       'Refused',
     );
     const svc = [target('svc', failing), target('b', healthy)];
     expect(actions(sim.plan(0, svc))).toEqual(['RestartPod']);
     expect(holdOf(sim.plan(30, svc))).toBe('CoolingDown');
     expect(actions(sim.plan(61, svc))).toEqual(['RestartPod']);
+    // Refused every time: the step still gives way at its timeout, counted from its first try.
+    expect(actions(sim.plan(300, svc))).toEqual(['RestartRollout']);
+  });
+
+  it('counts a failed action against the budget: it may have done part of its work', () => {
+    const sim = new Simulation(
+      spec({ guardrails: { budget: { actions: 1, windowSeconds: 3600 }, cooldownSeconds: 10 } }),
+      'Failed',
+    );
+    const two = [
+      target('a', failing),
+      target('b', failing),
+      target('c', healthy),
+      target('d', healthy),
+      target('e', healthy),
+    ];
+    expect(actions(sim.plan(0, two))).toEqual(['RestartPod']);
+    expect(holdOf(sim.plan(20, two), 'b')).toBe('BudgetExhausted');
+  });
+
+  it('moves no step during a storm or with the cluster unhealthy: nothing skipped, nothing escalated', () => {
+    const everywhere: Diagnosis = {
+      cause: 'EverywhereAtOnce',
+      message: 'all at once',
+      ruledOut: { RestartPod: 'x', RestartRollout: 'x', Rollback: 'x' },
+    };
+    const storm = new Simulation(spec({ guardrails: { maxUnhealthyPercent: 50 } }));
+    storm.plan(0, [target('a', failing, everywhere), target('b', failing, everywhere), target('c', healthy)]);
+    expect(storm.types()).toEqual(['StormStarted', 'Detected', 'Detected']);
+    const sick = new Simulation();
+    sick.plan(0, [target('a', failing, everywhere), target('c', healthy)], { clusterHealthy: false });
+    expect(sick.types()).toEqual(['Detected']);
+  });
+
+  it('ends the episode of a target it no longer watches', () => {
+    const sim = new Simulation();
+    sim.plan(0, [target('svc', failing), target('b', healthy)]);
+    sim.plan(10, [target('b', healthy)]);
+    expect(sim.rows.at(-1)).toMatchObject({
+      type: 'Recovered',
+      reason: 'NoLongerWatched',
+      target: { name: 'svc' },
+    });
+  });
+
+  it('takes an approval only as the answer to a request', () => {
+    const sim = new Simulation(spec({ approval: { requiredFor: ['RestartPod'] } }));
+    // Approved before anything asked: the request is recorded first.
+    const early = sim.plan(0, [target('svc', failing, crash, ['RestartPod']), target('b', healthy)]);
+    expect(holdOf(early)).toBe('AwaitingApproval');
+    expect(
+      actions(sim.plan(10, [target('svc', failing, crash, ['RestartPod']), target('b', healthy)])),
+    ).toEqual(['RestartPod']);
   });
 
   it('holds a target whose intent has no outcome, until it is resolved', () => {

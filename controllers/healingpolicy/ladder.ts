@@ -26,12 +26,18 @@ export type HoldReason =
 
 /** One target's remediation episode, as the trail tells it. */
 export interface Episode {
+  target?: AuditTarget;
   detectedAtMs: number;
   detector?: string;
   cause?: string;
   /** The step in effect or next to run. */
   step: number;
-  /** When the step's action was applied (Done or DryRun): its timeout runs from then. */
+  /**
+   * When the step was first tried: its timeout runs from then, whatever came of it, so a step that is
+   * refused again and again (a disruption budget, nothing to restart) still gives way to the next.
+   */
+  stepStartedAtMs?: number;
+  /** When the step's action was last applied (Done or DryRun). */
   stepAppliedAtMs?: number;
   awaitingApproval: boolean;
   escalated: boolean;
@@ -46,7 +52,8 @@ export interface TrailState {
   storm: { active: boolean; endedAtMs?: number };
 }
 
-const notCounted = new Set(['Refused', 'Failed', 'Cancelled', 'AwaitingApproval']);
+/** Outcomes that did nothing: they use no budget. A failure may have done part of its work, so it counts. */
+const notCounted = new Set(['Refused', 'Cancelled', 'AwaitingApproval']);
 
 /** Replays the policy's rows, oldest first, into the state the ladder needs. */
 export function trailState(rows: readonly AuditRow[]): TrailState {
@@ -60,6 +67,7 @@ export function trailState(rows: readonly AuditRow[]): TrailState {
     switch (r.type) {
       case 'Detected':
         episodes.set(uid, {
+          ...(r.target ? { target: r.target } : {}),
           detectedAtMs: r.atMs,
           ...(r.detector ? { detector: r.detector } : {}),
           ...(r.cause ? { cause: r.cause } : {}),
@@ -71,14 +79,18 @@ export function trailState(rows: readonly AuditRow[]): TrailState {
       case 'Skipped':
         if (episode && r.step !== undefined) {
           episode.step = r.step + 1;
+          delete episode.stepStartedAtMs;
           delete episode.stepAppliedAtMs;
           episode.awaitingApproval = false;
         }
         break;
       case 'AwaitingApproval':
         if (episode && r.step !== undefined) {
+          if (episode.step !== r.step) {
+            delete episode.stepStartedAtMs;
+            delete episode.stepAppliedAtMs;
+          }
           episode.step = r.step;
-          delete episode.stepAppliedAtMs;
           episode.awaitingApproval = true;
         }
         break;
@@ -87,8 +99,11 @@ export function trailState(rows: readonly AuditRow[]): TrailState {
         attempts.push(attempt);
         attemptBySeq.set(r.seq, attempt);
         if (episode && r.step !== undefined) {
+          if (episode.step !== r.step || episode.stepStartedAtMs === undefined) {
+            episode.stepStartedAtMs = r.atMs;
+            delete episode.stepAppliedAtMs;
+          }
           episode.step = r.step;
-          delete episode.stepAppliedAtMs;
           episode.awaitingApproval = false;
           episode.openIntent = r;
         }
@@ -239,7 +254,7 @@ export function planHealing(options: {
   const lastAttempt = (uid: string) =>
     Math.max(
       Number.NEGATIVE_INFINITY,
-      ...trail.attempts.filter((a) => a.targetUid === uid).map((a) => a.atMs),
+      ...trail.attempts.filter((a) => a.targetUid === uid && a.mode === mode).map((a) => a.atMs),
     );
 
   const views: TargetView[] = [];
@@ -323,12 +338,32 @@ export function planHealing(options: {
       hold('Paused', 'the policy is paused: detect and report only');
       continue;
     }
-    // A step whose action was applied has its timeout to bring recovery before the next.
+    // Nothing moves the ladder (no step skipped, nothing escalated) while the cause may be wider.
+    if (options.cluster.healthy === false) {
+      hold(
+        'ClusterUnhealthy',
+        options.cluster.reason ?? 'the cluster looks unhealthy: nothing disruptive is done',
+      );
+      continue;
+    }
+    if (stormActive || stormNow) {
+      hold('StormActive', `${failing} of ${watched} watched targets are failing: acting on none`);
+      continue;
+    }
+    if (stormCooling) {
+      hold(
+        'StormCoolingDown',
+        `a storm ended; acting again after ${new Date(coolingDownUntilMs ?? nowMs).toISOString()}`,
+      );
+      continue;
+    }
+    // A step has its timeout from when it was first tried; once applied, it waits for recovery.
     let step = episode.step;
-    const applied = episode.stepAppliedAtMs;
-    if (applied !== undefined) {
+    const startedAt = episode.stepStartedAtMs;
+    if (startedAt !== undefined) {
       const timeoutMs = (spec.escalation[step]?.timeoutSeconds ?? 0) * 1000;
-      if (nowMs - applied < timeoutMs) {
+      if (nowMs - startedAt >= timeoutMs) step += 1;
+      else if (episode.stepAppliedAtMs !== undefined) {
         view.step = step;
         hold(
           'WaitingForRecovery',
@@ -336,7 +371,6 @@ export function planHealing(options: {
         );
         continue;
       }
-      step += 1;
     }
     // Steps the diagnosis rules out are passed over, each recorded with its reason.
     while (step < spec.escalation.length) {
@@ -368,24 +402,6 @@ export function planHealing(options: {
       hold('Escalated', 'every step was tried or ruled out: left to a person');
       continue;
     }
-    if (options.cluster.healthy === false) {
-      hold(
-        'ClusterUnhealthy',
-        options.cluster.reason ?? 'the cluster looks unhealthy: nothing disruptive is done',
-      );
-      continue;
-    }
-    if (stormActive || stormNow) {
-      hold('StormActive', `${failing} of ${watched} watched targets are failing: acting on none`);
-      continue;
-    }
-    if (stormCooling) {
-      hold(
-        'StormCoolingDown',
-        `a storm ended; acting again after ${new Date(coolingDownUntilMs ?? nowMs).toISOString()}`,
-      );
-      continue;
-    }
     if (nowMs - lastAttempt(uid) < g.cooldownSeconds * 1000) {
       hold('CoolingDown', `the last action on it was less than ${g.cooldownSeconds}s ago`);
       continue;
@@ -404,8 +420,11 @@ export function planHealing(options: {
       );
       continue;
     }
-    if (spec.approval.requiredFor.includes(s.action) && !t.approvals.has(s.action)) {
-      if (!episode.awaitingApproval || episode.step !== step) {
+    // An approval answers a request: one given before this step asked for it is stale, and is taken away
+    // when the request is recorded.
+    const requested = episode.awaitingApproval && episode.step === step;
+    if (spec.approval.requiredFor.includes(s.action) && !(requested && t.approvals.has(s.action))) {
+      if (!requested) {
         record({
           type: 'AwaitingApproval',
           target: t.target,
@@ -429,6 +448,20 @@ export function planHealing(options: {
         diagnosis,
       },
     });
+  }
+  // Episodes of targets no longer watched (deleted, excluded, paused) end, so the trail closes them.
+  if (options.auditAvailable) {
+    const watchedUids = new Set(options.targets.map((t) => t.target.uid));
+    for (const [uid, episode] of trail.episodes) {
+      if (watchedUids.has(uid) || episode.openIntent || !episode.target) continue;
+      record({
+        type: 'Recovered',
+        target: episode.target,
+        step: episode.step,
+        reason: 'NoLongerWatched',
+        message: 'the policy no longer watches it (deleted, excluded or paused)',
+      });
+    }
   }
   return {
     steps,

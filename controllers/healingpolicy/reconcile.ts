@@ -1,5 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
-import { healingPolicySpec } from '../../crds/healingpolicy.ts';
+import { healingPolicySpec, remediationActions } from '../../crds/healingpolicy.ts';
 import { apiVersion, type HealingPolicy, type InferencePool } from '../../crds/kinds.ts';
 import { failpoint } from '../../operator/failpoints.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
@@ -7,7 +7,14 @@ import { readSecretKey } from '../../operator/kube/secrets.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { watch } from '../../operator/sources.ts';
-import { type AuditEntry, type AuditRow, type AuditTrail, openAuditTrail } from '../../state/audit.ts';
+import {
+  type AuditEntry,
+  AuditRoleError,
+  type AuditRow,
+  type AuditTarget,
+  type AuditTrail,
+  openAuditTrail,
+} from '../../state/audit.ts';
 import { type NodeView, nodeInformer } from '../../views/node.ts';
 import { type ActionParams, actionTookEffect, healingFieldManager, performAction } from './actions.ts';
 import { type DetectorMemory, detect, emptyMemory, type TargetSnapshot, type Verdict } from './detect.ts';
@@ -28,6 +35,8 @@ import { type AuditFault, healingPolicyEvents, healingPolicyStatus } from './sta
 /** Labels and annotations people put on targets. */
 export const healingDisabledLabel = 'aurora.health/healing';
 export const approveAnnotation = 'aurora.health/approve';
+/** The most replicas ScaleOut may set on a Deployment or StatefulSet (a pool has spec.maxReplicas). */
+export const maxReplicasAnnotation = 'aurora.health/max-replicas';
 
 /** How often a policy checks its targets when nothing wakes it sooner. */
 export const checkIntervalMs = 5_000;
@@ -69,6 +78,8 @@ interface PolicyMemory {
   detectors: Map<string, DetectorMemory>;
   /** Since when each target has been healthy without a break. */
   healthySince: Map<string, number>;
+  /** Prometheus's last answer, reused within a check interval. */
+  metric?: { asked: string; atMs: number; result: QueryResult };
 }
 
 interface AuditConnection {
@@ -190,7 +201,13 @@ export function registerHealingPolicyController(
         await connection.trail.migrate();
         connection.migrated = true;
       } catch (err) {
-        return { ok: false, fault: pgFault(err, where, 'AuditSchemaNotReady') };
+        return {
+          ok: false,
+          fault:
+            err instanceof AuditRoleError
+              ? { reason: 'AuditSchemaNotReady', message: `${where}: ${err.message}` }
+              : pgFault(err, where, 'AuditSchemaNotReady'),
+        };
       }
     }
     if (memory.trailKey !== trailKey || !memory.rows || memory.rows.length > 5_000) {
@@ -206,36 +223,66 @@ export function registerHealingPolicyController(
   }
 
   /** The targets a policy watches, by kind, in its namespaces, matching its selector. */
-  function targetsOf(policy: HealingPolicy): Target[] {
+  /** Whether a policy selects a workload (before any other policy's claim). */
+  function selects(policy: HealingPolicy, kind: Target['kind'], object: KubeObject): boolean {
+    const selector = policy.spec?.selector;
+    if (!selector) return false;
+    const namespace = object.metadata.namespace ?? '';
+    if (protectedNamespaces.has(namespace)) return false;
+    if (!(selector.namespaces ?? [policy.metadata.namespace ?? '']).includes(namespace)) return false;
+    if (!(selector.kinds ?? ['Deployment']).includes(kind)) return false;
+    const labels = object.metadata.labels ?? {};
+    if (labels[healingDisabledLabel] === 'disabled') return false;
+    if ((object as WorkloadView).spec?.paused || object.metadata.deletionTimestamp) return false;
+    // A pool's Deployment is watched through its pool.
+    if (
+      kind === 'Deployment' &&
+      object.metadata.ownerReferences?.some((r) => r.controller && r.kind === 'InferencePool')
+    )
+      return false;
+    return selectorMatches(selector.labelSelector, labels);
+  }
+
+  /** The older of two policies (then the first by name): it heals a target both select. */
+  const older = (a: HealingPolicy, b: HealingPolicy) =>
+    (a.metadata.creationTimestamp ?? '') < (b.metadata.creationTimestamp ?? '') ||
+    ((a.metadata.creationTimestamp ?? '') === (b.metadata.creationTimestamp ?? '') &&
+      `${a.metadata.namespace}/${a.metadata.name}` < `${b.metadata.namespace}/${b.metadata.name}`);
+
+  /**
+   * The targets a policy watches, by kind, in its namespaces, matching its selector; a target another,
+   * older policy also selects is that policy's alone (two policies never both act on one target).
+   */
+  function targetsOf(policy: HealingPolicy): { targets: Target[]; yielded: string[] } {
     const { selector } = policy.spec;
     const namespaces = (selector.namespaces ?? [policy.metadata.namespace ?? '']).filter(
       (n) => !protectedNamespaces.has(n),
     );
-    const out: Target[] = [];
+    const targets: Target[] = [];
+    const yielded = new Set<string>();
     for (const namespace of namespaces) {
+      const rivals = policies
+        .byIndex('namespace', namespace)
+        .filter((p) => p.metadata.uid !== policy.metadata.uid && older(p, policy));
       for (const kind of selector.kinds) {
         const objects: KubeObject[] =
           kind === 'Deployment'
-            ? // A pool's Deployment is watched through its pool.
-              deployments
-                .list(namespace)
-                .filter(
-                  (d) => !d.metadata.ownerReferences?.some((r) => r.controller && r.kind === 'InferencePool'),
-                )
+            ? deployments.list(namespace)
             : kind === 'StatefulSet'
               ? statefulSets.list(namespace)
               : pools.list(namespace);
         for (const object of objects) {
-          const labels = object.metadata.labels ?? {};
-          if (labels[healingDisabledLabel] === 'disabled') continue;
-          if ((object as WorkloadView).spec?.paused) continue;
-          if (object.metadata.deletionTimestamp) continue;
-          if (!selectorMatches(selector.labelSelector, labels)) continue;
-          out.push({ kind, object: object as Target['object'] });
+          if (!selects(policy, kind, object)) continue;
+          const owner = rivals.find((p) => selects(p, kind, object));
+          if (owner) {
+            yielded.add(`${owner.metadata.namespace}/${owner.metadata.name}`);
+            continue;
+          }
+          targets.push({ kind, object: object as Target['object'] });
         }
       }
     }
-    return out;
+    return { targets, yielded: [...yielded] };
   }
 
   /** A target's pods, revisions and current revision, from the caches. */
@@ -293,8 +340,19 @@ export function registerHealingPolicyController(
     ],
     forget(key) {
       const [namespace = '', policy = ''] = key.split('/');
-      for (const [uid, m] of memories) if (m.trailKey && uid.startsWith(`${key}/`)) memories.delete(uid);
+      for (const memoryKey of memories.keys())
+        if (memoryKey.startsWith(`${key}/`)) memories.delete(memoryKey);
       for (const g of perPolicyGauges) g.remove({ namespace, policy });
+      for (const action of remediationActions)
+        for (const outcome of ['Done', 'DryRun', 'Refused', 'Failed', 'Cancelled'])
+          actionsCounter.remove({ namespace, policy, action, outcome });
+      // Connections no remaining policy uses are closed.
+      const inUse = new Set([...memories.values()].map((m) => m.trailKey));
+      for (const [trailKey, connection] of connections) {
+        if (inUse.has(trailKey)) continue;
+        connections.delete(trailKey);
+        void connection.trail.close().catch(() => {});
+      }
     },
     async reconcile(ctx, policy) {
       const nowMs = ctx.now().getTime();
@@ -317,15 +375,19 @@ export function registerHealingPolicyController(
           ? `${notReady.size} of ${allNodes.length} nodes are not Ready: nothing disruptive is done`
           : undefined;
 
-      const targets = targetsOf(policy);
+      const { targets, yielded } = targetsOf(policy);
       const snapshots = targets.map((t) => ({ t, ...snapshotOf(t, nodeReady) }));
+      // One query per check interval: pod events in the namespace wake the policy far more often.
       let metric: QueryResult | undefined;
-      if (spec.detectors.prometheus) {
-        metric = await queryPrometheus(
-          spec.detectors.prometheus.url,
-          spec.detectors.prometheus.query,
-          ctx.signal,
-        );
+      const promql = spec.detectors.prometheus;
+      if (promql) {
+        const asked = `${promql.url}\n${promql.query}`;
+        if (memory.metric?.asked === asked && nowMs - memory.metric.atMs < interval * 0.9)
+          metric = memory.metric.result;
+        else {
+          metric = await queryPrometheus(promql.url, promql.query, ctx.signal);
+          memory.metric = { asked, atMs: nowMs, result: metric };
+        }
       }
 
       const audit = await auditFor(policy, memory, nowMs);
@@ -465,6 +527,8 @@ export function registerHealingPolicyController(
             if ('record' in step) {
               const row = await record(audit.trail, step.record);
               announce(row);
+              if (row.type === 'AwaitingApproval' && row.target && row.action)
+                await withdrawApproval(row.target, row.action as Action);
             } else {
               const s = byUid.get(step.action.target.uid);
               if (!s) continue;
@@ -488,7 +552,7 @@ export function registerHealingPolicyController(
             targets: inputs,
             trail: trailState(memory.rows ?? []),
             auditAvailable: false,
-            cluster: { healthy: !clusterFault },
+            cluster: clusterFault ? { healthy: false, reason: clusterFault } : { healthy: true },
             settleMs,
           })
         : plan;
@@ -512,6 +576,7 @@ export function registerHealingPolicyController(
           rows: memory.rows ?? rows,
           ...(auditFault ? { auditFault } : {}),
           ...(clusterFault ? { clusterFault } : {}),
+          yielded,
         }),
         requeueAfterMs: auditFault ? Math.min(interval, 2_000) : nextDueMs,
       };
@@ -532,9 +597,18 @@ export function registerHealingPolicyController(
 
       /** Writes the intent, acts (unless DryRun), writes the outcome. */
       async function act(trailRef: AuditTrail, a: PlannedAction, s: (typeof snapshots)[number]) {
-        const params = actionParams(a, s, spec.guardrails.respectDisruptionBudgets, nowMs);
+        // A fresh read of the target: the cache could be stale, and an API server that cannot answer
+        // is no time for disruption. What excludes a target, and the approval, are checked on it again.
+        const live = await readLive(a.target);
+        if (live === 'unreachable' || !live || live.metadata.uid !== a.target.uid) return;
+        if (live.metadata.deletionTimestamp || live.metadata.labels?.[healingDisabledLabel] === 'disabled')
+          return;
+        if ((live as WorkloadView).spec?.paused) return;
+        const needsApproval = spec.approval.requiredFor.includes(a.action);
+        if (needsApproval && !approvalsOf(live).has(a.action)) return;
+        const params = actionParams(a, s, spec.guardrails.respectDisruptionBudgets, nowMs, live);
         if (!params.ok) {
-          // Nothing to do it with (no failing pod left, no bound to scale to): a refusal, recorded.
+          // Nothing to do it with (no failing pod left, no room to scale to): a refusal, recorded.
           const intent = await record(trailRef, intentEntry(a, spec.mode, {}));
           const outcome = await record(trailRef, {
             type: 'Outcome',
@@ -542,6 +616,7 @@ export function registerHealingPolicyController(
             step: a.step,
             action: a.action,
             intent: intent.seq,
+            mode: spec.mode,
             outcome: 'Refused',
             reason: params.reason,
             message: params.message,
@@ -555,16 +630,6 @@ export function registerHealingPolicyController(
           );
           return;
         }
-        // A fresh read of the target: the cache could be stale, and an API server that cannot answer
-        // is no time for disruption.
-        const live = await manager.client
-          .get({
-            apiVersion: a.target.kind === 'InferencePool' ? apiVersion : 'apps/v1',
-            kind: a.target.kind,
-            metadata: { name: a.target.name, namespace: a.target.namespace },
-          })
-          .catch(() => 'unreachable' as const);
-        if (live === 'unreachable' || !live || live.metadata.uid !== a.target.uid) return;
         const intent = await record(trailRef, intentEntry(a, spec.mode, params.details));
         await failpoint('healing-after-intent');
         let outcome: Awaited<ReturnType<typeof performAction>>;
@@ -576,7 +641,8 @@ export function registerHealingPolicyController(
           };
         } else {
           outcome = await performAction(manager.client, params.params);
-          if (outcome.outcome === 'Done') await consumeApproval(a);
+          // The approval authorised this attempt, whatever came of it: one approval, one attempt.
+          if (needsApproval) await withdrawApproval(a.target, a.action, live);
         }
         await failpoint('healing-before-outcome');
         const shown = spec.mode === 'DryRun' ? 'DryRun' : outcome.outcome;
@@ -601,29 +667,7 @@ export function registerHealingPolicyController(
         );
       }
 
-      /** Removes the approval a person gave once it is used: one approval, one action. */
-      async function consumeApproval(a: PlannedAction) {
-        const s = byUid.get(a.target.uid);
-        const approved = s ? s.t.object.metadata.annotations?.[approveAnnotation] : undefined;
-        if (!approved) return;
-        const left = approved
-          .split(',')
-          .map((x) => x.trim())
-          .filter((x) => x && x !== a.action);
-        await manager.client
-          .patch(
-            {
-              apiVersion: a.target.kind === 'InferencePool' ? apiVersion : 'apps/v1',
-              kind: a.target.kind,
-              metadata: { name: a.target.name, namespace: a.target.namespace },
-            },
-            { metadata: { annotations: { [approveAnnotation]: left.length ? left.join(',') : null } } },
-            { type: 'merge', fieldManager: healingFieldManager },
-          )
-          .catch(() => {});
-      }
-
-      /** An intent found open: done already (look), still needed (carry it out under it), or not. */
+      /** An intent found open: done already (look), still needed and still allowed (carry it out under it), or not. */
       async function settleIntent(trailRef: AuditTrail, intent: AuditRow, input: TargetInput | undefined) {
         const params = intent.details?.params
           ? (JSON.parse(String(intent.details.params)) as ActionParams)
@@ -658,19 +702,86 @@ export function registerHealingPolicyController(
           });
           return;
         }
-        if (input?.verdict.state === 'Failing' && !spec.paused && !clusterFault) {
-          const done = await performAction(manager.client, params);
-          await outcomeOf({ ...done, message: `${done.message} (carried out under the intent left open)` });
+        // Not done: carried out only if everything that allowed it then allows it now.
+        const action = intent.action as Action;
+        const timeoutMs = (spec.escalation[intent.step ?? 0]?.timeoutSeconds ?? 0) * 1000;
+        const current = input ? byUid.get(input.target.uid)?.current : undefined;
+        const stormEndedAt = trail.storm.endedAtMs;
+        const why =
+          input?.verdict.state !== 'Failing'
+            ? 'the target no longer needs it'
+            : spec.mode !== 'Enforce' || spec.paused
+              ? 'the policy no longer enforces'
+              : clusterFault
+                ? 'the cluster looks unhealthy'
+                : trail.storm.active ||
+                    (stormEndedAt !== undefined &&
+                      nowMs - stormEndedAt < spec.guardrails.stormCooldownSeconds * 1000)
+                  ? 'a storm holds every action'
+                  : nowMs - intent.atMs >= timeoutMs
+                    ? 'its step timed out meanwhile'
+                    : spec.approval.requiredFor.includes(action) && !input.approvals.has(action)
+                      ? 'its approval was withdrawn'
+                      : intent.details?.revision !== undefined && intent.details.revision !== current
+                        ? 'the target moved to another revision'
+                        : undefined;
+        if (why) {
+          await outcomeOf({
+            outcome: 'Cancelled',
+            reason: 'NoLongerAllowed',
+            message: `${intent.action} was not carried out: ${why}`,
+          });
           return;
         }
-        await outcomeOf({
-          outcome: 'Cancelled',
-          reason: 'NoLongerNeeded',
-          message: `${intent.action} was not carried out and the target no longer needs it`,
+        // The trail must still take the outcome before anything is done.
+        await trailRef.head().catch((err: unknown) => {
+          throw new AuditWriteError(err);
         });
+        const done = await performAction(manager.client, params);
+        if (spec.approval.requiredFor.includes(action) && intent.target)
+          await withdrawApproval(intent.target, action);
+        await outcomeOf({ ...done, message: `${done.message} (carried out under the intent left open)` });
       }
     },
   });
+
+  /** A target read from the API server, not the cache; 'unreachable' when it cannot answer. */
+  function readLive(target: AuditTarget) {
+    return manager.client
+      .get<KubeObject & { spec?: Record<string, unknown> }>({
+        apiVersion: target.kind === 'InferencePool' ? apiVersion : 'apps/v1',
+        kind: target.kind,
+        metadata: { name: target.name, namespace: target.namespace },
+      })
+      .catch(() => 'unreachable' as const);
+  }
+
+  /**
+   * Takes an action out of the target's approval annotation: when it is used, and when a request is
+   * recorded (an approval given before anything asked for it is stale).
+   */
+  async function withdrawApproval(target: AuditTarget, action: Action, live?: KubeObject) {
+    const object = live ?? (await readLive(target));
+    if (object === 'unreachable' || !object) return;
+    const approved = object.metadata.annotations?.[approveAnnotation];
+    if (!approved) return;
+    const left = approved
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x && x !== action);
+    if (left.length === approved.split(',').filter((x) => x.trim()).length) return;
+    await manager.client
+      .patch(
+        {
+          apiVersion: target.kind === 'InferencePool' ? apiVersion : 'apps/v1',
+          kind: target.kind,
+          metadata: { name: target.name, namespace: target.namespace },
+        },
+        { metadata: { annotations: { [approveAnnotation]: left.length ? left.join(',') : null } } },
+        { type: 'merge', fieldManager: healingFieldManager },
+      )
+      .catch(() => {});
+  }
 
   function describeTarget(a: PlannedAction) {
     return `${a.target.kind} ${a.target.namespace}/${a.target.name}`;
@@ -707,6 +818,8 @@ function actionParams(
   },
   respectDisruptionBudgets: boolean,
   nowMs: number,
+  /** The target as the API server has it now. */
+  live: KubeObject & { spec?: Record<string, unknown> },
 ):
   | { ok: true; params: ActionParams; details: Record<string, string | number | boolean | string[]> }
   | { ok: false; reason: string; message: string } {
@@ -769,11 +882,17 @@ function actionParams(
       break;
     }
     case 'ScaleOut': {
-      const spec = s.t.object.spec as
-        | { replicas?: number; maxReplicas?: number; minReplicas?: number }
-        | undefined;
+      // From the live replicas, never the cache's (a stale count could scale down), within the target's
+      // bounds: a pool's maxReplicas, a workload's aurora.health/max-replicas annotation.
+      const spec = live.spec as { replicas?: number; maxReplicas?: number; minReplicas?: number } | undefined;
       const from = spec?.replicas ?? spec?.minReplicas ?? s.snapshot.pods.length;
-      const max = s.t.kind === 'InferencePool' ? (spec?.maxReplicas ?? from) : Number.MAX_SAFE_INTEGER;
+      const annotated = Number(live.metadata.annotations?.[maxReplicasAnnotation]);
+      const max =
+        s.t.kind === 'InferencePool'
+          ? (spec?.maxReplicas ?? from)
+          : Number.isInteger(annotated) && annotated > 0
+            ? annotated
+            : Number.MAX_SAFE_INTEGER;
       const to = Math.min(max, from + (a.scaleOutBy ?? 1));
       if (to <= from)
         return { ok: false, reason: 'AtMaximum', message: `already at its maximum of ${max} replicas` };

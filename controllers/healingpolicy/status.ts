@@ -61,6 +61,8 @@ export function healingPolicyStatus(input: {
   auditFault?: AuditFault;
   /** Why the cluster looks unhealthy, when it does. */
   clusterFault?: string;
+  /** Older policies that heal targets this one selects too. */
+  yielded?: readonly string[];
 }): HealingPolicyStatus {
   const { spec, plan } = input;
   const unhealthy = plan.targets.filter((t) => t.state !== 'Healthy');
@@ -79,7 +81,7 @@ export function healingPolicyStatus(input: {
           type: 'Ready',
           status: 'True',
           reason: spec.paused ? 'Paused' : spec.mode === 'DryRun' ? 'DryRun' : 'Watching',
-          message: `watching ${plan.targets.length} target(s)${spec.paused ? '; paused: detect and report only' : ''}${spec.mode === 'DryRun' ? '; DryRun: actions are recorded, not taken' : ''}`,
+          message: `watching ${plan.targets.length} target(s)${spec.paused ? '; paused: detect and report only' : ''}${spec.mode === 'DryRun' ? '; DryRun: actions are recorded, not taken' : ''}${input.yielded?.length ? `; targets it also selects are healed by the older ${input.yielded.join(', ')}` : ''}${input.clusterFault ? `; ${input.clusterFault}` : ''}`,
         },
   );
   const acting = unhealthy.filter((t) => !t.escalated);

@@ -84,7 +84,6 @@ export function modelState(name: string, model: TriageModel | undefined): ModelS
   };
 }
 
-/** The release ConfigMap's name: the pool and a hash of what is served (file and contract). */
 /**
  * The release to serve: the newest that passed acceptance, unless a rollback pins an earlier one the
  * pool still has while the release it rolled back from is still the newest.
@@ -100,6 +99,7 @@ export function chooseRelease(options: {
   return { ...(newest ? { name: newest } : {}), rolledBack: false };
 }
 
+/** The release ConfigMap's name: the pool and a hash of what is served (file and contract). */
 export function releaseName(pool: string, release: ModelRelease): string {
   const id = createHash('sha256')
     .update(JSON.stringify([release.digest, release.contract, release.http ?? null]))
