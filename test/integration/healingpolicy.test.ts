@@ -232,6 +232,92 @@ describe('HealingPolicy', () => {
     expect(d?.spec.template.spec.containers[0]?.env[0]?.value).toBe('1');
   });
 
+  it.concurrent('rolls an InferencePool back to the release it served before, through annotations on the pool', async () => {
+    // The pool controller does not run here: the pool and its Deployment stand as it would leave them,
+    // each template naming the release it serves.
+    const pool = await bed.client.create<KubeObject>({
+      apiVersion: 'aurora.health/v1alpha1',
+      kind: 'InferencePool',
+      metadata: { name: 'triage', namespace: bed.namespace, labels: { scenario: 'pool' } },
+      spec: { modelRef: { name: 'er-news2-risk' }, minReplicas: 2, maxReplicas: 4 },
+    });
+    const release = (name: string) => ({ 'aurora.health/release': name });
+    await bed.client.create({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: {
+        name: 'triage',
+        namespace: bed.namespace,
+        ownerReferences: [
+          {
+            apiVersion: 'aurora.health/v1alpha1',
+            kind: 'InferencePool',
+            name: 'triage',
+            uid: pool.metadata.uid ?? '',
+            controller: true,
+          },
+        ],
+      },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: 'triage' } },
+        template: {
+          metadata: { labels: { app: 'triage' }, annotations: release('triage-1-0-0') },
+          spec: {
+            terminationGracePeriodSeconds: 0,
+            containers: [{ name: 'triage-server', image: 'aurora:local' }],
+          },
+        },
+      },
+    });
+    await bed.policy('pool', {
+      selector: { labelSelector: { matchLabels: { scenario: 'pool' } }, kinds: ['InferencePool'] },
+      detectors: { crashLoop: { restarts: 3 } },
+      escalation: ladder(['RestartPod', 10], ['Rollback', 30]),
+      guardrails: guardrails({ healthyRevisionSeconds: 15 }),
+    });
+    await new Promise((r) => setTimeout(r, 16_000));
+    const ref = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'triage', namespace: bed.namespace },
+    };
+    await bed.client.patch(
+      ref,
+      { spec: { template: { metadata: { annotations: release('triage-1-1-0') } } } },
+      { type: 'merge' },
+    );
+    const hash = await waitFor('the new release rolled out', async () => {
+      const rs = await bed.client.list<KubeObject>('apps/v1', 'ReplicaSet', {
+        namespace: bed.namespace,
+        labelSelector: 'app=triage',
+      });
+      return rs.items.find((r) => r.metadata.annotations?.['deployment.kubernetes.io/revision'] === '2')
+        ?.metadata.labels?.['pod-template-hash'];
+    });
+    fail(`app=triage,pod-template-hash=${hash}`, { kind: 'CrashLoop', restarts: 4 });
+    await bed.until('rolled back', 'pool', (s) =>
+      s.recentActions?.some((a) => a.action === 'Rollback' && a.outcome === 'Done') ? true : undefined,
+    );
+    const live = await bed.client.get<KubeObject>({
+      apiVersion: 'aurora.health/v1alpha1',
+      kind: 'InferencePool',
+      metadata: { name: 'triage', namespace: bed.namespace },
+    });
+    expect(live?.metadata.annotations).toMatchObject({
+      'aurora.health/rolled-back-to': 'triage-1-0-0',
+      'aurora.health/rolled-back-from': 'triage-1-1-0',
+    });
+    const rows = await bed.rows('pool');
+    expect(types(rows).slice(0, 4)).toEqual([
+      'Detected',
+      'Skipped:RestartPod',
+      'Intent:Rollback',
+      'Outcome:Rollback:Done',
+    ]);
+    expect(rows[2]?.details).toMatchObject({ toRelease: 'triage-1-0-0', fromRelease: 'triage-1-1-0' });
+  });
+
   it.concurrent('in DryRun records what it would do and does nothing', async () => {
     await bed.deployment('dry', { labels: { scenario: 'dry' } });
     await bed.policy('dry', {
