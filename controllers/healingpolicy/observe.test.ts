@@ -90,24 +90,29 @@ describe('healthPod', () => {
   });
 });
 
+/** A ReplicaSet of Deployment svc, with the release its template names when given. */
+const replicaSet = (name: string, revision: string, hash: string, release?: string) =>
+  revisionObject({
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: {
+      name,
+      namespace: 'er',
+      creationTimestamp: '2026-11-28T10:00:00Z',
+      annotations: { 'deployment.kubernetes.io/revision': revision },
+      labels: { 'pod-template-hash': hash },
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: 'Deployment', name: 'svc', uid: 'd', controller: true },
+      ],
+    },
+    ...(release
+      ? { spec: { template: { metadata: { annotations: { 'aurora.health/release': release } } } } }
+      : {}),
+  } as never);
+
 describe('revisions', () => {
   it('reads ReplicaSets and ControllerRevisions, oldest first', () => {
-    const rs = (name: string, revision: string, hash: string) =>
-      revisionObject({
-        apiVersion: 'apps/v1',
-        kind: 'ReplicaSet',
-        metadata: {
-          name,
-          namespace: 'er',
-          creationTimestamp: '2026-11-28T10:00:00Z',
-          annotations: { 'deployment.kubernetes.io/revision': revision },
-          labels: { 'pod-template-hash': hash },
-          ownerReferences: [
-            { apiVersion: 'apps/v1', kind: 'Deployment', name: 'svc', uid: 'd', controller: true },
-          ],
-        },
-      });
-    const revisions = revisionsOf([rs('svc-b', '2', 'b'), rs('svc-a', '1', 'a')]);
+    const revisions = revisionsOf([replicaSet('svc-b', '2', 'b'), replicaSet('svc-a', '1', 'a')]);
     expect(revisions.map((r) => [r.id, r.number, r.label])).toEqual([
       ['a', 1, 'revision 1 (svc-a)'],
       ['b', 2, 'revision 2 (svc-b)'],
@@ -188,24 +193,11 @@ describe('readingFor', () => {
 });
 
 describe('an InferencePool’s revisions', () => {
-  const rs = (name: string, revision: string, release: string) =>
-    revisionObject({
-      apiVersion: 'apps/v1',
-      kind: 'ReplicaSet',
-      metadata: {
-        name,
-        namespace: 'er',
-        creationTimestamp: '2026-11-28T10:00:00Z',
-        annotations: { 'deployment.kubernetes.io/revision': revision },
-        labels: { 'pod-template-hash': name },
-      },
-      spec: { template: { metadata: { annotations: { 'aurora.health/release': release } } } },
-    } as never);
   it('are its releases: earlier ReplicaSets of the release it serves now are no other version', () => {
     const objects = [
-      rs('a', '1', 'er-triage-1-0-0'),
-      rs('b', '2', 'er-triage-1-1-0'),
-      rs('c', '3', 'er-triage-1-1-0'),
+      replicaSet('a', '1', 'a', 'er-triage-1-0-0'),
+      replicaSet('b', '2', 'b', 'er-triage-1-1-0'),
+      replicaSet('c', '3', 'c', 'er-triage-1-1-0'),
     ];
     expect(revisionsOf(objects, 'c').map((r) => [r.id, r.label])).toEqual([
       ['a', 'release er-triage-1-0-0'],

@@ -595,6 +595,28 @@ export function registerHealingPolicyController(
         else if (row.type === 'Recovered') ctx.record('Normal', 'Recovered', 'Recover', note);
       }
 
+      /** An intent's outcome, as its own row naming it, counted in the actions metric. */
+      async function recordOutcome(
+        trailRef: AuditTrail,
+        intent: AuditRow,
+        o: { outcome: string; reason: string; message: string; details?: AuditEntry['details'] },
+      ): Promise<AuditRow> {
+        const row = await record(trailRef, {
+          type: 'Outcome',
+          ...(intent.target ? { target: intent.target } : {}),
+          ...(intent.step !== undefined ? { step: intent.step } : {}),
+          ...(intent.action ? { action: intent.action } : {}),
+          intent: intent.seq,
+          ...(intent.mode ? { mode: intent.mode } : {}),
+          outcome: o.outcome,
+          reason: o.reason,
+          message: o.message,
+          ...(o.details ? { details: o.details } : {}),
+        });
+        actionsCounter.inc({ ...labels, action: intent.action ?? 'unknown', outcome: o.outcome });
+        return row;
+      }
+
       /** Writes the intent, acts (unless DryRun), writes the outcome. */
       async function act(trailRef: AuditTrail, a: PlannedAction, s: (typeof snapshots)[number]) {
         // A fresh read of the target: the cache could be stale, and an API server that cannot answer
@@ -610,18 +632,11 @@ export function registerHealingPolicyController(
         if (!params.ok) {
           // Nothing to do it with (no failing pod left, no room to scale to): a refusal, recorded.
           const intent = await record(trailRef, intentEntry(a, spec.mode, {}));
-          const outcome = await record(trailRef, {
-            type: 'Outcome',
-            target: a.target,
-            step: a.step,
-            action: a.action,
-            intent: intent.seq,
-            mode: spec.mode,
+          const outcome = await recordOutcome(trailRef, intent, {
             outcome: 'Refused',
             reason: params.reason,
             message: params.message,
           });
-          actionsCounter.inc({ ...labels, action: a.action, outcome: 'Refused' });
           ctx.record(
             'Warning',
             params.reason,
@@ -645,20 +660,10 @@ export function registerHealingPolicyController(
           if (needsApproval) await withdrawApproval(a.target, a.action, live);
         }
         await failpoint('healing-before-outcome');
-        const shown = spec.mode === 'DryRun' ? 'DryRun' : outcome.outcome;
-        const row = await record(trailRef, {
-          type: 'Outcome',
-          target: a.target,
-          step: a.step,
-          action: a.action,
-          intent: intent.seq,
-          mode: spec.mode,
-          outcome: shown,
-          reason: outcome.reason,
-          message: outcome.message,
-          ...(outcome.details ? { details: outcome.details } : {}),
+        const row = await recordOutcome(trailRef, intent, {
+          ...outcome,
+          outcome: spec.mode === 'DryRun' ? 'DryRun' : outcome.outcome,
         });
-        actionsCounter.inc({ ...labels, action: a.action, outcome: shown });
         ctx.record(
           outcome.outcome === 'Done' ? 'Normal' : 'Warning',
           outcome.reason,
@@ -672,18 +677,8 @@ export function registerHealingPolicyController(
         const params = intent.details?.params
           ? (JSON.parse(String(intent.details.params)) as ActionParams)
           : undefined;
-        const outcomeOf = async (o: { outcome: string; reason: string; message: string }) => {
-          await record(trailRef, {
-            type: 'Outcome',
-            ...(intent.target ? { target: intent.target } : {}),
-            ...(intent.step !== undefined ? { step: intent.step } : {}),
-            ...(intent.action ? { action: intent.action } : {}),
-            intent: intent.seq,
-            ...(intent.mode ? { mode: intent.mode } : {}),
-            ...o,
-          });
-          actionsCounter.inc({ ...labels, action: intent.action ?? 'unknown', outcome: o.outcome });
-        };
+        const outcomeOf = (o: { outcome: string; reason: string; message: string }) =>
+          recordOutcome(trailRef, intent, o);
         if (intent.mode === 'DryRun' || !params) {
           await outcomeOf({
             outcome: intent.mode === 'DryRun' ? 'DryRun' : 'Cancelled',

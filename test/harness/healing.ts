@@ -5,6 +5,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { registerHealingPolicyController } from '../../controllers/healingpolicy/reconcile.ts';
 import type { HealingPolicy } from '../../crds/kinds.ts';
+import { keepFailing } from '../../hack/local-cluster/pod-failures.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
@@ -22,6 +23,14 @@ export interface HealingTestbed {
   deployment(name: string, options?: DeploymentOptions): Promise<void>;
   policy(name: string, spec: Record<string, unknown>): Promise<void>;
   status(name: string): Promise<NonNullable<HealingPolicy['status']>>;
+  /** Keeps the pods matching a selector failing until the testbed stops. */
+  fail(
+    selector: string,
+    failure: Parameters<typeof keepFailing>[3],
+    options?: Parameters<typeof keepFailing>[4],
+  ): ReturnType<typeof keepFailing>;
+  /** The pod-template-hash of a Deployment's ReplicaSet of the given revision, once it exists. */
+  revisionHash(app: string, revision: string): Promise<string>;
   /** Waits until the policy's status satisfies check (returns a value). */
   until<T>(
     what: string,
@@ -31,6 +40,29 @@ export interface HealingTestbed {
   ): Promise<T>;
   cleanup(): Promise<void>;
 }
+
+/** An escalation ladder from [action, timeoutSeconds] pairs. */
+export const ladder = (...steps: Array<[string, number]>) =>
+  steps.map(([action, timeoutSeconds]) => ({ action, timeoutSeconds }));
+
+/** The Deployments of one scenario (labelled scenario=<name>). */
+export const selectorFor = (scenario: string) => ({
+  labelSelector: { matchLabels: { scenario } },
+  kinds: ['Deployment'],
+});
+
+/** Guardrails that let a test's few targets be acted on quickly. */
+export const guardrails = (over: Record<string, unknown> = {}) => ({
+  maxUnhealthyPercent: 100,
+  cooldownSeconds: 10,
+  stormCooldownSeconds: 10,
+  healthyRevisionSeconds: 10,
+  ...over,
+});
+
+/** The trail as `Type:Action:Outcome` words, easy to compare. */
+export const types = (rows: readonly AuditRow[]) =>
+  rows.map((r) => (r.action ? `${r.type}:${r.action}${r.outcome ? `:${r.outcome}` : ''}` : r.type));
 
 export interface DeploymentOptions {
   replicas?: number;
@@ -59,6 +91,7 @@ export async function startHealingTestbed(
     metadata: { name: 'audit-db', namespace },
     stringData: { url: options.auditUrl ?? inject('postgresUrl') },
   });
+  const failures: Array<() => Promise<void>> = [];
   const manager = createTestManager(client, namespace);
   registerHealingPolicyController(manager, {
     protectedNamespaces: ['aurora-system'],
@@ -145,6 +178,21 @@ export async function startHealingTestbed(
       });
     },
     status,
+    fail(selector, failure, opts) {
+      const k = keepFailing(client, namespace, selector, failure, opts);
+      failures.push(k.stop);
+      return k;
+    },
+    revisionHash: (app, revision) =>
+      waitFor(`revision ${revision} of ${app}`, async () => {
+        const rs = await client.list<KubeObject>('apps/v1', 'ReplicaSet', {
+          namespace,
+          labelSelector: `app=${app}`,
+        });
+        return rs.items.find(
+          (r) => r.metadata.annotations?.['deployment.kubernetes.io/revision'] === revision,
+        )?.metadata.labels?.['pod-template-hash'];
+      }),
     async until(what, policy, check, timeoutMs = 60_000) {
       try {
         return await waitFor(what, async () => check(await status(policy)), { timeoutMs, intervalMs: 200 });
@@ -156,6 +204,7 @@ export async function startHealingTestbed(
       }
     },
     async cleanup() {
+      for (const stop of failures) await stop();
       await manager.stop();
       await superuser.query(`drop schema if exists ${schema} cascade`).catch(() => {});
       await superuser.end();

@@ -3,14 +3,21 @@
 // kills (restart, then scale out, the memory limit named) and restarts per window.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeManifest } from '../../hack/local-cluster/fleet.ts';
-import { keepFailing, livePods } from '../../hack/local-cluster/pod-failures.ts';
+import { livePods } from '../../hack/local-cluster/pod-failures.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { uniqueSuffix } from '../harness/cluster.ts';
-import { type HealingTestbed, reasonOf, startHealingTestbed } from '../harness/healing.ts';
+import {
+  guardrails,
+  type HealingTestbed,
+  ladder,
+  reasonOf,
+  selectorFor,
+  startHealingTestbed,
+  types,
+} from '../harness/healing.ts';
 
 let bed: HealingTestbed;
-const stops: Array<() => Promise<void>> = [];
 const nodes: string[] = [];
 
 beforeAll(async () => {
@@ -18,35 +25,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const stop of stops) await stop();
   for (const name of nodes)
     await bed.client.delete({ apiVersion: 'v1', kind: 'Node', metadata: { name } }).catch(() => {});
   await bed?.cleanup();
 });
 
-const ladder = (...steps: Array<[string, number]>) =>
-  steps.map(([action, timeoutSeconds]) => ({ action, timeoutSeconds }));
-const selectorFor = (scenario: string) => ({
-  labelSelector: { matchLabels: { scenario } },
-  kinds: ['Deployment'],
-});
-const guardrails = (over: Record<string, unknown> = {}) => ({
-  maxUnhealthyPercent: 100,
-  cooldownSeconds: 10,
-  stormCooldownSeconds: 10,
-  ...over,
-});
-const fail = (
-  selector: string,
-  failure: Parameters<typeof keepFailing>[3],
-  opts?: Parameters<typeof keepFailing>[4],
-) => {
-  const k = keepFailing(bed.client, bed.namespace, selector, failure, opts);
-  stops.push(k.stop);
-  return k;
-};
-const types = (rows: Awaited<ReturnType<HealingTestbed['rows']>>) =>
-  rows.map((r) => (r.action ? `${r.type}:${r.action}${r.outcome ? `:${r.outcome}` : ''}` : r.type));
 const deploymentRef = (name: string) => ({
   apiVersion: 'apps/v1',
   kind: 'Deployment',
@@ -100,7 +83,7 @@ describe('HealingPolicy guardrails', () => {
     const bad = [...perNode].find(([, count]) => count === 2)?.[0] ?? '';
     expect(bad).toMatch(group);
     // Both fail before the policy looks, so it sees the whole picture at once.
-    const k = fail('app=spread', { kind: 'CrashLoop', restarts: 5 }, { onlyNode: bad });
+    const k = bed.fail('app=spread', { kind: 'CrashLoop', restarts: 5 }, { onlyNode: bad });
     await waitFor('both pods on it failing', async () => (k.failed() >= 2 ? true : undefined));
     await bed.policy('node', {
       selector: selectorFor('node'),
@@ -161,8 +144,8 @@ describe('HealingPolicy guardrails', () => {
     for (const n of ['s1', 's2', 's3'])
       await bed.deployment(n, { replicas: 1, labels: { scenario: 'storm' } });
     // Both fail before the policy looks, as in a mass failure.
-    const s1 = fail('app=s1', { kind: 'CrashLoop', restarts: 3 });
-    const s2 = fail('app=s2', { kind: 'CrashLoop', restarts: 3 });
+    const s1 = bed.fail('app=s1', { kind: 'CrashLoop', restarts: 3 });
+    const s2 = bed.fail('app=s2', { kind: 'CrashLoop', restarts: 3 });
     await waitFor('both failing', async () => (s1.failed() && s2.failed() ? true : undefined));
     await bed.policy('storm', {
       selector: selectorFor('storm'),
@@ -209,7 +192,7 @@ describe('HealingPolicy guardrails', () => {
       escalation: ladder(['RestartPod', 10], ['RestartRollout', 10]),
       guardrails: guardrails({ perTargetLimit: { actions: 1, windowSeconds: 3600 } }),
     });
-    fail('app=limit', { kind: 'CrashLoop', restarts: 3 });
+    bed.fail('app=limit', { kind: 'CrashLoop', restarts: 3 });
     await bed.until(
       'limit reached',
       'limit',
@@ -234,7 +217,7 @@ describe('HealingPolicy guardrails', () => {
       ],
       guardrails: guardrails(),
     });
-    fail('app=oom', { kind: 'OOMKilled' });
+    bed.fail('app=oom', { kind: 'OOMKilled' });
     const s = await bed.until('scaled out', 'oom', (s) =>
       s.recentActions?.some((a) => a.action === 'ScaleOut' && a.outcome === 'Done') ? s : undefined,
     );
@@ -263,7 +246,7 @@ describe('HealingPolicy guardrails', () => {
       mode: 'DryRun',
     });
     // Two restarts each, still ready: only the sum crosses the threshold.
-    const k = fail('app=flappy', { kind: 'Restarted', restarts: 2 });
+    const k = bed.fail('app=flappy', { kind: 'Restarted', restarts: 2 });
     await waitFor('both failed', async () => (k.failed() >= 2 ? true : undefined));
     const s = await bed.until('detected', 'flappy', (s) => (s.unhealthyTargets?.length ? s : undefined));
     expect(s.unhealthyTargets?.[0]).toMatchObject({ detector: 'restartsPerWindow', cause: 'Restarts' });

@@ -3,48 +3,30 @@
 // (hack/local-cluster/pod-failures.ts); each scenario has its own Deployments and policy, selected by a
 // label, and they run side by side.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { failPod, keepFailing, livePods } from '../../hack/local-cluster/pod-failures.ts';
+import { failPod, livePods } from '../../hack/local-cluster/pod-failures.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { verifyAuditTrail } from '../../state/audit.ts';
-import { type HealingTestbed, reasonOf, startHealingTestbed } from '../harness/healing.ts';
+import {
+  guardrails,
+  type HealingTestbed,
+  ladder,
+  reasonOf,
+  selectorFor,
+  startHealingTestbed,
+  types,
+} from '../harness/healing.ts';
 
 let bed: HealingTestbed;
-const stops: Array<() => Promise<void>> = [];
 
 beforeAll(async () => {
   bed = await startHealingTestbed('healing');
 });
 
 afterAll(async () => {
-  for (const stop of stops) await stop();
   await bed?.cleanup();
 });
 
-const ladder = (...steps: Array<[string, number]>) =>
-  steps.map(([action, timeoutSeconds]) => ({ action, timeoutSeconds }));
-const selectorFor = (scenario: string) => ({
-  labelSelector: { matchLabels: { scenario } },
-  kinds: ['Deployment'],
-});
-const guardrails = (over: Record<string, unknown> = {}) => ({
-  maxUnhealthyPercent: 100,
-  cooldownSeconds: 10,
-  stormCooldownSeconds: 10,
-  healthyRevisionSeconds: 10,
-  ...over,
-});
-const fail = (
-  selector: string,
-  failure: Parameters<typeof keepFailing>[3],
-  opts?: Parameters<typeof keepFailing>[4],
-) => {
-  const k = keepFailing(bed.client, bed.namespace, selector, failure, opts);
-  stops.push(k.stop);
-  return k;
-};
-const types = (rows: Awaited<ReturnType<HealingTestbed['rows']>>) =>
-  rows.map((r) => (r.action ? `${r.type}:${r.action}${r.outcome ? `:${r.outcome}` : ''}` : r.type));
 const uids = async (app: string) =>
   (await livePods(bed.client, bed.namespace, `app=${app}`)).map((p) => p.metadata.uid).sort();
 
@@ -57,7 +39,7 @@ describe('HealingPolicy', () => {
       escalation: ladder(['RestartPod', 10], ['RestartRollout', 10]),
       guardrails: guardrails(),
     });
-    fail('app=loop', { kind: 'CrashLoop', restarts: 5 });
+    bed.fail('app=loop', { kind: 'CrashLoop', restarts: 5 });
     const s = await bed.until(
       'loop escalated',
       'loop',
@@ -168,7 +150,7 @@ describe('HealingPolicy', () => {
       guardrails: guardrails(),
     });
     const before = await uids('pull');
-    fail('app=pull', { kind: 'ImagePull' });
+    bed.fail('app=pull', { kind: 'ImagePull' });
     const s = await bed.until(
       'escalated',
       'pull',
@@ -206,15 +188,8 @@ describe('HealingPolicy', () => {
       },
       { type: 'strategic' },
     );
-    const hash = await waitFor('revision 2', async () => {
-      const rs = await bed.client.list<KubeObject>('apps/v1', 'ReplicaSet', {
-        namespace: bed.namespace,
-        labelSelector: 'app=rev',
-      });
-      const two = rs.items.find((r) => r.metadata.annotations?.['deployment.kubernetes.io/revision'] === '2');
-      return two?.metadata.labels?.['pod-template-hash'];
-    });
-    fail(`app=rev,pod-template-hash=${hash}`, { kind: 'CrashLoop', restarts: 4 });
+    const hash = await bed.revisionHash('rev', '2');
+    bed.fail(`app=rev,pod-template-hash=${hash}`, { kind: 'CrashLoop', restarts: 4 });
     await bed.until('rolled back', 'rev', (s) =>
       s.recentActions?.some((a) => a.action === 'Rollback' && a.outcome === 'Done') ? true : undefined,
     );
@@ -287,15 +262,8 @@ describe('HealingPolicy', () => {
       { spec: { template: { metadata: { annotations: release('triage-1-1-0') } } } },
       { type: 'merge' },
     );
-    const hash = await waitFor('the new release rolled out', async () => {
-      const rs = await bed.client.list<KubeObject>('apps/v1', 'ReplicaSet', {
-        namespace: bed.namespace,
-        labelSelector: 'app=triage',
-      });
-      return rs.items.find((r) => r.metadata.annotations?.['deployment.kubernetes.io/revision'] === '2')
-        ?.metadata.labels?.['pod-template-hash'];
-    });
-    fail(`app=triage,pod-template-hash=${hash}`, { kind: 'CrashLoop', restarts: 4 });
+    const hash = await bed.revisionHash('triage', '2');
+    bed.fail(`app=triage,pod-template-hash=${hash}`, { kind: 'CrashLoop', restarts: 4 });
     await bed.until('rolled back', 'pool', (s) =>
       s.recentActions?.some((a) => a.action === 'Rollback' && a.outcome === 'Done') ? true : undefined,
     );
@@ -328,7 +296,7 @@ describe('HealingPolicy', () => {
       mode: 'DryRun',
     });
     const before = await uids('dry');
-    fail('app=dry', { kind: 'CrashLoop', restarts: 6 });
+    bed.fail('app=dry', { kind: 'CrashLoop', restarts: 6 });
     await bed.until('dry run recorded', 'dry', (s) =>
       s.recentActions?.[0]?.outcome === 'DryRun' ? true : undefined,
     );
@@ -376,7 +344,7 @@ describe('HealingPolicy', () => {
       escalation: ladder(['RestartPod', 10], ['RestartRollout', 10]),
       guardrails: guardrails({ budget: { actions: 1, windowSeconds: 3600 }, cooldownSeconds: 600 }),
     });
-    fail('app in (b1,b2)', { kind: 'CrashLoop', restarts: 3 });
+    bed.fail('app in (b1,b2)', { kind: 'CrashLoop', restarts: 3 });
     // One target is acted on and then waits its cool-down; the other waits for budget.
     const s = await bed.until(
       'budget spent',
