@@ -222,9 +222,11 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
           // A login that cannot take the role writes as itself, which is fine only if it, too, may only
           // read and insert: one that could change the trail (its owner, say) is refused.
           const { rows } = await migrator.query<{ changes: boolean }>(
+            // Rights on the table, or membership (inherited or not) of the table's or the schema's owner.
             `select has_table_privilege(current_user, '${schema}.audit_trail', 'UPDATE, DELETE, TRUNCATE')
                  or pg_has_role(current_user, (select tableowner::text from pg_tables
-                                               where schemaname = '${schema}' and tablename = 'audit_trail'), 'USAGE')
+                                               where schemaname = '${schema}' and tablename = 'audit_trail'), 'MEMBER')
+                 or pg_has_role(current_user, (select nspowner from pg_namespace where nspname = '${schema}'), 'MEMBER')
                as changes`,
           );
           if (rows[0]?.changes)

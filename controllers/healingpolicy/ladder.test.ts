@@ -81,7 +81,7 @@ class Simulation {
       spec: this.policySpec,
       nowMs,
       targets,
-      trail: trailState(this.rows),
+      trail: trailState(this.rows, this.policySpec.mode),
       auditAvailable: more.auditAvailable ?? true,
       cluster: { healthy: more.clusterHealthy ?? true },
     });
@@ -251,6 +251,16 @@ describe('the ladder', () => {
       target('svc', { state: 'Unknown', findings: failing.findings, pending: [], unknownReason: 'empty' }),
     ]);
     expect([unknown.steps, holdOf(unknown)]).toEqual([[], 'MetricUnknown']);
+  });
+
+  it('climbs a ladder of its own once a policy moves from DryRun to Enforce', () => {
+    const dry = new Simulation(spec({ mode: 'DryRun' }));
+    const svc = [target('svc', failing), target('b', healthy)];
+    for (const at of [0, 130, 260, 390]) dry.plan(at, svc);
+    expect(dry.types().at(-1)).toBe('Escalated');
+    const enforce = new Simulation(spec({ mode: 'Enforce' }));
+    enforce.rows = [...dry.rows];
+    expect(actions(enforce.plan(400, svc))).toEqual(['RestartPod']);
   });
 
   it('in DryRun records what it would do, with its own budget', () => {

@@ -56,13 +56,20 @@ export interface TrailState {
 const notCounted = new Set(['Refused', 'Cancelled', 'AwaitingApproval']);
 
 /** Replays the policy's rows, oldest first, into the state the ladder needs. */
-export function trailState(rows: readonly AuditRow[]): TrailState {
+export function trailState(rows: readonly AuditRow[], mode?: 'Enforce' | 'DryRun'): TrailState {
   const episodes = new Map<string, Episode>();
   const attempts: TrailState['attempts'] = [];
   const attemptBySeq = new Map<number, TrailState['attempts'][number]>();
   const storm: TrailState['storm'] = { active: false };
   for (const r of rows) {
     const uid = r.target?.uid ?? '';
+    // A ladder climbed in DryRun is not the one to climb in Enforce, nor the other way round: episodes
+    // follow the policy's present mode (budgets count attempts by mode below).
+    if (mode && r.mode && r.mode !== mode && r.type !== 'Intent' && r.type !== 'Outcome') continue;
+    if (mode && r.mode && r.mode !== mode) {
+      if (r.type === 'Intent') attempts.push({ atMs: r.atMs, targetUid: uid, mode: r.mode, counts: true });
+      continue;
+    }
     const episode = episodes.get(uid);
     switch (r.type) {
       case 'Detected':
@@ -168,6 +175,8 @@ export interface PlannedRecord {
   reason?: string;
   message?: string;
   details?: Record<string, string>;
+  /** The mode the policy ran in: episodes are replayed per mode. */
+  mode?: 'Enforce' | 'DryRun';
 }
 
 export interface PlannedAction {
@@ -214,7 +223,7 @@ export function planHealing(options: {
   const g = spec.guardrails;
   const mode = spec.mode;
   const steps: Plan['steps'] = [];
-  const record = (r: PlannedRecord) => steps.push({ record: r });
+  const record = (r: PlannedRecord) => steps.push({ record: { ...r, mode } });
 
   // Storm: more of the watched targets failing than the policy allows (two at least: one failing target
   // is what healing is for).

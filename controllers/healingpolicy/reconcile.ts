@@ -85,6 +85,8 @@ interface PolicyMemory {
 interface AuditConnection {
   trail: AuditTrail;
   migrated: boolean;
+  /** The policies (memory keys) that use it: closed when the last one goes. */
+  users: Set<string>;
 }
 
 type Target = {
@@ -168,6 +170,7 @@ export function registerHealingPolicyController(
   async function auditFor(
     policy: HealingPolicy,
     memory: PolicyMemory,
+    memoryKey: string,
     nowMs: number,
   ): Promise<{ ok: true; trail: AuditTrail; rows: AuditRow[] } | { ok: false; fault: AuditFault }> {
     const namespace = policy.metadata.namespace ?? '';
@@ -192,9 +195,12 @@ export function registerHealingPolicyController(
     const trailKey = `${cached.url}\n${schema}`;
     let connection = connections.get(trailKey);
     if (!connection) {
-      connection = { trail: openAuditTrail({ url: cached.url, schema }), migrated: false };
+      connection = { trail: openAuditTrail({ url: cached.url, schema }), migrated: false, users: new Set() };
       connections.set(trailKey, connection);
     }
+    // A policy whose Secret now names another database leaves the old one.
+    for (const [key, other] of connections) if (key !== trailKey) other.users.delete(memoryKey);
+    connection.users.add(memoryKey);
     const where = `the audit database of Secret ${namespace}/${ref.name}`;
     if (!connection.migrated) {
       try {
@@ -261,9 +267,18 @@ export function registerHealingPolicyController(
     const targets: Target[] = [];
     const yielded = new Set<string>();
     for (const namespace of namespaces) {
+      // Only a rival that acts claims a target: in Enforce, not paused, valid, not being deleted.
       const rivals = policies
         .byIndex('namespace', namespace)
-        .filter((p) => p.metadata.uid !== policy.metadata.uid && older(p, policy));
+        .filter(
+          (p) =>
+            p.metadata.uid !== policy.metadata.uid &&
+            older(p, policy) &&
+            !p.metadata.deletionTimestamp &&
+            healingPolicySpec.safeParse(p.spec).success &&
+            p.spec.mode === 'Enforce' &&
+            !p.spec.paused,
+        );
       for (const kind of selector.kinds) {
         const objects: KubeObject[] =
           kind === 'Deployment'
@@ -346,10 +361,10 @@ export function registerHealingPolicyController(
       for (const action of remediationActions)
         for (const outcome of ['Done', 'DryRun', 'Refused', 'Failed', 'Cancelled'])
           actionsCounter.remove({ namespace, policy, action, outcome });
-      // Connections no remaining policy uses are closed.
-      const inUse = new Set([...memories.values()].map((m) => m.trailKey));
+      // A connection no remaining policy uses is closed.
       for (const [trailKey, connection] of connections) {
-        if (inUse.has(trailKey)) continue;
+        for (const user of connection.users) if (user.startsWith(`${key}/`)) connection.users.delete(user);
+        if (connection.users.size > 0) continue;
         connections.delete(trailKey);
         void connection.trail.close().catch(() => {});
       }
@@ -390,9 +405,9 @@ export function registerHealingPolicyController(
         }
       }
 
-      const audit = await auditFor(policy, memory, nowMs);
+      const audit = await auditFor(policy, memory, memoryKey, nowMs);
       const rows = audit.ok ? audit.rows : (memory.rows ?? []);
-      const trail = trailState(rows);
+      const trail = trailState(rows, spec.mode);
       const failedRevisions = new Set(
         rows
           // A revision that failed while it served (found failing, or acted on) is never a rollback target.
@@ -515,7 +530,7 @@ export function registerHealingPolicyController(
         spec,
         nowMs,
         targets: inputs,
-        trail: trailState(memory.rows ?? rows),
+        trail: trailState(memory.rows ?? rows, spec.mode),
         auditAvailable: !auditFault,
         cluster: clusterFault ? { healthy: false, reason: clusterFault } : { healthy: true },
         settleMs,
@@ -527,7 +542,7 @@ export function registerHealingPolicyController(
             if ('record' in step) {
               const row = await record(audit.trail, step.record);
               announce(row);
-              if (row.type === 'AwaitingApproval' && row.target && row.action)
+              if (row.type === 'AwaitingApproval' && row.target && row.action && spec.mode === 'Enforce')
                 await withdrawApproval(row.target, row.action as Action);
             } else {
               const s = byUid.get(step.action.target.uid);
@@ -550,7 +565,7 @@ export function registerHealingPolicyController(
             spec,
             nowMs,
             targets: inputs,
-            trail: trailState(memory.rows ?? []),
+            trail: trailState(memory.rows ?? rows, spec.mode),
             auditAvailable: false,
             cluster: clusterFault ? { healthy: false, reason: clusterFault } : { healthy: true },
             settleMs,
@@ -628,7 +643,25 @@ export function registerHealingPolicyController(
         if ((live as WorkloadView).spec?.paused) return;
         const needsApproval = spec.approval.requiredFor.includes(a.action);
         if (needsApproval && !approvalsOf(live).has(a.action)) return;
-        const params = actionParams(a, s, spec.guardrails.respectDisruptionBudgets, nowMs, live);
+        let params = actionParams(a, s, spec.guardrails.respectDisruptionBudgets, nowMs, live);
+        // A pool goes back only to a release it still has (the pool keeps the two served last).
+        const toRelease = params.ok ? params.params.toRelease : undefined;
+        if (toRelease) {
+          const kept = await manager.client
+            .get({
+              apiVersion: 'v1',
+              kind: 'ConfigMap',
+              metadata: { name: toRelease, namespace: a.target.namespace },
+            })
+            .catch(() => 'unreachable' as const);
+          if (kept === 'unreachable') return;
+          if (!kept)
+            params = {
+              ok: false,
+              reason: 'NoHealthyRevision',
+              message: `release ${toRelease} is no longer kept: nothing to go back to`,
+            };
+        }
         if (!params.ok) {
           // Nothing to do it with (no failing pod left, no room to scale to): a refusal, recorded.
           const intent = await record(trailRef, intentEntry(a, spec.mode, {}));
@@ -702,6 +735,10 @@ export function registerHealingPolicyController(
         const timeoutMs = (spec.escalation[intent.step ?? 0]?.timeoutSeconds ?? 0) * 1000;
         const current = input ? byUid.get(input.target.uid)?.current : undefined;
         const stormEndedAt = trail.storm.endedAtMs;
+        // A storm now, before the plan records it, holds this too.
+        const failingNow = inputs.filter((t) => t.verdict.state === 'Failing').length;
+        const stormNow =
+          failingNow >= 2 && failingNow * 100 > spec.guardrails.maxUnhealthyPercent * inputs.length;
         const why =
           input?.verdict.state !== 'Failing'
             ? 'the target no longer needs it'
@@ -709,7 +746,8 @@ export function registerHealingPolicyController(
               ? 'the policy no longer enforces'
               : clusterFault
                 ? 'the cluster looks unhealthy'
-                : trail.storm.active ||
+                : stormNow ||
+                    trail.storm.active ||
                     (stormEndedAt !== undefined &&
                       nowMs - stormEndedAt < spec.guardrails.stormCooldownSeconds * 1000)
                   ? 'a storm holds every action'
@@ -765,6 +803,8 @@ export function registerHealingPolicyController(
       .map((x) => x.trim())
       .filter((x) => x && x !== action);
     if (left.length === approved.split(',').filter((x) => x.trim()).length) return;
+    // Only if the annotation is still what was read: a person's edit in between is never overwritten.
+    const path = '/metadata/annotations/aurora.health~1approve';
     await manager.client
       .patch(
         {
@@ -772,8 +812,11 @@ export function registerHealingPolicyController(
           kind: target.kind,
           metadata: { name: target.name, namespace: target.namespace },
         },
-        { metadata: { annotations: { [approveAnnotation]: left.length ? left.join(',') : null } } },
-        { type: 'merge', fieldManager: healingFieldManager },
+        [
+          { op: 'test', path, value: approved },
+          left.length ? { op: 'replace', path, value: left.join(',') } : { op: 'remove', path },
+        ],
+        { type: 'json', fieldManager: healingFieldManager },
       )
       .catch(() => {});
   }

@@ -114,7 +114,8 @@ describe('HealingPolicy', () => {
       const c = p?.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'False');
       return c?.lastTransitionTime ? Date.parse(c.lastTransitionTime) : undefined;
     });
-    await new Promise((r) => setTimeout(r, 8_000));
+    // 8 s into the 10 s window (by the pod's own clock): nothing yet.
+    await new Promise((r) => setTimeout(r, Math.max(0, failedAt + 8_000 - Date.now())));
     expect((await bed.status('ready')).unhealthyCount ?? 0).toBe(0);
     expect(await bed.rows('ready')).toEqual([]);
     const detected = await waitFor(
@@ -217,6 +218,13 @@ describe('HealingPolicy', () => {
       spec: { modelRef: { name: 'er-news2-risk' }, minReplicas: 2, maxReplicas: 4 },
     });
     const release = (name: string) => ({ 'aurora.health/release': name });
+    for (const name of ['triage-1-0-0', 'triage-1-1-0'])
+      await bed.client.create({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name, namespace: bed.namespace },
+        data: {},
+      });
     await bed.client.create({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
