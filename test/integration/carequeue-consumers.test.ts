@@ -181,6 +181,8 @@ describe('consumers that really serve', () => {
     const firstArrivalMs = Number(added[0]?.split('-')[0]);
     let scaledOutAtMs: number | undefined;
     let most = 1;
+    let looks = 0;
+    let rateSeen = 0;
     const results = `aurora:${namespace}:rush:results`;
     await waitFor(
       'all 200 served',
@@ -195,6 +197,9 @@ describe('consumers that really serve', () => {
           )?.spec.replicas ?? 0;
         if (replicas > 1 && scaledOutAtMs === undefined) scaledOutAtMs = Date.now();
         most = Math.max(most, replicas);
+        // The service rate is measured while consumers are busy; once the burst is served it may lapse.
+        if (++looks % 10 === 0)
+          rateSeen = Math.max(rateSeen, (await getQueue('rush'))?.status?.servedPerConsumerPerMinute ?? 0);
         return (await redis.xlen(results)) === 200 ? true : undefined;
       },
       { timeoutMs: 90_000, intervalMs: 100 },
@@ -211,14 +216,9 @@ describe('consumers that really serve', () => {
     });
     expect(waits).toHaveLength(200);
     expect(Math.max(...waits)).toBeLessThanOrEqual(maxWaitSeconds * 1000);
-    // The service rate is measured over 15 s of serving at least: on a busy machine the burst can be
-    // served sooner, and the rate is reported on a later look.
-    const rate = await waitFor(
-      'a measured service rate',
-      async () => (await getQueue('rush'))?.status?.servedPerConsumerPerMinute,
-      { timeoutMs: 30_000 },
-    );
-    expect(rate).toBeGreaterThan(0);
+    // What one consumer serves was measured while they served (4 a second each: about 240 a minute).
+    rateSeen = Math.max(rateSeen, (await getQueue('rush'))?.status?.servedPerConsumerPerMinute ?? 0);
+    expect(rateSeen).toBeGreaterThan(0);
   });
 
   it('finds no patient value in what the operator and the consumers wrote out', async () => {

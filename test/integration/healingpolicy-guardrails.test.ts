@@ -3,7 +3,7 @@
 // kills (restart, then scale out, the memory limit named) and restarts per window.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeManifest } from '../../hack/local-cluster/fleet.ts';
-import { livePods } from '../../hack/local-cluster/pod-failures.ts';
+import { failPod, livePods } from '../../hack/local-cluster/pod-failures.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { uniqueSuffix } from '../harness/cluster.ts';
@@ -184,14 +184,20 @@ describe('HealingPolicy guardrails', () => {
     expect(types(rows).filter((t) => t.startsWith('Storm'))).toEqual(['StormStarted', 'StormEnded']);
   });
 
-  it.concurrent('keeps to the per-target limit', async () => {
+  it.concurrent('finds a crash loop only at its count of restarts, and keeps to the per-target limit', async () => {
     await bed.deployment('limit', { replicas: 1, labels: { scenario: 'limit' } });
     await bed.policy('limit', {
       selector: selectorFor('limit'),
-      detectors: { crashLoop: { restarts: 2 } },
+      detectors: { crashLoop: { restarts: 3 } },
       escalation: ladder(['RestartPod', 10], ['RestartRollout', 10]),
       guardrails: guardrails({ perTargetLimit: { actions: 1, windowSeconds: 3600 } }),
     });
+    await bed.until('watching', 'limit', (s) => (s.watchedTargets === 1 ? true : undefined));
+    // Two restarts of three: not yet a crash loop.
+    const [first] = await livePods(bed.client, bed.namespace, 'app=limit');
+    await failPod(bed.client, first as NonNullable<typeof first>, { kind: 'CrashLoop', restarts: 2 });
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(await bed.rows('limit')).toEqual([]);
     bed.fail('app=limit', { kind: 'CrashLoop', restarts: 3 });
     await bed.until(
       'limit reached',
@@ -245,9 +251,18 @@ describe('HealingPolicy guardrails', () => {
       guardrails: guardrails(),
       mode: 'DryRun',
     });
-    // Two restarts each, still ready: only the sum crosses the threshold.
-    const k = bed.fail('app=flappy', { kind: 'Restarted', restarts: 2 });
-    await waitFor('both failed', async () => (k.failed() >= 2 ? true : undefined));
+    await bed.until('watching', 'flappy', (s) => (s.watchedTargets === 1 ? true : undefined));
+    const pods = await livePods(bed.client, bed.namespace, 'app=flappy');
+    // Three restarts in all, still ready: under the threshold, nothing is found.
+    await failPod(bed.client, pods[0] as (typeof pods)[number], { kind: 'Restarted', restarts: 2 });
+    await failPod(bed.client, pods[1] as (typeof pods)[number], { kind: 'Restarted', restarts: 1 });
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect((await bed.status('flappy')).unhealthyCount ?? 0).toBe(0);
+    // One more: the sum crosses it, though no pod restarted more than twice.
+    const [again] = (await livePods(bed.client, bed.namespace, 'app=flappy')).filter(
+      (p) => p.metadata.uid === pods[1]?.metadata.uid,
+    );
+    await failPod(bed.client, again as (typeof pods)[number], { kind: 'Restarted', restarts: 2 });
     const s = await bed.until('detected', 'flappy', (s) => (s.unhealthyTargets?.length ? s : undefined));
     expect(s.unhealthyTargets?.[0]).toMatchObject({ detector: 'restartsPerWindow', cause: 'Restarts' });
   });
