@@ -1,6 +1,7 @@
 import { poolLabel, releaseAnnotations, unifiedMemoryResource } from '../crds/labels.ts';
 import type { KubeObject } from '../operator/kube/types.ts';
 import { quantityValue } from '../operator/quantity.ts';
+import { identityOf } from './identity.ts';
 
 /** The parts of a pool pod that status and placement read. */
 export interface PodView extends KubeObject {
@@ -71,14 +72,7 @@ export function podView(obj: KubeObject): PodView {
     0,
   );
   return {
-    apiVersion: raw.apiVersion,
-    kind: raw.kind,
-    metadata: {
-      name: raw.metadata.name,
-      namespace: raw.metadata.namespace,
-      ...(raw.metadata.uid ? { uid: raw.metadata.uid } : {}),
-      ...(raw.metadata.resourceVersion ? { resourceVersion: raw.metadata.resourceVersion } : {}),
-    },
+    ...identityOf(raw),
     pod: {
       pool: raw.metadata.labels?.[poolLabel] ?? '',
       ...(raw.spec?.nodeName ? { nodeName: raw.spec.nodeName } : {}),

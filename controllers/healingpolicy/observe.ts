@@ -3,6 +3,7 @@
 // a pod's health, a revision's identity, never a pod's spec or a log.
 import { releaseAnnotations } from '../../crds/labels.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
+import { identityOf } from '../../views/identity.ts';
 import type { ContainerHealth, PodHealth } from './detect.ts';
 import type { RevisionInfo } from './diagnose.ts';
 
@@ -61,14 +62,7 @@ export function healthPod(obj: KubeObject): HealthPod {
     };
   });
   return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      name: raw.metadata.name,
-      namespace: raw.metadata.namespace,
-      ...(raw.metadata.uid ? { uid: raw.metadata.uid } : {}),
-      ...(raw.metadata.resourceVersion ? { resourceVersion: raw.metadata.resourceVersion } : {}),
-    },
+    ...identityOf({ ...raw, apiVersion: 'v1', kind: 'Pod' }),
     health: {
       name: raw.metadata.name,
       uid: raw.metadata.uid ?? raw.metadata.name,
@@ -115,14 +109,7 @@ export function revisionObject(obj: KubeObject): RevisionObject {
     : Number(raw.revision ?? 0);
   const created = ms(raw.metadata.creationTimestamp);
   return {
-    apiVersion: raw.apiVersion,
-    kind: raw.kind,
-    metadata: {
-      name: raw.metadata.name,
-      namespace: raw.metadata.namespace,
-      ...(raw.metadata.uid ? { uid: raw.metadata.uid } : {}),
-      ...(raw.metadata.resourceVersion ? { resourceVersion: raw.metadata.resourceVersion } : {}),
-    },
+    ...identityOf(raw),
     revision: {
       ...(controller ? { owner: `${controller.kind}/${controller.name}` } : {}),
       // Pods carry the ReplicaSet's pod-template-hash, or the ControllerRevision's name.
