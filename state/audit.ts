@@ -202,6 +202,55 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
     return pool;
   };
   const table = `${schema}.audit_trail`;
+  /** The last row this writer wrote: the next append goes after it without a lock, if nobody wrote since. */
+  let lastWritten: { seq: number; hash: string } | undefined;
+  /** Appends one row: after the last this process wrote in one statement, else under the lock. */
+  async function appendNow(entry: AuditEntry): Promise<AuditRow> {
+    const insert = (client: pg.PoolClient | pg.Pool, seq: number, prevHash: string) => {
+      const content = canonicalContent(entry, seq);
+      const hash = rowHash(prevHash, content);
+      // Under the chain's lock, taken by the same statement (its transaction holds it until commit), so
+      // a writer that read the last row under the lock is never overtaken between its read and insert.
+      return client
+        .query(
+          `with locked as (select pg_advisory_xact_lock(hashtext('${table}')))
+           insert into ${table} (seq, content, prev_hash, hash) select $1, $2, $3, $4 from locked`,
+          [seq, content, prevHash, hash],
+        )
+        .then(() => {
+          lastWritten = { seq, hash };
+          return { ...entry, seq, hash, prevHash };
+        });
+    };
+    // The row after the last one this writer wrote, in one statement: the usual case (the leader is the
+    // only writer). The trigger and the primary key refuse it if another wrote meanwhile.
+    if (lastWritten) {
+      try {
+        return await insert(ready(), lastWritten.seq + 1, lastWritten.hash);
+      } catch (err) {
+        if (!isChainConflict(err)) throw err;
+        lastWritten = undefined;
+      }
+    }
+    // Otherwise under the chain's lock, after reading the last row (begin, lock and read in one trip).
+    const client = await ready().connect();
+    try {
+      const results = (await client.query(
+        `begin; select pg_advisory_xact_lock(hashtext('${table}')); select seq, hash from ${table} order by seq desc limit 1`,
+      )) as unknown as Array<pg.QueryResult<{ seq: string; hash: string }>>;
+      const last = results[2]?.rows[0];
+      const row = await insert(client, Number(last?.seq ?? 0) + 1, last?.hash ?? genesisHash);
+      await client.query('commit');
+      return row;
+    } catch (err) {
+      lastWritten = undefined;
+      await client.query('rollback').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+  let queue: Promise<void> = Promise.resolve();
   return {
     schema,
     async migrate() {
@@ -239,33 +288,14 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
         await migrator.end();
       }
     },
-    async append(entry) {
-      const client = await ready().connect();
-      try {
-        await client.query('begin');
-        // One writer at a time extends the chain (replicas, and policies sharing a database).
-        await client.query('select pg_advisory_xact_lock(hashtext($1))', [table]);
-        const last = await client.query<{ seq: string; hash: string }>(
-          `select seq, hash from ${table} order by seq desc limit 1`,
-        );
-        const seq = Number(last.rows[0]?.seq ?? 0) + 1;
-        const prevHash = last.rows[0]?.hash ?? genesisHash;
-        const content = canonicalContent(entry, seq);
-        const hash = rowHash(prevHash, content);
-        await client.query(`insert into ${table} (seq, content, prev_hash, hash) values ($1, $2, $3, $4)`, [
-          seq,
-          content,
-          prevHash,
-          hash,
-        ]);
-        await client.query('commit');
-        return { ...entry, seq, hash, prevHash };
-      } catch (err) {
-        await client.query('rollback').catch(() => {});
-        throw err;
-      } finally {
-        client.release();
-      }
+    append(entry) {
+      // One append at a time from this process, so each goes after the last one written, in one trip.
+      const run = queue.then(() => appendNow(entry));
+      queue = run.then(
+        () => {},
+        () => {},
+      );
+      return run;
     },
     async policyRows(policyUid, sinceMs) {
       // Where the oldest open episode or storm began: the latest boundary row per target (and for the
@@ -297,6 +327,12 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
     },
   };
 }
+
+/** The database refused a row because another took its place: a unique seq or hash, or the chain trigger. */
+const isChainConflict = (err: unknown) => {
+  const code = (err as { code?: string }).code;
+  return code === '23505' || (code === 'P0001' && /does not (follow|link)/.test((err as Error).message));
+};
 
 /** What the verifier found: the first row where the chain breaks, or that it holds. */
 export type VerifyResult =

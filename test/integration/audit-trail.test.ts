@@ -74,6 +74,18 @@ describe('the audit trail in PostgreSQL', () => {
     expect(await trail.head()).toMatchObject({ seq: 5 });
   });
 
+  it('stays one chain when two writers append at once (a new leader beside an old one)', async () => {
+    const { trail: a, schema: s } = await trailWith(1);
+    const b = openAuditTrail({ url, schema: s });
+    trails.push(b);
+    await b.migrate();
+    // Each writer's next row goes after the last it wrote, unless the other wrote since: then the
+    // database refuses it and the writer appends under the chain's lock.
+    await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).append(entry(i + 2))));
+    expect(await verifyAuditTrail({ url, schema: s })).toMatchObject({ ok: true, rows: 41 });
+    expect((await a.head())?.seq).toBe(41);
+  });
+
   it('keeps the rows of an open episode however old', async () => {
     const { trail: t } = await trailWith(0);
     const old = Date.now() - 10 * 86_400_000;
