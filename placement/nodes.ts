@@ -1,6 +1,6 @@
 import type { InferencePoolSpec } from '../crds/inferencepool.ts';
 import { nodeLabels } from '../crds/labels.ts';
-import type { NodeView } from '../views/node.ts';
+import { type NodeView, nodeIsReady } from '../views/node.ts';
 
 export interface NodeSelectorRequirement {
   key: string;
@@ -71,7 +71,7 @@ export function allowedNodes(spec: InferencePoolSpec, nodes: readonly NodeView[]
   return nodes.filter((node) => {
     const labels = node.metadata.labels ?? {};
     if (node.spec?.unschedulable) return false;
-    if (!node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
+    if (!nodeIsReady(node)) return false;
     if (!requirements.every((r) => labelMatches(labels, r))) return false;
     return (node.spec?.taints ?? [])
       .filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute')

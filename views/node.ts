@@ -39,6 +39,10 @@ export function nodeView(node: KubeObject): NodeView {
   };
 }
 
+/** Whether the node's kubelet says it is Ready. */
+export const nodeIsReady = (node: NodeView) =>
+  node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
 /** Whether a node event changes anything placement depends on (heartbeats do not). */
 export function placementChanged(old: NodeView | undefined, node: NodeView): boolean {
   if (!old) return true;

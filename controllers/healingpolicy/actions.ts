@@ -45,7 +45,12 @@ export interface ActionOutcome {
   details?: Record<string, string | number | boolean | string[]>;
 }
 
-const apiVersionOf = (kind: string) => (kind === 'InferencePool' ? 'aurora.health/v1alpha1' : 'apps/v1');
+/** A target by reference: an InferencePool in Aurora's group, a Deployment or StatefulSet in apps/v1. */
+export const targetRef = (t: { kind: string; name: string; namespace: string }) => ({
+  apiVersion: t.kind === 'InferencePool' ? 'aurora.health/v1alpha1' : 'apps/v1',
+  kind: t.kind,
+  metadata: { name: t.name, namespace: t.namespace },
+});
 
 const workloadRef = (p: ActionParams) => ({
   apiVersion: 'apps/v1',
@@ -78,11 +83,7 @@ export async function performAction(client: KubeClient, p: ActionParams): Promis
         return await rollback(client, p);
       case 'ScaleOut': {
         await client.patch(
-          {
-            apiVersion: apiVersionOf(p.kind),
-            kind: p.kind,
-            metadata: { name: p.name, namespace: p.namespace },
-          },
+          targetRef(p),
           { spec: { replicas: p.toReplicas } },
           { type: 'merge', subresource: 'scale', fieldManager: healingFieldManager },
         );
@@ -173,7 +174,7 @@ async function rollback(client: KubeClient, p: ActionParams): Promise<ActionOutc
   if (p.kind === 'InferencePool') {
     // The pool's controller serves the earlier release while the failing one is still the newest.
     await client.patch(
-      { apiVersion: apiVersionOf(p.kind), kind: p.kind, metadata: { name: p.name, namespace: p.namespace } },
+      targetRef(p),
       {
         metadata: {
           annotations: { [rollbackAnnotations.to]: p.toRelease, [rollbackAnnotations.from]: p.fromRelease },
@@ -258,11 +259,7 @@ export async function actionTookEffect(client: KubeClient, p: ActionParams): Pro
       }
       case 'Rollback': {
         if (p.kind === 'InferencePool') {
-          const pool = await client.get({
-            apiVersion: apiVersionOf(p.kind),
-            kind: p.kind,
-            metadata: { name: p.name, namespace: p.namespace },
-          });
+          const pool = await client.get(targetRef(p));
           return pool?.metadata.annotations?.[rollbackAnnotations.to] === p.toRelease;
         }
         if (p.workloadKind === 'Deployment') {
@@ -283,11 +280,7 @@ export async function actionTookEffect(client: KubeClient, p: ActionParams): Pro
         return w?.status?.updateRevision === p.toRevisionObject;
       }
       case 'ScaleOut': {
-        const t = await client.get<KubeObject & { spec?: { replicas?: number } }>({
-          apiVersion: apiVersionOf(p.kind),
-          kind: p.kind,
-          metadata: { name: p.name, namespace: p.namespace },
-        });
+        const t = await client.get<KubeObject & { spec?: { replicas?: number } }>(targetRef(p));
         return (t?.spec?.replicas ?? 0) >= (p.toReplicas ?? 0);
       }
       case 'CordonNode': {

@@ -208,6 +208,13 @@ export interface Plan {
   budgetRemaining: number;
 }
 
+/**
+ * Whether failing targets make a storm: more of the watched than the policy allows, and two at least
+ * (one failing target is what healing is for).
+ */
+export const isStorm = (failing: number, watched: number, maxUnhealthyPercent: number) =>
+  failing >= 2 && failing * 100 > maxUnhealthyPercent * watched;
+
 export function planHealing(options: {
   spec: HealingPolicySpec;
   nowMs: number;
@@ -229,7 +236,7 @@ export function planHealing(options: {
   // is what healing is for).
   const failing = options.targets.filter((t) => t.verdict.state === 'Failing').length;
   const watched = options.targets.length;
-  const stormNow = failing >= 2 && failing * 100 > g.maxUnhealthyPercent * watched;
+  const stormNow = isStorm(failing, watched, g.maxUnhealthyPercent);
   let stormActive = trail.storm.active;
   let stormEndedAtMs = trail.storm.endedAtMs;
   if (stormNow && !stormActive && options.auditAvailable) {

@@ -15,11 +15,17 @@ import {
   type AuditTrail,
   openAuditTrail,
 } from '../../state/audit.ts';
-import { type NodeView, nodeInformer } from '../../views/node.ts';
-import { type ActionParams, actionTookEffect, healingFieldManager, performAction } from './actions.ts';
-import { type DetectorMemory, detect, emptyMemory, type TargetSnapshot, type Verdict } from './detect.ts';
+import { type NodeView, nodeInformer, nodeIsReady } from '../../views/node.ts';
+import {
+  type ActionParams,
+  actionTookEffect,
+  healingFieldManager,
+  performAction,
+  targetRef,
+} from './actions.ts';
+import { type DetectorMemory, detect, emptyMemory, type TargetSnapshot } from './detect.ts';
 import { type Action, type Diagnosis, diagnose, type RevisionInfo } from './diagnose.ts';
-import { type PlannedAction, planHealing, type TargetInput, trailState } from './ladder.ts';
+import { isStorm, type PlannedAction, planHealing, type TargetInput, trailState } from './ladder.ts';
 import {
   type HealthPod,
   healthPod,
@@ -228,7 +234,6 @@ export function registerHealingPolicyController(
     return { ok: true, trail: connection.trail, rows: memory.rows };
   }
 
-  /** The targets a policy watches, by kind, in its namespaces, matching its selector. */
   /** Whether a policy selects a workload (before any other policy's claim). */
   function selects(policy: HealingPolicy, kind: Target['kind'], object: KubeObject): boolean {
     const selector = policy.spec?.selector;
@@ -383,12 +388,13 @@ export function registerHealingPolicyController(
 
       // Nodes: pods on a NotReady node are the node's problem; many NotReady nodes hold every action.
       const allNodes = nodes.list();
-      const notReady = new Set(allNodes.filter((n) => !isReady(n)).map((n) => n.metadata.name));
+      const notReady = new Set(allNodes.filter((n) => !nodeIsReady(n)).map((n) => n.metadata.name));
       const nodeReady = (n: string) => !notReady.has(n);
       const clusterFault =
         notReady.size >= 2 && notReady.size * 100 > spec.guardrails.maxUnhealthyPercent * allNodes.length
           ? `${notReady.size} of ${allNodes.length} nodes are not Ready: nothing disruptive is done`
           : undefined;
+      const cluster = clusterFault ? { healthy: false, reason: clusterFault } : { healthy: true };
 
       const { targets, yielded } = targetsOf(policy);
       const snapshots = targets.map((t) => ({ t, ...snapshotOf(t, nodeReady) }));
@@ -419,7 +425,6 @@ export function registerHealingPolicyController(
 
       const inputs: TargetInput[] = [];
       const byUid = new Map<string, (typeof snapshots)[number]>();
-      const diagnoses = new Map<string, Diagnosis>();
       const seen = new Set<string>();
       let nextDueMs = interval;
       for (const s of snapshots) {
@@ -469,7 +474,6 @@ export function registerHealingPolicyController(
             failingSinceMs: trail.episodes.get(uid)?.detectedAtMs ?? nowMs,
             healthyRevisionSeconds: spec.guardrails.healthyRevisionSeconds,
           });
-          diagnoses.set(uid, diagnosis);
         }
         inputs.push({
           target,
@@ -532,7 +536,7 @@ export function registerHealingPolicyController(
         targets: inputs,
         trail: trailState(memory.rows ?? rows, spec.mode),
         auditAvailable: !auditFault,
-        cluster: clusterFault ? { healthy: false, reason: clusterFault } : { healthy: true },
+        cluster,
         settleMs,
       });
 
@@ -567,7 +571,7 @@ export function registerHealingPolicyController(
             targets: inputs,
             trail: trailState(memory.rows ?? rows, spec.mode),
             auditAvailable: false,
-            cluster: clusterFault ? { healthy: false, reason: clusterFault } : { healthy: true },
+            cluster,
             settleMs,
           })
         : plan;
@@ -736,9 +740,11 @@ export function registerHealingPolicyController(
         const current = input ? byUid.get(input.target.uid)?.current : undefined;
         const stormEndedAt = trail.storm.endedAtMs;
         // A storm now, before the plan records it, holds this too.
-        const failingNow = inputs.filter((t) => t.verdict.state === 'Failing').length;
-        const stormNow =
-          failingNow >= 2 && failingNow * 100 > spec.guardrails.maxUnhealthyPercent * inputs.length;
+        const stormNow = isStorm(
+          inputs.filter((t) => t.verdict.state === 'Failing').length,
+          inputs.length,
+          spec.guardrails.maxUnhealthyPercent,
+        );
         const why =
           input?.verdict.state !== 'Failing'
             ? 'the target no longer needs it'
@@ -781,11 +787,7 @@ export function registerHealingPolicyController(
   /** A target read from the API server, not the cache; 'unreachable' when it cannot answer. */
   function readLive(target: AuditTarget) {
     return manager.client
-      .get<KubeObject & { spec?: Record<string, unknown> }>({
-        apiVersion: target.kind === 'InferencePool' ? apiVersion : 'apps/v1',
-        kind: target.kind,
-        metadata: { name: target.name, namespace: target.namespace },
-      })
+      .get<KubeObject & { spec?: Record<string, unknown> }>(targetRef(target))
       .catch(() => 'unreachable' as const);
   }
 
@@ -798,20 +800,14 @@ export function registerHealingPolicyController(
     if (object === 'unreachable' || !object) return;
     const approved = object.metadata.annotations?.[approveAnnotation];
     if (!approved) return;
-    const left = approved
-      .split(',')
-      .map((x) => x.trim())
-      .filter((x) => x && x !== action);
-    if (left.length === approved.split(',').filter((x) => x.trim()).length) return;
+    const given = approvalList(approved);
+    const left = given.filter((x) => x !== action);
+    if (left.length === given.length) return;
     // Only if the annotation is still what was read: a person's edit in between is never overwritten.
     const path = '/metadata/annotations/aurora.health~1approve';
     await manager.client
       .patch(
-        {
-          apiVersion: target.kind === 'InferencePool' ? apiVersion : 'apps/v1',
-          kind: target.kind,
-          metadata: { name: target.name, namespace: target.namespace },
-        },
+        targetRef(target),
         [
           { op: 'test', path, value: approved },
           left.length ? { op: 'replace', path, value: left.join(',') } : { op: 'remove', path },
@@ -958,21 +954,24 @@ function actionParams(
   return { ok: true, params, details };
 }
 
+/** The words of an approval annotation (`Rollback,CordonNode`), as written. */
+const approvalList = (value: string) =>
+  value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+
+/** The actions a person approved on a target. */
 function approvalsOf(obj: KubeObject): Set<Action> {
-  const value = obj.metadata.annotations?.[approveAnnotation] ?? '';
   return new Set(
-    value
-      .split(',')
-      .map((v) => v.trim())
-      .filter((v): v is Action =>
-        ['RestartPod', 'RestartRollout', 'Rollback', 'ScaleOut', 'CordonNode'].includes(v),
-      ),
+    approvalList(obj.metadata.annotations?.[approveAnnotation] ?? '').filter((v): v is Action =>
+      (remediationActions as readonly string[]).includes(v),
+    ),
   );
 }
 
-const isReady = (n: NodeView) =>
-  n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-const nodeFacts = (n: NodeView | undefined) => (n ? `${isReady(n)}/${n.spec?.unschedulable ?? false}` : '');
+const nodeFacts = (n: NodeView | undefined) =>
+  n ? `${nodeIsReady(n)}/${n.spec?.unschedulable ?? false}` : '';
 
 /** A row the audit trail did not take: no further action until it does. */
 class AuditWriteError extends Error {
@@ -986,5 +985,3 @@ function pgFault(err: unknown, where: string, reason: AuditFault['reason']): Aud
   const code = (err as { code?: string }).code ?? (err as Error).name ?? 'Error';
   return { reason, message: `${where} cannot be written (${code})` };
 }
-
-export type { Verdict };
