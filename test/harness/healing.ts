@@ -5,7 +5,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { registerHealingPolicyController } from '../../controllers/healingpolicy/reconcile.ts';
 import type { HealingPolicy } from '../../crds/kinds.ts';
-import { keepFailing } from '../../hack/local-cluster/pod-failures.ts';
+import { keepFailing, livePods } from '../../hack/local-cluster/pod-failures.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
@@ -29,6 +29,8 @@ export interface HealingTestbed {
     failure: Parameters<typeof keepFailing>[3],
     options?: Parameters<typeof keepFailing>[4],
   ): ReturnType<typeof keepFailing>;
+  /** The uids of a Deployment's live pods (app=<name>), sorted: who was replaced shows as a change. */
+  uids(app: string): Promise<string[]>;
   /** The pod-template-hash of a Deployment's ReplicaSet of the given revision, once it exists. */
   revisionHash(app: string, revision: string): Promise<string>;
   /** Waits until the policy's status satisfies check (returns a value). */
@@ -183,6 +185,8 @@ export async function startHealingTestbed(
       failures.push(k.stop);
       return k;
     },
+    uids: async (app) =>
+      (await livePods(client, namespace, `app=${app}`)).map((p) => p.metadata.uid ?? '').sort(),
     revisionHash: (app, revision) =>
       waitFor(`revision ${revision} of ${app}`, async () => {
         const rs = await client.list<KubeObject>('apps/v1', 'ReplicaSet', {

@@ -4,12 +4,17 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../hack/local-cluster/control-plane.ts';
-import { keepFailing, livePods } from '../../hack/local-cluster/pod-failures.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { type LocalPrometheus, startPrometheus } from '../../hack/local-cluster/prometheus.ts';
 import { type PrivatePostgres, startPrivatePostgres } from '../../hack/local-cluster/services.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import { type HealingTestbed, reasonOf, startHealingTestbed } from '../harness/healing.ts';
+import {
+  type HealingTestbed,
+  reasonOf,
+  selectorFor,
+  startHealingTestbed,
+  types,
+} from '../harness/healing.ts';
 
 let bed: HealingTestbed;
 let postgres: PrivatePostgres;
@@ -17,7 +22,6 @@ let prometheus: LocalPrometheus;
 let exporter: Server;
 /** What the exporter says: a value per Deployment name. */
 const exported = new Map<string, number>();
-const stops: Array<() => Promise<void>> = [];
 
 beforeAll(async () => {
   postgres = await startPrivatePostgres(await freePort());
@@ -34,22 +38,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const stop of stops) await stop();
   await bed?.cleanup();
   await prometheus?.stop();
   exporter?.close();
   await postgres?.cleanup();
 });
 
-const selectorFor = (scenario: string) => ({
-  labelSelector: { matchLabels: { scenario } },
-  kinds: ['Deployment'],
-});
 const guardrails = { maxUnhealthyPercent: 100, cooldownSeconds: 10 };
-const uids = async (app: string) =>
-  (await livePods(bed.client, bed.namespace, `app=${app}`)).map((p) => p.metadata.uid).sort();
-const types = (rows: Awaited<ReturnType<HealingTestbed['rows']>>) =>
-  rows.map((r) => (r.action ? `${r.type}:${r.action}${r.outcome ? `:${r.outcome}` : ''}` : r.type));
 
 describe('HealingPolicy when its dependencies fail', () => {
   it('takes no disruptive action while PostgreSQL is stopped, and carries on once it is back', async () => {
@@ -64,9 +59,8 @@ describe('HealingPolicy when its dependencies fail', () => {
       reasonOf(s, 'AuditUnavailable') === 'AuditWritable' ? true : undefined,
     );
     await postgres.stop();
-    const before = await uids('pgdown');
-    const k = keepFailing(bed.client, bed.namespace, 'app=pgdown', { kind: 'CrashLoop', restarts: 5 });
-    stops.push(k.stop);
+    const before = await bed.uids('pgdown');
+    bed.fail('app=pgdown', { kind: 'CrashLoop', restarts: 5 });
     const down = await bed.until('audit unavailable', 'pgdown', (s) =>
       s.conditions?.find((c) => c.type === 'AuditUnavailable' && c.status === 'True') ? s : undefined,
     );
@@ -77,7 +71,7 @@ describe('HealingPolicy when its dependencies fail', () => {
         : undefined,
     );
     await new Promise((r) => setTimeout(r, 5_000));
-    expect(await uids('pgdown')).toEqual(before);
+    expect(await bed.uids('pgdown')).toEqual(before);
 
     await postgres.start();
     await bed.until('acted once the trail is back', 'pgdown', (s) =>
@@ -90,7 +84,7 @@ describe('HealingPolicy when its dependencies fail', () => {
       'Intent:RestartPod',
       'Outcome:RestartPod:Done',
     ]);
-    expect((await uids('pgdown')).some((u) => before.includes(u))).toBe(false);
+    expect((await bed.uids('pgdown')).some((u) => before.includes(u))).toBe(false);
   });
 
   it.concurrent('fires the PromQL detector once the threshold held for its duration', async () => {
@@ -157,9 +151,8 @@ describe('HealingPolicy when its dependencies fail', () => {
       escalation: [{ action: 'RestartPod', timeoutSeconds: 30 }],
       guardrails,
     });
-    const before = await uids('silent');
-    const k = keepFailing(bed.client, bed.namespace, 'app=silent', { kind: 'CrashLoop', restarts: 5 });
-    stops.push(k.stop);
+    const before = await bed.uids('silent');
+    bed.fail('app=silent', { kind: 'CrashLoop', restarts: 5 });
     const s = await bed.until('unknown', 'silent', (s) =>
       s.unhealthyTargets?.[0]?.state === 'Unknown' ? s : undefined,
     );
@@ -169,6 +162,6 @@ describe('HealingPolicy when its dependencies fail', () => {
     });
     await new Promise((r) => setTimeout(r, 6_000));
     expect(await bed.rows('silent')).toEqual([]);
-    expect(await uids('silent')).toEqual(before);
+    expect(await bed.uids('silent')).toEqual(before);
   });
 });

@@ -27,9 +27,6 @@ afterAll(async () => {
   await bed?.cleanup();
 });
 
-const uids = async (app: string) =>
-  (await livePods(bed.client, bed.namespace, `app=${app}`)).map((p) => p.metadata.uid).sort();
-
 describe('HealingPolicy', () => {
   it.concurrent('climbs the ladder on a crash loop that outlives every step, and ends Escalated', async () => {
     await bed.deployment('loop', { labels: { scenario: 'loop' } });
@@ -65,7 +62,7 @@ describe('HealingPolicy', () => {
     expect(evicted.length).toBeGreaterThan(0);
     const names = (await livePods(bed.client, bed.namespace, 'app=loop')).map((p) => p.metadata.name);
     expect(names.filter((n) => evicted.includes(n))).toEqual([]);
-    expect((await uids('loop')).length).toBeGreaterThan(0);
+    expect((await bed.uids('loop')).length).toBeGreaterThan(0);
     const d = await bed.client.get<
       KubeObject & { spec: { template: { metadata: { annotations?: Record<string, string> } } } }
     >({
@@ -139,7 +136,7 @@ describe('HealingPolicy', () => {
       'Outcome:RestartPod:Done',
       'Recovered',
     ]);
-    expect(await uids('ready')).not.toContain(victim.metadata.uid);
+    expect(await bed.uids('ready')).not.toContain(victim.metadata.uid);
   });
 
   it.concurrent('never restarts an image that cannot be pulled: every step is skipped with the reason', async () => {
@@ -150,7 +147,7 @@ describe('HealingPolicy', () => {
       escalation: ladder(['RestartPod', 10], ['RestartRollout', 10]),
       guardrails: guardrails(),
     });
-    const before = await uids('pull');
+    const before = await bed.uids('pull');
     bed.fail('app=pull', { kind: 'ImagePull' });
     const s = await bed.until(
       'escalated',
@@ -162,7 +159,7 @@ describe('HealingPolicy', () => {
     const rows = await bed.rows('pull');
     expect(types(rows)).toEqual(['Detected', 'Skipped:RestartPod', 'Skipped:RestartRollout', 'Escalated']);
     expect(rows[1]?.message).toMatch(/cannot be pulled/);
-    expect(await uids('pull')).toEqual(before);
+    expect(await bed.uids('pull')).toEqual(before);
   });
 
   it.concurrent('rolls a crash loop that began with a new revision back to the last healthy one', async () => {
@@ -303,7 +300,7 @@ describe('HealingPolicy', () => {
       guardrails: guardrails(),
       mode: 'DryRun',
     });
-    const before = await uids('dry');
+    const before = await bed.uids('dry');
     bed.fail('app=dry', { kind: 'CrashLoop', restarts: 6 });
     await bed.until('dry run recorded', 'dry', (s) =>
       s.recentActions?.[0]?.outcome === 'DryRun' ? true : undefined,
@@ -313,7 +310,7 @@ describe('HealingPolicy', () => {
       'Intent:RestartPod',
       'Outcome:RestartPod:DryRun',
     ]);
-    expect(await uids('dry')).toEqual(before);
+    expect(await bed.uids('dry')).toEqual(before);
   });
 
   it.concurrent('asks PodDisruptionBudgets through eviction, and records a refusal', async () => {
@@ -330,7 +327,7 @@ describe('HealingPolicy', () => {
       escalation: ladder(['RestartPod', 10]),
       guardrails: guardrails(),
     });
-    const before = await uids('pdb');
+    const before = await bed.uids('pdb');
     const [one] = await livePods(bed.client, bed.namespace, 'app=pdb');
     if (!one) throw new Error('no pod');
     // One pod crashes; the budget wants both available, so its eviction is refused.
@@ -341,7 +338,7 @@ describe('HealingPolicy', () => {
     expect((await bed.rows('pdb')).find((r) => r.type === 'Outcome')).toMatchObject({
       reason: 'DisruptionBudget',
     });
-    expect(await uids('pdb')).toEqual(before);
+    expect(await bed.uids('pdb')).toEqual(before);
   });
 
   it.concurrent('spends no more than the policy budget and waits the cool-down', async () => {
