@@ -3,8 +3,9 @@
 # is available: kube-apiserver, kube-controller-manager, kube-scheduler and kubectl at the pinned
 # Kubernetes release, etcd 3.5, and kwok/kwokctl, plus kwok's Stage CRD and default stages taken from the
 # kwok module; Prometheus with promtool, which the HealingPolicy tests query and the chart's rules are
-# checked with; and the Argo CD health-check runner (hack/argocd-health, on gopher-lua). Output goes to .tools/ (git-ignored); a component already built at the pinned version is
-# skipped. Usage: hack/build-control-plane.sh [--force]
+# checked with; the Argo CD health-check runner (hack/argocd-health, on gopher-lua); helm; and the CRDs
+# of prometheus-operator and Argo CD that the chart's options and the examples need. Output goes to .tools/
+# (git-ignored); a component already built at the pinned version is skipped. Usage: hack/build-control-plane.sh [--force]
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +55,7 @@ kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 need_kube=false
 for b in "${kube_bins[@]}"; do up_to_date "$b" "$KUBE_VERSION" || need_kube=true; done
 if $need_kube; then
-  echo "[1/6] Kubernetes $KUBE_VERSION (${kube_bins[*]}); a cold build takes 20-40 minutes on two cores"
+  echo "[1/8] Kubernetes $KUBE_VERSION (${kube_bins[*]}); a cold build takes 20-40 minutes on two cores"
   minor=${KUBE_VERSION#v1.}
   minor=${minor%%.*}
   ldflags="-s -w"
@@ -68,20 +69,20 @@ if $need_kube; then
     go build -v -ldflags "$ldflags" -o "$out/" "${pkgs[@]}")
   for b in "${kube_bins[@]}"; do mark_built "$b" "$KUBE_VERSION"; done
 else
-  echo "[1/6] Kubernetes $KUBE_VERSION already built"
+  echo "[1/8] Kubernetes $KUBE_VERSION already built"
 fi
 
 if ! up_to_date etcd "$ETCD_VERSION"; then
-  echo "[2/6] etcd $ETCD_VERSION"
+  echo "[2/8] etcd $ETCD_VERSION"
   (cd "$here/etcd" && with_progress "etcd $ETCD_VERSION" "$logs/etcd.log" \
     go build -v -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
   mark_built etcd "$ETCD_VERSION"
 else
-  echo "[2/6] etcd $ETCD_VERSION already built"
+  echo "[2/8] etcd $ETCD_VERSION already built"
 fi
 
 if ! up_to_date kwok "$KWOK_VERSION" || ! up_to_date kwokctl "$KWOK_VERSION"; then
-  echo "[3/6] kwok $KWOK_VERSION (kwok, kwokctl)"
+  echo "[3/8] kwok $KWOK_VERSION (kwok, kwokctl)"
   kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
   kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
   with_progress "kwok $KWOK_VERSION" "$logs/kwok.log" \
@@ -90,16 +91,16 @@ if ! up_to_date kwok "$KWOK_VERSION" || ! up_to_date kwokctl "$KWOK_VERSION"; th
   mark_built kwok "$KWOK_VERSION"
   mark_built kwokctl "$KWOK_VERSION"
 else
-  echo "[3/6] kwok $KWOK_VERSION already built"
+  echo "[3/8] kwok $KWOK_VERSION already built"
 fi
 
 # kwok runs with its Stage CRD enabled so tests can add stages at run time; the CRD and the default node
 # and pod stages ship in the kwok module, so they are copied from there rather than kept in this repo.
 assets="${AURORA_TOOLS_DIR:-$root/.tools}/kwok"
 if ! $force && [ "$(cat "$assets/.version" 2>/dev/null)" = "$KWOK_VERSION" ]; then
-  echo "[4/6] kwok $KWOK_VERSION stages already in place"
+  echo "[4/8] kwok $KWOK_VERSION stages already in place"
 else
-  echo "[4/6] kwok $KWOK_VERSION Stage CRD and default stages"
+  echo "[4/8] kwok $KWOK_VERSION Stage CRD and default stages"
   kwok_dir=$(cd "${TMPDIR:-/tmp}" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [ -d "$kwok_dir/kustomize" ] || { echo "✗ kwok module not found at '$kwok_dir'" >&2; exit 1; }
@@ -115,7 +116,7 @@ else
 fi
 
 if ! up_to_date prometheus "$PROMETHEUS_VERSION" || ! up_to_date promtool "$PROMETHEUS_VERSION"; then
-  echo "[5/6] Prometheus $PROMETHEUS_VERSION (prometheus, promtool); a cold build takes 5-10 minutes"
+  echo "[5/8] Prometheus $PROMETHEUS_VERSION (prometheus, promtool); a cold build takes 5-10 minutes"
   # remove_all_sd: only static targets are scraped here, so the cloud service-discovery plugins (and
   # their large SDKs) are left out of the build.
   prom_ldflags="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}"
@@ -125,18 +126,55 @@ if ! up_to_date prometheus "$PROMETHEUS_VERSION" || ! up_to_date promtool "$PROM
   mark_built prometheus "$PROMETHEUS_VERSION"
   mark_built promtool "$PROMETHEUS_VERSION"
 else
-  echo "[5/6] Prometheus $PROMETHEUS_VERSION already built"
+  echo "[5/8] Prometheus $PROMETHEUS_VERSION already built"
 fi
 
 # The Argo CD health-check runner (gopher-lua, the interpreter Argo CD embeds), built from hack/argocd-health.
 runner_version=$(cat "$root/hack/argocd-health/go.mod" "$root/hack/argocd-health/main.go" | sha256sum | cut -c1-16)
 if ! up_to_date argocd-health "$runner_version"; then
-  echo "[6/6] argocd-health (gopher-lua $GOPHER_LUA_VERSION)"
+  echo "[6/8] argocd-health (gopher-lua $GOPHER_LUA_VERSION)"
   (cd "$root/hack/argocd-health" && with_progress "argocd-health" "$logs/argocd-health.log" \
     go build -v -ldflags "-s -w" -o "$out/argocd-health" .)
   mark_built argocd-health "$runner_version"
 else
-  echo "[6/6] argocd-health already built"
+  echo "[6/8] argocd-health already built"
+fi
+
+# helm, which the tests lint and render the chart with and the sandbox installs Aurora from; its module has
+# no replace lines, so go install builds it at the pinned version.
+if ! up_to_date helm "$HELM_VERSION"; then
+  echo "[7/8] helm $HELM_VERSION; a cold build takes 3-6 minutes"
+  with_progress "helm $HELM_VERSION" "$logs/helm.log" \
+    env GOBIN="$out" go install -v -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mark_built helm "$HELM_VERSION"
+else
+  echo "[7/8] helm $HELM_VERSION already built"
+fi
+
+# The CRDs of the tools the chart and the examples integrate with, so what the chart renders with every
+# option on (ServiceMonitor, PrometheusRule) and the Argo CD Applications apply to the real API server.
+# Both ship in their projects' Go modules, so they are copied from there rather than kept in this repo.
+crds="${AURORA_TOOLS_DIR:-$root/.tools}/crds"
+crds_version="$PROMETHEUS_OPERATOR_VERSION $ARGOCD_VERSION"
+if ! $force && [ "$(cat "$crds/.version" 2>/dev/null)" = "$crds_version" ]; then
+  echo "[8/8] prometheus-operator and Argo CD CRDs already in place"
+else
+  echo "[8/8] prometheus-operator $PROMETHEUS_OPERATOR_VERSION and Argo CD $ARGOCD_VERSION CRDs"
+  module_dir() { (cd "${TMPDIR:-/tmp}" && go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'); }
+  promop=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+  argocd=$(module_dir "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION")
+  [ -d "$promop/example/prometheus-operator-crd" ] || { echo "✗ prometheus-operator module not found at '$promop'" >&2; exit 1; }
+  [ -d "$argocd/manifests/crds" ] || { echo "✗ Argo CD module not found at '$argocd'" >&2; exit 1; }
+  mkdir -p "$crds/prometheus-operator" "$crds/argocd"
+  for k in servicemonitors prometheusrules podmonitors; do
+    install -m 0644 "$promop/example/prometheus-operator-crd/monitoring.coreos.com_$k.yaml" "$crds/prometheus-operator/"
+  done
+  for k in application appproject; do
+    install -m 0644 "$argocd/manifests/crds/$k-crd.yaml" "$crds/argocd/"
+  done
+  echo "$crds_version" >"$crds/.version"
+  echo "✓ CRDs in $crds"
 fi
 
 echo "Control plane ready in $out ($(($(date +%s) - started))s):"
@@ -145,3 +183,4 @@ echo "Control plane ready in $out ($(($(date +%s) - started))s):"
 "$out/etcd" --version | sed -n 1p
 "$out/kwok" --version 2>/dev/null | sed -n 1p || echo "kwok $(built_version kwok)"
 "$out/prometheus" --version 2>&1 | sed -n 1p
+"$out/helm" version --short
