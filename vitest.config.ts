@@ -10,7 +10,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: [
-            '{operator,crds,model,placement,views,queue,state,controllers,workloads,cmd,hack}/**/*.test.ts',
+            '{operator,crds,model,placement,views,queue,state,controllers,workloads,cmd,hack,charts}/**/*.test.ts',
           ],
           environment: 'node',
           // Unit tests run first; the integration group starts when they are done.

@@ -1,8 +1,13 @@
 // The operator's entry point: node cmd/operator.ts [--flags]; operator/config.ts lists the settings.
+import { careQueueAccess } from '../controllers/carequeue/access.ts';
 import { registerCareQueueController } from '../controllers/carequeue/reconcile.ts';
+import { healingPolicyAccess } from '../controllers/healingpolicy/access.ts';
 import { registerHealingPolicyController } from '../controllers/healingpolicy/reconcile.ts';
+import { inferencePoolAccess } from '../controllers/inferencepool/access.ts';
 import { registerInferencePoolController } from '../controllers/inferencepool/reconcile.ts';
+import { nodeCapacityAccess } from '../controllers/node/access.ts';
 import { registerNodeCapacityController } from '../controllers/node/reconcile.ts';
+import { triageModelAccess } from '../controllers/triagemodel/access.ts';
 import { registerTriageModelController } from '../controllers/triagemodel/reconcile.ts';
 import {
   createValidatorClient,
@@ -12,9 +17,23 @@ import {
 } from '../model/validator-client.ts';
 import { ConfigError, loadOperatorConfig, type OperatorConfig } from '../operator/config.ts';
 import type { Manager } from '../operator/manager.ts';
+import { type AccessRule, runtimeAccess } from '../operator/rbac.ts';
 import { runOperator } from '../operator/run.ts';
 import { pruneHistory } from '../state/carequeue-history.ts';
 import { createStateStore, type StateStore } from '../state/postgres.ts';
+
+/**
+ * The API access of the runtime and of every controller registered below: the chart's RBAC is generated
+ * from it (charts/generate.ts), so a controller added here without its declaration fails the chart's tests.
+ */
+export const auroraAccess: readonly AccessRule[] = [
+  ...runtimeAccess,
+  ...triageModelAccess,
+  ...nodeCapacityAccess,
+  ...inferencePoolAccess,
+  ...careQueueAccess,
+  ...healingPolicyAccess,
+];
 
 /** The product's controllers; each issue that adds a kind registers it here. */
 export function registerAuroraControllers(

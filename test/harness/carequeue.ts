@@ -7,7 +7,13 @@ import { registerCareQueueController } from '../../controllers/carequeue/reconci
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { Manager, ManagerOptions } from '../../operator/manager.ts';
 import { createStateStore, type StateStore } from '../../state/postgres.ts';
-import { createTestManager, createTestNamespace, testAccess, uniqueSuffix } from './cluster.ts';
+import {
+  createTestManager,
+  createTestNamespace,
+  operatorClient,
+  testAccess,
+  uniqueSuffix,
+} from './cluster.ts';
 
 /**
  * A synthetic patient with values no test writes anywhere else: eight-digit fractions, exact in binary
@@ -60,7 +66,7 @@ export async function startCareQueueTestbed(
     // A trailing newline, as `kubectl create secret --from-file` leaves one.
     stringData: { url: `${inject('redisUrl')}\n` },
   });
-  const manager = createTestManager(client, namespace, managerOptions);
+  const manager = createTestManager(operatorClient(), namespace, managerOptions);
   registerCareQueueController(manager, { store });
   await manager.start();
   return {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import { bindOperatorNamespace } from '../../hack/local-cluster/chart.ts';
 import { accessFromKubeconfig, type ClusterAccess } from '../../operator/kube/access.ts';
-import type { KubeClient } from '../../operator/kube/client.ts';
+import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
 import { silentLogger } from '../../operator/log.ts';
 import { createManager, type Manager, type ManagerOptions } from '../../operator/manager.ts';
 import { createMetrics } from '../../operator/metrics.ts';
@@ -10,6 +11,16 @@ import { createMetrics } from '../../operator/metrics.ts';
 /** How the operator's client reaches the control plane the global setup started. */
 export function testAccess(): ClusterAccess {
   return accessFromKubeconfig(inject('kubeconfigPath'));
+}
+
+/** How the operator under test reaches the control plane: as the chart's ServiceAccount, with its RBAC. */
+export function operatorAccess(): ClusterAccess {
+  return accessFromKubeconfig(inject('operatorKubeconfigPath'));
+}
+
+/** A client with the operator's permissions (the chart's), for the managers that run Aurora's controllers. */
+export function operatorClient(): KubeClient {
+  return createKubeClient(operatorAccess());
 }
 
 /** A client configuration for the control plane the global setup started. */
@@ -34,6 +45,9 @@ export async function createTestNamespace(
   const core = testKubeConfig().makeApiClient(CoreV1Api);
   const name = `${prefix}-${uniqueSuffix()}`;
   await core.createNamespace({ body: { metadata: { name, labels: { 'aurora.health/test': 'true' } } } });
+  // The operator may lead from here, as the chart lets it lead from its own namespace.
+  const chart = inject('chart');
+  await bindOperatorNamespace(createKubeClient(testAccess()), name, chart, chart.releaseNamespace);
   return { name, cleanup: async () => void (await core.deleteNamespace({ name }).catch(() => {})) };
 }
 

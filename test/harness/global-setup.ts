@@ -1,14 +1,29 @@
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureControlPlaneBinaries } from '../../hack/local-cluster/binaries.ts';
+import {
+  applyRendered,
+  chartIdentity,
+  kubeconfigWithToken,
+  renderChart,
+  serviceAccountToken,
+} from '../../hack/local-cluster/chart.ts';
 import { startControlPlane } from '../../hack/local-cluster/control-plane.ts';
-import { installAuroraCrds } from '../../hack/local-cluster/crds.ts';
 import { ensureServices } from '../../hack/local-cluster/services.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     kubeconfigPath: string;
+    /** The operator's kubeconfig: the chart's ServiceAccount, so tests run it with the chart's RBAC. */
+    operatorKubeconfigPath: string;
+    /** Who the chart installed the operator as, in namespace aurora-system. */
+    chart: {
+      releaseNamespace: string;
+      operatorServiceAccount: string;
+      namespacedRole: string;
+      profilerServiceAccount?: string;
+    };
     postgresUrl: string;
     redisUrl: string;
     /** Where tests record the processes they start, so a run that dies leaves none behind for long. */
@@ -23,9 +38,26 @@ export default async function setup(project: TestProject): Promise<() => Promise
   log('Starting the control plane and the simulated fleet for integration tests');
   const services = await ensureServices(undefined, log);
   const controlPlane = await startControlPlane({ log });
-  await installAuroraCrds(createKubeClient(controlPlane.access()));
-  log('  Aurora CRDs installed');
+  // Aurora is installed from its chart (rendered by helm with default values), and the operator under
+  // test runs as the chart's ServiceAccount: a permission the chart lacks fails the test that needs it.
+  const admin = createKubeClient(controlPlane.access());
+  const releaseNamespace = 'aurora-system';
+  const rendered = await renderChart({ release: 'aurora', namespace: releaseNamespace });
+  await applyRendered(admin, rendered, releaseNamespace);
+  const identity = chartIdentity(rendered);
+  const token = await serviceAccountToken(admin, releaseNamespace, identity.operatorServiceAccount);
+  const operatorKubeconfigPath = kubeconfigWithToken(
+    controlPlane.kubeconfigPath,
+    token,
+    `system:serviceaccount:${releaseNamespace}:${identity.operatorServiceAccount}`,
+    join(controlPlane.runDir, 'operator.kubeconfig'),
+  );
+  log(
+    `  Aurora installed from charts/aurora; the operator runs as ${releaseNamespace}/${identity.operatorServiceAccount}`,
+  );
   project.provide('kubeconfigPath', controlPlane.kubeconfigPath);
+  project.provide('operatorKubeconfigPath', operatorKubeconfigPath);
+  project.provide('chart', { releaseNamespace, ...identity });
   project.provide('postgresUrl', services.postgresUrl);
   project.provide('redisUrl', services.redisUrl);
   // The control plane's own pid directory: the next run reaps what a crashed run left in it.

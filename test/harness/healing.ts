@@ -11,7 +11,13 @@ import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import type { AuditRow } from '../../state/audit.ts';
-import { createTestManager, createTestNamespace, testAccess, uniqueSuffix } from './cluster.ts';
+import {
+  createTestManager,
+  createTestNamespace,
+  operatorClient,
+  testAccess,
+  uniqueSuffix,
+} from './cluster.ts';
 
 export interface HealingTestbed {
   namespace: string;
@@ -94,7 +100,7 @@ export async function startHealingTestbed(
     stringData: { url: options.auditUrl ?? inject('postgresUrl') },
   });
   const failures: Array<() => Promise<void>> = [];
-  const manager = createTestManager(client, namespace);
+  const manager = createTestManager(operatorClient(), namespace);
   registerHealingPolicyController(manager, {
     protectedNamespaces: ['aurora-system'],
     auditSchema: schema,

@@ -52,7 +52,8 @@ function operator(identity: string, schema: string, failpoints?: string): Manage
     [
       ...operatorNodeFlags,
       join(repoRoot, 'cmd', 'operator.ts'),
-      `--kubeconfig=${inject('kubeconfigPath')}`,
+      // As the chart's ServiceAccount, with the chart's RBAC.
+      `--kubeconfig=${inject('operatorKubeconfigPath')}`,
       `--namespace=${namespace}`,
       `--leader-election-namespace=${leases}`,
       `--leader-election-id=${schema.replaceAll('_', '-')}`,

@@ -22,7 +22,7 @@ import type { KubeObject } from '../../operator/kube/types.ts';
 import { createLogger } from '../../operator/log.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { firstFitDecreasing, podUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
-import { createTestManager, createTestNamespace, testAccess } from '../harness/cluster.ts';
+import { createTestManager, createTestNamespace, operatorClient, testAccess } from '../harness/cluster.ts';
 import { startTestValidator } from '../harness/validator.ts';
 
 const client = createKubeClient(testAccess());
@@ -157,7 +157,7 @@ beforeAll(async () => {
   await client.create(modelConfigMap('er-model-v1', goodModel));
   await client.create(triageModel('er-news2-risk', '1.0.0', 'er-model-v1'));
   // Everything the operator logs is kept, so tests can search it for what must never be there.
-  manager = createTestManager(client, namespace, {
+  manager = createTestManager(operatorClient(), namespace, {
     log: createLogger({
       level: 'debug',
       destination: { write: (line: string) => void operatorLog.push(line) },

@@ -5,17 +5,19 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { repoRoot } from '../../hack/local-cluster/control-plane.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { testAccess, uniqueSuffix } from '../harness/cluster.ts';
+import { profilerOnNode } from '../harness/profiler.ts';
 
 const execFileAsync = promisify(execFile);
 const client = createKubeClient(testAccess());
 const fixtures = join(repoRoot, 'workloads/node-profiler/fixtures');
 const nodeName = `profiled-mac-${uniqueSuffix()}`;
 const nodeRef = { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } };
+let profiler: Awaited<ReturnType<typeof profilerOnNode>> | undefined;
 
 beforeAll(async () => {
   // Not a kwok node: nothing schedules to it, and it starts with stale labels the profiler must fix.
@@ -31,9 +33,11 @@ beforeAll(async () => {
     },
     spec: { taints: [{ key: 'aurora.health/test', effect: 'NoSchedule' }] },
   } as KubeObject);
+  profiler = await profilerOnNode(nodeName);
 });
 
 afterAll(async () => {
+  await profiler?.cleanup();
   await client.delete(nodeRef);
 });
 
@@ -46,7 +50,8 @@ function runProfilerOnce(procRoot: string) {
       env: {
         ...process.env,
         NODE_NAME: nodeName,
-        KUBECONFIG: inject('kubeconfigPath'),
+        // As the chart's profiler on this node: its RBAC and its admission policy apply.
+        KUBECONFIG: profiler?.kubeconfigPath ?? '',
         AURORA_PROC_ROOT: procRoot,
         AURORA_PROFILE_SOURCE: 'linux',
         AURORA_PROFILE_INTERVAL_SECONDS: '0',

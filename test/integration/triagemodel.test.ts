@@ -14,7 +14,7 @@ import { waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
-import { createTestManager, createTestNamespace, testAccess } from '../harness/cluster.ts';
+import { createTestManager, createTestNamespace, operatorClient, testAccess } from '../harness/cluster.ts';
 import { startTestValidator } from '../harness/validator.ts';
 
 const client = createKubeClient(testAccess());
@@ -77,7 +77,7 @@ beforeAll(async () => {
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   ({ name: namespace, cleanup } = await createTestNamespace('triage'));
   await client.create({ ...exampleConfigMap, metadata: { ...exampleConfigMap.metadata, namespace } });
-  manager = createTestManager(client, namespace);
+  manager = createTestManager(operatorClient(), namespace);
   // The test server listens on loopback, which the operator refuses unless told otherwise.
   validator = await startTestValidator();
   registerTriageModelController(manager, { validator: validator.client });

@@ -26,7 +26,7 @@ import {
   installEchoCrd,
   registerEchoController,
 } from '../fixtures/echo-controller.ts';
-import { createTestManager, createTestNamespace, testAccess } from '../harness/cluster.ts';
+import { createTestManager, createTestNamespace, operatorClient, testAccess } from '../harness/cluster.ts';
 import { startTestValidator } from '../harness/validator.ts';
 
 const client = createKubeClient(testAccess());
@@ -91,15 +91,20 @@ async function operatorIn(prefix: string, validatorClient: ValidatorClient = val
   const { name: namespace, cleanup } = await createTestNamespace(prefix);
   // The example's golden vectors live in its ConfigMap.
   await client.create({ ...exampleConfigMap, metadata: { ...exampleConfigMap.metadata, namespace } });
-  const manager = createTestManager(client, namespace);
+  const manager = createTestManager(operatorClient(), namespace);
   registerTriageModelController(manager, { validator: validatorClient });
-  registerEchoController(manager);
+  // The Echo kind is a test fixture the chart grants nothing on: it runs in this process too, with the
+  // admin's client.
+  const echoManager = createTestManager(client, namespace);
+  registerEchoController(echoManager);
   await manager.start();
+  await echoManager.start();
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     await manager.stop();
+    await echoManager.stop();
   };
   cleanups.push(async () => {
     await stop();
@@ -271,7 +276,7 @@ describe('validation apart from the operator', () => {
         return validator.client.validate(request, signal);
       },
     };
-    const restarted = createTestManager(client, first.namespace);
+    const restarted = createTestManager(operatorClient(), first.namespace);
     registerTriageModelController(restarted, { validator: counting });
     await restarted.start();
     cleanups.push(() => restarted.stop());
