@@ -27,6 +27,8 @@ export interface ControlPlane {
   readonly kubeconfigPath: string;
   readonly server: string;
   readonly runDir: string;
+  /** The API server's audit log: every request made with a service-account token, as JSON lines. */
+  readonly auditLogPath: string;
   /** etcd's client URL, for tests that compact history. */
   readonly etcdUrl: string;
   kubeConfig(): KubeConfig;
@@ -121,6 +123,20 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     writeFileSync(join(dirs.pki, 'sa.key'), saKey.privateKey, { mode: 0o600 });
     writeFileSync(join(dirs.pki, 'sa.pub'), saKey.publicKey);
 
+    // Every request made with a service-account token is logged (metadata only, when it completes), so
+    // a test run can show each request the chart's RBAC refused the operator.
+    const auditPolicy = join(dirs.pki, 'audit-policy.yaml');
+    writeFileSync(
+      auditPolicy,
+      stringify({
+        apiVersion: 'audit.k8s.io/v1',
+        kind: 'Policy',
+        omitStages: ['RequestReceived', 'ResponseStarted'],
+        rules: [{ level: 'Metadata', userGroups: ['system:serviceaccounts'] }, { level: 'None' }],
+      }),
+    );
+    const auditLogPath = join(runDir, 'audit.log');
+
     const server = `https://127.0.0.1:${ports.apiServer}`;
     const apiServerArgs = [
       `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
@@ -140,6 +156,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--service-account-key-file=${join(dirs.pki, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dirs.pki, 'sa.key')}`,
       '--profiling=false',
+      `--audit-policy-file=${auditPolicy}`,
+      `--audit-log-path=${auditLogPath}`,
+      '--audit-log-format=json',
+      '--audit-log-maxsize=512',
       ...(options.apiServerExtraArgs ?? []),
     ];
     let apiServer = startProcess('kube-apiserver', bin('kube-apiserver'), apiServerArgs, spawnOpts);
@@ -250,6 +270,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeconfigPath,
       server,
       runDir,
+      auditLogPath,
       etcdUrl: `http://127.0.0.1:${ports.etcdClient}`,
       kubeConfig,
       access: () => accessFromKubeconfig(kubeconfigPath),

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureControlPlaneBinaries } from '../../hack/local-cluster/binaries.ts';
@@ -32,6 +33,30 @@ declare module 'vitest' {
 }
 
 /** Starts one control plane for the whole integration run and makes sure PostgreSQL and Redis answer. */
+/** The requests RBAC refused to the chart's service accounts, from the API server's audit log, distinct. */
+function refusedByRbac(runDir: string, userPrefix: string): string[] {
+  const refused = new Set<string>();
+  for (const file of readdirSync(runDir).filter((f) => f.startsWith('audit') && f.endsWith('.log'))) {
+    for (const line of readFileSync(join(runDir, file), 'utf8').split('\n')) {
+      if (!line.includes('"forbid"')) continue;
+      const event = JSON.parse(line) as {
+        user?: { username?: string };
+        verb?: string;
+        objectRef?: { resource?: string; subresource?: string; apiGroup?: string; namespace?: string };
+        annotations?: Record<string, string>;
+      };
+      if (!event.user?.username?.startsWith(userPrefix)) continue;
+      if (event.annotations?.['authorization.k8s.io/decision'] !== 'forbid') continue;
+      const o = event.objectRef ?? {};
+      const resource = `${o.apiGroup ? `${o.apiGroup}/` : ''}${o.resource ?? '?'}${o.subresource ? `/${o.subresource}` : ''}`;
+      refused.add(
+        `  ${event.user.username}: ${event.verb} ${resource}${o.namespace ? '' : ' (cluster-wide)'}`,
+      );
+    }
+  }
+  return [...refused].sort();
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const log = (line: string) => console.log(line);
   await ensureControlPlaneBinaries();
@@ -63,6 +88,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // The control plane's own pid directory: the next run reaps what a crashed run left in it.
   project.provide('workloadPidDir', join(controlPlane.runDir, 'pids'));
   return async () => {
+    const refused = refusedByRbac(controlPlane.runDir, `system:serviceaccount:${releaseNamespace}:`);
     await controlPlane.stop();
+    // A refusal a controller retried past would pass its test: the audit log tells on it.
+    if (refused.length > 0)
+      throw new Error(
+        `the chart's RBAC refused Aurora's service accounts ${refused.length} kind(s) of request:\n${refused.join('\n')}`,
+      );
   };
 }

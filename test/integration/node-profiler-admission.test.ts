@@ -1,0 +1,111 @@
+// The chart's admission policy for the node profiler, on the real API server: RBAC lets the profiler
+// patch any Node, and the ValidatingAdmissionPolicy holds it to its own node (named in its pod-bound
+// token) and to labels under aurora.health/.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { kubeconfigWithToken, serviceAccountToken } from '../../hack/local-cluster/chart.ts';
+import { hospitalFleet } from '../../hack/local-cluster/fleet.ts';
+import { accessFromKubeconfig } from '../../operator/kube/access.ts';
+import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+import { testAccess } from '../harness/cluster.ts';
+import { profilerOnNode } from '../harness/profiler.ts';
+
+const admin = createKubeClient(testAccess());
+const [ownNode, otherNode] = hospitalFleet.filter((m) => m.apple).map((m) => m.name);
+const nodeRef = (name = ownNode ?? '') => ({ apiVersion: 'v1', kind: 'Node', metadata: { name } });
+let profiler: Awaited<ReturnType<typeof profilerOnNode>>;
+let asProfiler: KubeClient;
+
+beforeAll(async () => {
+  profiler = await profilerOnNode(ownNode ?? '');
+  asProfiler = createKubeClient(accessFromKubeconfig(profiler.kubeconfigPath));
+});
+
+afterAll(async () => {
+  await profiler?.cleanup();
+  for (const name of [ownNode, otherNode])
+    await admin.patch(
+      nodeRef(name),
+      { metadata: { labels: { 'aurora.health/admission-probe': null, 'example.org/team': null } } },
+      { type: 'merge' },
+    );
+});
+
+/** The API server's answer to a patch made as the profiler: 'allowed' or the refusal's message. */
+async function patchAsProfiler(name: string, patch: unknown, client = asProfiler): Promise<string> {
+  try {
+    await client.patch(nodeRef(name), patch, { type: 'merge', fieldManager: 'aurora-node-profiler' });
+    return 'allowed';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+const labels = async (name: string) => (await admin.get<KubeObject>(nodeRef(name)))?.metadata.labels ?? {};
+
+describe('the node profiler’s admission policy', () => {
+  it('lets a profiler set aurora.health/ labels on its own node', async () => {
+    expect(
+      await patchAsProfiler(ownNode ?? '', {
+        metadata: { labels: { 'aurora.health/admission-probe': 'm4' } },
+      }),
+    ).toBe('allowed');
+    expect((await labels(ownNode ?? ''))['aurora.health/admission-probe']).toBe('m4');
+  });
+
+  it('refuses a profiler changing another node, even an aurora.health/ label', async () => {
+    const answer = await patchAsProfiler(otherNode ?? '', {
+      metadata: { labels: { 'aurora.health/admission-probe': 'm4' } },
+    });
+    expect(answer).toMatch(/may change only the node it runs on/);
+    expect(answer).toContain(ownNode);
+    expect((await labels(otherNode ?? ''))['aurora.health/admission-probe']).toBeUndefined();
+  });
+
+  it('refuses a label outside aurora.health/ on its own node, and the removal of one', async () => {
+    expect(
+      await patchAsProfiler(ownNode ?? '', { metadata: { labels: { 'example.org/team': 'ops' } } }),
+    ).toMatch(/only labels under aurora.health\//);
+    expect(
+      await patchAsProfiler(ownNode ?? '', { metadata: { labels: { 'topology.kubernetes.io/zone': null } } }),
+    ).toMatch(/only labels under aurora.health\//);
+    // A look-alike prefix is no aurora.health/ label.
+    expect(
+      await patchAsProfiler(ownNode ?? '', { metadata: { labels: { 'aurora.healthy/chip': 'm4' } } }),
+    ).toMatch(/only labels under aurora.health\//);
+    expect(await labels(ownNode ?? '')).not.toHaveProperty('example.org/team');
+    expect(await labels(ownNode ?? '')).toHaveProperty('topology.kubernetes.io/zone');
+  });
+
+  it('refuses a change to its own node’s spec or annotations', async () => {
+    expect(await patchAsProfiler(ownNode ?? '', { spec: { unschedulable: true } })).toMatch(
+      /spec or annotations/,
+    );
+    expect(
+      await patchAsProfiler(ownNode ?? '', { metadata: { annotations: { 'example.org/note': 'x' } } }),
+    ).toMatch(/spec or annotations/);
+    const node = await admin.get<KubeObject & { spec?: { unschedulable?: boolean } }>(nodeRef());
+    expect(node?.spec?.unschedulable).toBeFalsy();
+  });
+
+  it('refuses the profiler’s account with a token bound to no pod, which names no node', async () => {
+    const { releaseNamespace, profilerServiceAccount } = inject('chart');
+    const token = await serviceAccountToken(admin, releaseNamespace, profilerServiceAccount ?? '', {
+      expirationSeconds: 600,
+    });
+    const path = kubeconfigWithToken(
+      inject('kubeconfigPath'),
+      token,
+      'unbound-profiler',
+      `${inject('workloadPidDir')}/../unbound-profiler.kubeconfig`,
+    );
+    const unbound = createKubeClient(accessFromKubeconfig(path));
+    expect(
+      await patchAsProfiler(
+        ownNode ?? '',
+        { metadata: { labels: { 'aurora.health/admission-probe': 'x' } } },
+        unbound,
+      ),
+    ).toMatch(/node-bound token of its own pod/);
+  });
+});
