@@ -49,9 +49,10 @@ metadata:
     # Before anything that uses the kind when Argo CD syncs the chart; server-side, as CRDs are large.
     argocd.argoproj.io/sync-wave: "-1"
     {{- if .Values.crds.keep }}
-    # Uninstalling the chart must not delete every ${def.kind} in the cluster with the CRD.
+    # Uninstalling the chart (or deleting its Argo CD Application) must not delete every ${def.kind} in
+    # the cluster with the CRD: Argo CD ignores the Helm policy and reads its own sync options.
     helm.sh/resource-policy: keep
-    argocd.argoproj.io/sync-options: ServerSideApply=true,Prune=false
+    argocd.argoproj.io/sync-options: ServerSideApply=true,Prune=false,Delete=false
     {{- else }}
     argocd.argoproj.io/sync-options: ServerSideApply=true
     {{- end }}

@@ -20,6 +20,8 @@ export async function startPrometheus(options: {
   targets: string[];
   scrapeIntervalSeconds?: number;
   pidDir?: string;
+  /** Rule files to evaluate (absolute paths), at the scrape interval. */
+  ruleFiles?: string[];
 }): Promise<LocalPrometheus> {
   const dir = mkdtempSync(join(tmpdir(), 'aurora-prometheus-'));
   const interval = `${options.scrapeIntervalSeconds ?? 1}s`;
@@ -30,6 +32,7 @@ export async function startPrometheus(options: {
       'global:',
       `  scrape_interval: ${interval}`,
       `  evaluation_interval: ${interval}`,
+      ...(options.ruleFiles?.length ? ['rule_files:', ...options.ruleFiles.map((f) => `  - '${f}'`)] : []),
       'scrape_configs:',
       '  - job_name: exporter',
       '    honor_labels: true',

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { inject } from 'vitest';
 import { kubeconfigWithToken, serviceAccountToken } from '../../hack/local-cluster/chart.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
@@ -37,7 +37,7 @@ export async function profilerOnNode(
     inject('kubeconfigPath'),
     token,
     `system:serviceaccount:${releaseNamespace}:${profilerServiceAccount}`,
-    join(inject('workloadPidDir'), '..', `${name}.kubeconfig`),
+    join(dirname(inject('workloadPidDir')), `${name}.kubeconfig`),
   );
   return {
     kubeconfigPath,

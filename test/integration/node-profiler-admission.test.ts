@@ -1,6 +1,7 @@
 // The chart's admission policy for the node profiler, on the real API server: RBAC lets the profiler
 // patch any Node, and the ValidatingAdmissionPolicy holds it to its own node (named in its pod-bound
 // token) and to labels under aurora.health/.
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kubeconfigWithToken, serviceAccountToken } from '../../hack/local-cluster/chart.ts';
 import { hospitalFleet } from '../../hack/local-cluster/fleet.ts';
@@ -97,7 +98,7 @@ describe('the node profiler’s admission policy', () => {
       inject('kubeconfigPath'),
       token,
       'unbound-profiler',
-      `${inject('workloadPidDir')}/../unbound-profiler.kubeconfig`,
+      join(dirname(inject('workloadPidDir')), 'unbound-profiler.kubeconfig'),
     );
     const unbound = createKubeClient(accessFromKubeconfig(path));
     expect(

@@ -1,0 +1,48 @@
+-- Argo CD health of an Aurora TriageModel, from the status Aurora writes. Healthy once the version in
+-- the spec passed validation; Degraded when it was refused (the file, its digest, its contract or its
+-- acceptance tests), with the reason's message; Progressing while it is being judged. Argo CD's
+-- sandbox: the base and table libraries only (no string library), the resource as obj.
+local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
+
+local function condition(status, type)
+  if status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(status.conditions) do
+    if c.type == type then
+      return c
+    end
+  end
+  return nil
+end
+
+local function say(c)
+  if c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  return c.reason
+end
+
+local status = obj.status
+if status == nil or status.observedGeneration == nil then
+  return hs
+end
+-- A status of an older spec says nothing of this one.
+local generation = obj.metadata.generation
+if generation ~= nil and status.observedGeneration < generation then
+  hs.message = "Waiting for Aurora to observe generation " .. generation .. " (status is of generation " .. status.observedGeneration .. ")"
+  return hs
+end
+
+local ready = condition(status, "Ready")
+if ready == nil then
+  return hs
+end
+hs.message = say(ready)
+if ready.status == "True" then
+  hs.status = "Healthy"
+elseif ready.status == "False" then
+  hs.status = "Degraded"
+end
+-- Unknown: the validator could not judge the file this time and is asked again.
+return hs

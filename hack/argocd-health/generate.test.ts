@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { argocdCmFile, argocdCmKey, healthKinds, healthScript, renderArgocdCm } from './generate.ts';
+
+describe('examples/argocd/argocd-cm-health.yaml', () => {
+  it('matches the health checks in charts/aurora/files/argocd (run npm run generate:argocd-health)', () => {
+    expect(readFileSync(argocdCmFile, 'utf8')).toBe(renderArgocdCm());
+  });
+
+  it('is argocd-cm with only the four health keys, each the kind’s script as it is', () => {
+    const cm = parse(readFileSync(argocdCmFile, 'utf8'));
+    expect(cm.metadata).toMatchObject({
+      name: 'argocd-cm',
+      namespace: 'argocd',
+      labels: { 'app.kubernetes.io/part-of': 'argocd' },
+    });
+    expect(Object.keys(cm.data).sort()).toEqual(
+      [
+        'resource.customizations.health.aurora.health_CareQueue',
+        'resource.customizations.health.aurora.health_HealingPolicy',
+        'resource.customizations.health.aurora.health_InferencePool',
+        'resource.customizations.health.aurora.health_TriageModel',
+      ].sort(),
+    );
+    for (const kind of healthKinds)
+      expect(cm.data[argocdCmKey(kind)]).toBe(readFileSync(healthScript(kind), 'utf8'));
+  });
+
+  it('goes stale when a script changes', () => {
+    const changed = renderArgocdCm((path) =>
+      path === healthScript('CareQueue') ? 'return { status = "Healthy" }\n' : readFileSync(path, 'utf8'),
+    );
+    expect(changed).not.toBe(readFileSync(argocdCmFile, 'utf8'));
+    expect(parse(changed).data[argocdCmKey('CareQueue')]).toBe('return { status = "Healthy" }\n');
+  });
+});
