@@ -40,6 +40,16 @@ async function until<T>(what: string, read: () => T | undefined, timeoutMs = 5_0
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** until, for a check that must await (the metrics registry's text). */
+async function untilAsync(what: string, check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 let running: Manager[] = [];
 afterEach(async () => {
   await Promise.all(running.map((m) => m.stop()));
@@ -422,6 +432,62 @@ describe('the kind reconciler', () => {
       ['Normal', 'Serving', 'Serve'],
       ['Warning', 'NoPods', 'Serve'],
     ]);
+  });
+
+  it("reports each object's conditions as aurora_status_condition series, one set at a time, none once it is gone", async () => {
+    const { client, manager, metrics } = harness();
+    let degraded = false;
+    const wake = channelSource();
+    addWidgetController(manager, {
+      spec: widgetSpec,
+      sources: [wake],
+      async reconcile(ctx, w) {
+        if (w.metadata.name === 'never') throw new TerminalError('ImpossibleRequest', 'no machine has 2 TiB');
+        const conditions: ConditionInput[] = [
+          { type: 'Ready', status: 'True', reason: 'Serving', message: 'all pods ready' },
+          degraded
+            ? { type: 'Degraded', status: 'True', reason: 'RolloutStalled', message: 'stuck' }
+            : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'fine' },
+        ];
+        const generation = w.metadata.generation;
+        return {
+          status: {
+            observedGeneration: generation,
+            conditions: setConditions(w.status?.conditions, conditions, generation, ctx.now()),
+          },
+        };
+      },
+    });
+    const series = async () =>
+      [...(await metrics.registry.metrics()).matchAll(/^aurora_status_condition\{(.*)\} (\d+)$/gm)]
+        .map((m) => `${m[1]} ${m[2]}`)
+        .sort();
+    await client.create(widget('w1', { replicas: 1 }));
+    await client.create(widget('never', { replicas: 1 }));
+    await manager.start();
+    await until('both reported', () => ready(client, 'w1') && ready(client, 'never'));
+    await untilAsync('the series', async () => (await series()).length === 3);
+    expect(await series()).toEqual([
+      'kind="Widget",namespace="er",name="never",type="Ready",status="False",reason="ImpossibleRequest" 1',
+      'kind="Widget",namespace="er",name="w1",type="Degraded",status="False",reason="AsExpected" 1',
+      'kind="Widget",namespace="er",name="w1",type="Ready",status="True",reason="Serving" 1',
+    ]);
+    // A condition that changes leaves no series of its old status behind.
+    degraded = true;
+    wake.send('er/w1');
+    await until('Degraded True', () =>
+      client
+        .objects(apiVersion, 'Widget')
+        .some((w) => (w as Widget).status?.conditions?.some((c) => c.reason === 'RolloutStalled')),
+    );
+    await settle();
+    expect((await series()).filter((s) => s.includes('name="w1"'))).toEqual([
+      'kind="Widget",namespace="er",name="w1",type="Degraded",status="True",reason="RolloutStalled" 1',
+      'kind="Widget",namespace="er",name="w1",type="Ready",status="True",reason="Serving" 1',
+    ]);
+    await client.delete(ref('w1'));
+    await untilAsync('w1 forgotten', async () => !(await series()).some((s) => s.includes('name="w1"')));
+    expect(await series()).toHaveLength(1);
   });
 
   it('refuses a status computed from an older object, and decides again on the newer one', async () => {

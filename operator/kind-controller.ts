@@ -115,6 +115,15 @@ export function addKindController<T extends KubeObject, Spec, Status extends Sta
   const recorder = manager.recorder(options.reportingController ?? `aurora-${options.name}`);
   // uid/generation of objects whose spec the schema refused: not looked at again until that changes.
   const invalidSpecs = new Map<string, string>();
+  /** Reports the object's conditions as metrics (the leader's alone: only it reconciles); none forgets it. */
+  const reportConditions = (key: string, conditions?: readonly Condition[]) => {
+    if (!hasStatus) return;
+    const [namespace, name] = key.includes('/') ? key.split('/', 2) : ['', key];
+    manager.metrics.conditions(
+      { kind: informer.kind, namespace: namespace ?? '', name: name ?? '' },
+      conditions,
+    );
+  };
 
   /** Writes the status when it changed; returns whether it wrote. Nothing is written once aborted. */
   const writeKindStatus = async (signal: AbortSignal, obj: T, status: Status): Promise<boolean> => {
@@ -136,6 +145,7 @@ export function addKindController<T extends KubeObject, Spec, Status extends Sta
       if (!obj) {
         invalidSpecs.delete(base.key);
         options.forget?.(base.key);
+        reportConditions(base.key);
         return undefined;
       }
       const ctx: KindContext = {
@@ -146,6 +156,7 @@ export function addKindController<T extends KubeObject, Spec, Status extends Sta
       };
       if (obj.metadata.deletionTimestamp) {
         options.forget?.(base.key);
+        reportConditions(base.key);
         if (finalizer && hasFinalizer(obj, finalizer.name)) {
           try {
             await finalizer.finalize(ctx, obj);
@@ -176,17 +187,21 @@ export function addKindController<T extends KubeObject, Spec, Status extends Sta
         }
         const result = await options.reconcile(ctx, parsed);
         invalidSpecs.delete(base.key);
+        const before = (obj.status as StatusBase | undefined)?.conditions;
         if (result?.status !== undefined && (await writeKindStatus(base.signal, obj, result.status))) {
-          const before = (obj.status as StatusBase | undefined)?.conditions;
           for (const e of conditionEvents(before, result.status.conditions, options.events ?? []))
             ctx.record(e.type, e.reason, e.action, e.note);
         }
+        // No status from the reconcile (a verdict awaited, or recorded already): what the object holds stands.
+        reportConditions(base.key, result?.status?.conditions ?? before);
         return result?.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
       } catch (err) {
         const told = err instanceof TerminalError || err instanceof ReportedError;
         if (!told || base.signal.aborted) throw err;
         // One Warning with the reason and what to fix; the other conditions' move to Unknown is no news.
-        const wrote = await writeKindStatus(base.signal, obj, failureStatus<Status>(obj, err, base.now()));
+        const failed = failureStatus<Status>(obj, err, base.now());
+        const wrote = await writeKindStatus(base.signal, obj, failed);
+        reportConditions(base.key, failed.conditions);
         if (wrote || !hasStatus) ctx.record('Warning', err.reason, 'Reconcile', err.message);
         if (err instanceof TerminalError && err.reason === 'InvalidSpec')
           invalidSpecs.set(base.key, generation);

@@ -19,6 +19,14 @@ export interface ControllerMetrics {
   leader(name: string, leading: boolean): void;
   /** Reports each informer's cached object count when metrics are scraped. */
   cacheSizes(read: () => Array<{ kind: string; objects: number }>): void;
+  /**
+   * Reports an object's status conditions as aurora_status_condition series, replacing what was
+   * reported for it before; undefined forgets the object.
+   */
+  conditions(
+    object: { kind: string; namespace: string; name: string },
+    conditions: ReadonlyArray<{ type: string; status: string; reason?: string }> | undefined,
+  ): void;
 }
 
 /**
@@ -98,6 +106,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Contr
     labelNames: ['name'],
     registers: [registry],
   });
+  const statusCondition = new Gauge({
+    name: 'aurora_status_condition',
+    help: "1 for each condition of an Aurora object's status, with its type, status and reason",
+    labelNames: ['kind', 'namespace', 'name', 'type', 'status', 'reason'],
+    registers: [registry],
+  });
+  type ConditionLabels = Record<'kind' | 'namespace' | 'name' | 'type' | 'status' | 'reason', string>;
+  // What each object reported last, so a condition that changed or went leaves no series behind.
+  const reported = new Map<string, ConditionLabels[]>();
 
   return {
     registry,
@@ -139,6 +156,22 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Contr
           for (const { kind, objects } of read()) this.inc({ kind }, objects);
         },
       });
+    },
+    conditions(object, conditions) {
+      const key = `${object.kind}/${object.namespace}/${object.name}`;
+      for (const labels of reported.get(key) ?? []) statusCondition.remove(labels);
+      if (conditions === undefined) {
+        reported.delete(key);
+        return;
+      }
+      const now = conditions.map((c) => ({
+        ...object,
+        type: c.type,
+        status: c.status,
+        reason: c.reason ?? '',
+      }));
+      for (const labels of now) statusCondition.set(labels, 1);
+      reported.set(key, now);
     },
   };
 }

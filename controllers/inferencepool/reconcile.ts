@@ -30,7 +30,7 @@ import {
 } from './desired.ts';
 import { chooseRelease, type ModelRelease, modelState, releaseName } from './release.ts';
 import { createReleaseStore, withoutFile } from './release-store.ts';
-import { inferencePoolEvents, inferencePoolStatus, nextTimedChangeMs } from './status.ts';
+import { inferencePoolEvents, inferencePoolStatus, nextTimedChangeMs, placementByNode } from './status.ts';
 
 /**
  * The InferencePool controller: for the version of its TriageModel that passed acceptance, a release
@@ -80,6 +80,30 @@ export function registerInferencePoolController(
     help: 'Pods of each pool: desired, ready, and unplaced (waiting for unified memory or a node)',
     labelNames: ['namespace', 'pool', 'state'],
     registers: [manager.metrics.registry],
+  });
+  // Read from the cache when scraped, so a pod that moves or goes leaves no series behind; the leader's
+  // alone, as a standby's warm cache would report every pod twice.
+  const placement = () => (manager.controllersRunning() ? placementByNode(pods.list()) : []);
+  new Gauge({
+    name: 'aurora_inferencepool_node_pods',
+    help: 'Live pods of each pool bound to each node',
+    labelNames: ['namespace', 'pool', 'node'],
+    registers: [manager.metrics.registry],
+    collect() {
+      this.reset();
+      for (const r of placement()) this.set({ namespace: r.namespace, pool: r.pool, node: r.node }, r.pods);
+    },
+  });
+  new Gauge({
+    name: 'aurora_inferencepool_unified_memory_mib',
+    help: 'Unified memory the live pods of each pool request on each node, in MiB',
+    labelNames: ['namespace', 'pool', 'node'],
+    registers: [manager.metrics.registry],
+    collect() {
+      this.reset();
+      for (const r of placement())
+        this.set({ namespace: r.namespace, pool: r.pool, node: r.node }, r.unifiedMemoryMiB);
+    },
   });
   // The children named after the pool, whose applied intent the applier remembers.
   const poolChildKinds = [

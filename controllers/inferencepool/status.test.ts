@@ -11,6 +11,7 @@ import {
   inferencePoolStatus,
   nextTimedChangeMs,
   type PoolObservations,
+  placementByNode,
 } from './status.ts';
 
 const now = new Date('2026-11-23T10:00:00Z');
@@ -324,6 +325,34 @@ describe('inferencePoolStatus', () => {
       now: new Date('2026-11-23T11:00:00Z'),
     });
     expect(again.conditions).toEqual(first.conditions);
+  });
+});
+
+describe('placementByNode', () => {
+  it.each([
+    ['no pods', [], []],
+    ['a pending pod is on no node', [pod('p1', { unschedulable: 'no room' })], []],
+    [
+      'pods of two pools on two nodes, summed per pool and node',
+      [
+        pod('a1', { node: 'm4-1', mib: 1500 }),
+        pod('a2', { node: 'm4-1', mib: 1500 }),
+        pod('a3', { node: 'm4-2', mib: 1500 }),
+        pod('b1', { node: 'm4-1', mib: 700, pool: 'ward' }),
+      ],
+      [
+        { namespace: 'emergency', pool: 'er-triage', node: 'm4-1', pods: 2, unifiedMemoryMiB: 3000 },
+        { namespace: 'emergency', pool: 'er-triage', node: 'm4-2', pods: 1, unifiedMemoryMiB: 1500 },
+        { namespace: 'emergency', pool: 'ward', node: 'm4-1', pods: 1, unifiedMemoryMiB: 700 },
+      ],
+    ],
+    [
+      'a finished pod no longer counts',
+      [{ ...pod('done', { node: 'm4-1' }), pod: { ...pod('done', { node: 'm4-1' }).pod, phase: 'Failed' } }],
+      [],
+    ],
+  ])('%s', (_what, pods, expected) => {
+    expect(placementByNode(pods)).toEqual(expected);
   });
 });
 

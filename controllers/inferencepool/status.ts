@@ -27,6 +27,33 @@ export function nextTimedChangeMs(pods: readonly PodView[], now: Date): number |
   return due.length > 0 ? Math.min(...due) + 1000 : undefined;
 }
 
+/** Where pools run, as the metrics report it: live pods bound to each node and the unified memory they request. */
+export function placementByNode(
+  pods: readonly PodView[],
+): Array<{ namespace: string; pool: string; node: string; pods: number; unifiedMemoryMiB: number }> {
+  const rows = new Map<
+    string,
+    { namespace: string; pool: string; node: string; pods: number; unifiedMemoryMiB: number }
+  >();
+  for (const p of pods) {
+    // A terminating pod still holds its node's memory until it is gone, as the scheduler counts it.
+    if (!p.pod.pool || !p.pod.nodeName || !podIsLive(p)) continue;
+    const namespace = p.metadata.namespace ?? '';
+    const key = `${namespace}/${p.pod.pool}/${p.pod.nodeName}`;
+    const row = rows.get(key) ?? {
+      namespace,
+      pool: p.pod.pool,
+      node: p.pod.nodeName,
+      pods: 0,
+      unifiedMemoryMiB: 0,
+    };
+    row.pods++;
+    row.unifiedMemoryMiB += p.pod.unifiedMemoryMiB;
+    rows.set(key, row);
+  }
+  return [...rows.values()];
+}
+
 function placementDescription(spec: InferencePoolSpec): string {
   const parts = [spec.placement.appleSilicon === 'Required' ? 'Apple silicon' : 'any node'];
   if (spec.placement.appleSilicon === 'Required' && spec.placement.chips?.length)

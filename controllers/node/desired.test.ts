@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { unifiedMemoryResource } from '../../crds/labels.ts';
 import type { NodeView } from '../../views/node.ts';
-import { capacityPatch, desiredUnifiedMemoryMiB } from './desired.ts';
+import { capacityPatch, desiredUnifiedMemoryMiB, unifiedMemoryFigures } from './desired.ts';
 
 const apple = (gib: string) => ({
   'aurora.health/apple-silicon': 'true',
@@ -53,5 +53,24 @@ describe('capacityPatch', () => {
     ['a figure the server wrote back in canonical form', node(apple('24'), '20k'), 20_000],
   ])('writes nothing for %s', (_name, n, desired) => {
     expect(capacityPatch(n, desired)).toBeUndefined();
+  });
+});
+
+describe('unifiedMemoryFigures', () => {
+  it.each([
+    [
+      'a profiled Mac that advertises',
+      node(apple('24'), '20480'),
+      { totalMiB: 24_576, advertisedMiB: 20_480 },
+    ],
+    ['a profiled Mac not advertised yet', node(apple('24')), { totalMiB: 24_576, advertisedMiB: 0 }],
+    [
+      'a node that lost its profile but still advertises',
+      node({}, '20480'),
+      { totalMiB: 0, advertisedMiB: 20_480 },
+    ],
+    ['an amd64 node', node({ 'kubernetes.io/arch': 'amd64' }), undefined],
+  ])('%s', (_what, n, expected) => {
+    expect(unifiedMemoryFigures(n)).toEqual(expected);
   });
 });

@@ -1,6 +1,6 @@
 import { nodeLabels, unifiedMemoryResource } from '../../crds/labels.ts';
 import { quantityValue } from '../../operator/quantity.ts';
-import { advertisedUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
+import { advertisedUnifiedMemoryMiB, allocatableUnifiedMemoryMiB } from '../../placement/unified-memory.ts';
 import type { NodeView } from '../../views/node.ts';
 
 /**
@@ -34,5 +34,21 @@ export function capacityPatch(
   if (current('capacity') === wantValue && current('allocatable') === wantValue) return undefined;
   return {
     status: { capacity: { [unifiedMemoryResource]: want }, allocatable: { [unifiedMemoryResource]: want } },
+  };
+}
+
+/**
+ * A node's unified memory as the metrics report it, in MiB: the profile's total and what its status
+ * advertises to pool pods now; undefined for a node that is neither profiled nor advertising.
+ */
+export function unifiedMemoryFigures(
+  node: NodeView,
+): { totalMiB: number; advertisedMiB: number } | undefined {
+  const profiled = desiredUnifiedMemoryMiB(node.metadata.labels) !== undefined;
+  const advertises = node.status?.allocatable?.[unifiedMemoryResource] !== undefined;
+  if (!profiled && !advertises) return undefined;
+  return {
+    totalMiB: profiled ? Number(node.metadata.labels?.[nodeLabels.unifiedMemoryGiB]) * 1024 : 0,
+    advertisedMiB: allocatableUnifiedMemoryMiB(node),
   };
 }

@@ -1,9 +1,10 @@
+import { Gauge } from 'prom-client';
 import { unifiedMemoryResource } from '../../crds/labels.ts';
 import { fieldManager } from '../../operator/apply.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { nodeInformer, nodePlacementEvent } from '../../views/node.ts';
-import { capacityPatch, desiredUnifiedMemoryMiB } from './desired.ts';
+import { capacityPatch, desiredUnifiedMemoryMiB, unifiedMemoryFigures } from './desired.ts';
 
 /**
  * Advertises each profiled Apple-silicon node's unified memory, less the system's share, as the
@@ -11,9 +12,27 @@ import { capacityPatch, desiredUnifiedMemoryMiB } from './desired.ts';
  * a kubelet that resets extended resources (a recreated node) gets it back on the next event.
  */
 export function registerNodeCapacityController(manager: Manager, options: { workers?: number } = {}): void {
+  const nodes = nodeInformer(manager);
+  new Gauge({
+    name: 'aurora_node_unified_memory_mib',
+    help: 'Unified memory of each profiled Apple-silicon node, in MiB: total (its profile) and advertised (what it offers pool pods)',
+    labelNames: ['node', 'state'],
+    registers: [manager.metrics.registry],
+    // Read from the cache when scraped, so a node that goes leaves no series; the leader's alone.
+    collect() {
+      this.reset();
+      if (!manager.controllersRunning()) return;
+      for (const node of nodes.list()) {
+        const figures = unifiedMemoryFigures(node);
+        if (!figures) continue;
+        this.set({ node: node.metadata.name, state: 'total' }, figures.totalMiB);
+        this.set({ node: node.metadata.name, state: 'advertised' }, figures.advertisedMiB);
+      }
+    },
+  });
   addKindController(manager, {
     name: 'node-capacity',
-    informer: nodeInformer(manager),
+    informer: nodes,
     // Node is a built-in kind: Aurora patches its capacity and reports on it through Events only.
     hasStatus: false,
     reportingController: 'aurora-node',
