@@ -9,6 +9,13 @@ import { createKubeClient } from '../operator/kube/client.ts';
 import { operatorEnv, operatorNodeFlags } from '../operator/node-flags.ts';
 import { startArrivalGenerator } from './local-cluster/arrivals.ts';
 import { ensureControlPlaneBinaries } from './local-cluster/binaries.ts';
+import {
+  applyRendered,
+  chartIdentity,
+  kubeconfigWithToken,
+  renderChart,
+  serviceAccountToken,
+} from './local-cluster/chart.ts';
 import { startClassifyProxy } from './local-cluster/classify-proxy.ts';
 import {
   type ControlPlane,
@@ -17,7 +24,6 @@ import {
   repoRoot,
   startControlPlane,
 } from './local-cluster/control-plane.ts';
-import { installAuroraCrds } from './local-cluster/crds.ts';
 import { showHealing } from './local-cluster/healing-demo.ts';
 import { followPodWorkloads, type PodWorkloads } from './local-cluster/pod-workloads.ts';
 import { type ManagedProcess, startProcess, waitFor } from './local-cluster/process.ts';
@@ -61,20 +67,37 @@ mkdirSync(sandboxDir, { recursive: true });
 const kubeconfig = join(sandboxDir, 'kubeconfig');
 copyFileSync(controlPlane.kubeconfigPath, kubeconfig);
 
-// Aurora's CRDs first, so the operator's caches sync at once.
-await installAuroraCrds(createKubeClient(controlPlane.access()));
-console.log(`  Aurora CRDs installed (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+// Aurora from its Helm chart, rendered by helm and applied as `helm install` would: CRDs, RBAC, the node
+// profiler and its admission policy, the metrics Service. The chart's Deployment is scaled to none: the
+// simulated nodes run no containers, so the operator runs here as a local process, with the token of
+// the chart's ServiceAccount and so exactly the chart's permissions.
+const admin = createKubeClient(controlPlane.access());
+const rendered = await renderChart({
+  release: 'aurora',
+  namespace: 'aurora-system',
+  values: { operator: { replicas: 0 } },
+});
+await applyRendered(admin, rendered, 'aurora-system');
+const { operatorServiceAccount } = chartIdentity(rendered);
+const operatorKubeconfig = kubeconfigWithToken(
+  kubeconfig,
+  await serviceAccountToken(admin, 'aurora-system', operatorServiceAccount),
+  `system:serviceaccount:aurora-system:${operatorServiceAccount}`,
+  join(sandboxDir, 'operator.kubeconfig'),
+);
+console.log(
+  `  Aurora installed from charts/aurora (${rendered.length} objects; ${((Date.now() - started) / 1000).toFixed(1)}s)`,
+);
 
 // The operator runs as a local process against the sandbox, with leader election as in a cluster.
 const operatorPort = await freePort();
-await run(kubectl, ['--kubeconfig', kubeconfig, 'create', 'namespace', 'aurora-system']);
 operator = startProcess(
   'aurora-operator',
   process.execPath,
   [
     ...operatorNodeFlags,
     join(repoRoot, 'cmd', 'operator.ts'),
-    `--kubeconfig=${kubeconfig}`,
+    `--kubeconfig=${operatorKubeconfig}`,
     '--leader-election-namespace=aurora-system',
     `--http-port=${operatorPort}`,
     '--identity=sandbox-operator',
@@ -239,7 +262,9 @@ and prints the queue and the pool every 30 s. Watch it scale:
   kubectl -n emergency get events --field-selector involvedObject.name=er-queue
 
 ${healing}
-Aurora operator: ${leaseHolder} holds the lease aurora-system/aurora-operator; probes and metrics on http://127.0.0.1:${operatorPort}/readyz and /metrics
+Aurora operator: a local process (the simulated nodes run no containers), as the chart's ServiceAccount
+aurora-system/${operatorServiceAccount} with the chart's RBAC (${join(sandboxDir, 'operator.kubeconfig')}).
+${leaseHolder} holds the lease aurora-system/aurora-operator; probes and metrics on http://127.0.0.1:${operatorPort}/readyz and /metrics
 Logs (control plane and operator): ${join(controlPlane.runDir, 'logs')}
 Press Ctrl-C to stop.`);
 
