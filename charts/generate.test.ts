@@ -1,9 +1,18 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { auroraAccess } from '../cmd/operator.ts';
 import { kinds } from '../crds/kinds.ts';
+import { defaultWorkloadImage } from '../operator/config.ts';
 import { type AccessRule, policyRules } from '../operator/rbac.ts';
-import { crdTemplatePath, rbacTemplatePath, renderCrdTemplate, renderRbacTemplate } from './generate.ts';
+import {
+  chartDir,
+  crdTemplatePath,
+  rbacTemplatePath,
+  renderCrdTemplate,
+  renderRbacTemplate,
+} from './generate.ts';
 
 describe('the chart’s generated templates', () => {
   it.each(kinds.map((k) => k.kind))(
@@ -17,6 +26,15 @@ describe('the chart’s generated templates', () => {
 
   it('the RBAC template matches what the controllers declare (run npm run generate:chart)', () => {
     expect(readFileSync(rbacTemplatePath, 'utf8')).toBe(renderRbacTemplate());
+  });
+
+  it("the chart's appVersion is the package's version, so the default image is the operator's own release", () => {
+    const chart = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as { appVersion: string };
+    const pkg = JSON.parse(readFileSync(join(chartDir, '..', '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(chart.appVersion).toBe(pkg.version);
+    expect(defaultWorkloadImage).toBe(`ghcr.io/aurora-health/aurora:${chart.appVersion}`);
   });
 });
 

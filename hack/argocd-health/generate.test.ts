@@ -1,7 +1,37 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { argocdCmFile, argocdCmKey, healthKinds, healthScript, renderArgocdCm } from './generate.ts';
+import {
+  argocdCmFile,
+  argocdCmKey,
+  checksScript,
+  commonScript,
+  healthKinds,
+  healthScript,
+  renderArgocdCm,
+  renderHealthScript,
+} from './generate.ts';
+
+describe('each kind’s health.lua', () => {
+  it.each(healthKinds)(
+    '%s: is common.lua and its checks.lua (run npm run generate:argocd-health)',
+    (kind) => {
+      expect(readFileSync(healthScript(kind), 'utf8')).toBe(renderHealthScript(kind));
+    },
+  );
+
+  it('begins with the kind’s own comment, then the common part, then the kind’s checks', () => {
+    const read = (path: string) =>
+      path === commonScript
+        ? '-- about the common part\nlocal hs = {}\n'
+        : path === checksScript('CareQueue')
+          ? '-- CareQueue health\n\nreturn hs\n'
+          : readFileSync(path, 'utf8');
+    expect(renderHealthScript('CareQueue', read)).toBe(
+      '-- CareQueue health\n-- Generated from ../../common.lua and checks.lua by `npm run generate:argocd-health`: edit those.\nlocal hs = {}\n\nreturn hs\n',
+    );
+  });
+});
 
 describe('examples/argocd/argocd-cm-health.yaml', () => {
   it('matches the health checks in charts/aurora/files/argocd (run npm run generate:argocd-health)', () => {
@@ -29,9 +59,9 @@ describe('examples/argocd/argocd-cm-health.yaml', () => {
 
   it('goes stale when a script changes', () => {
     const changed = renderArgocdCm((path) =>
-      path === healthScript('CareQueue') ? 'return { status = "Healthy" }\n' : readFileSync(path, 'utf8'),
+      path === checksScript('CareQueue') ? 'return { status = "Healthy" }\n' : readFileSync(path, 'utf8'),
     );
     expect(changed).not.toBe(readFileSync(argocdCmFile, 'utf8'));
-    expect(parse(changed).data[argocdCmKey('CareQueue')]).toBe('return { status = "Healthy" }\n');
+    expect(parse(changed).data[argocdCmKey('CareQueue')]).toMatch(/\nreturn \{ status = "Healthy" \}\n$/);
   });
 });

@@ -3,6 +3,7 @@
 -- Suspended when spec.paused holds the replicas; Healthy while it scales within every wait. A fault
 -- shows even when paused: patients waiting too long matter more than who paused the queue.
 -- Argo CD's sandbox: the base and table libraries only (no string library), the resource as obj.
+-- Generated from ../../common.lua and checks.lua by `npm run generate:argocd-health`: edit those.
 local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
 
 local function condition(status, type)
@@ -22,6 +23,10 @@ local function say(c)
     return c.message
   end
   return c.reason
+end
+
+local function holds(c)
+  return c ~= nil and c.status == "True"
 end
 
 local status = obj.status

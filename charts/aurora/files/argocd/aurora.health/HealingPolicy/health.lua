@@ -3,6 +3,7 @@
 -- stopped all action; Suspended when spec.paused, or while an action waits for a person's approval;
 -- Progressing while it heals a target; Healthy while it watches. A fault shows even when paused.
 -- Argo CD's sandbox: the base and table libraries only (no string library), the resource as obj.
+-- Generated from ../../common.lua and checks.lua by `npm run generate:argocd-health`: edit those.
 local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
 
 local function condition(status, type)

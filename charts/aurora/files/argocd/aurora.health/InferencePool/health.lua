@@ -3,17 +3,9 @@
 -- for a fault; Progressing while a model is validated or released, or pods start, scale or move to a
 -- new version; Healthy when the pods serve the current version. An InferencePool cannot be paused.
 -- Argo CD's sandbox: the base and table libraries only (no string library), the resource as obj.
-local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
-
 -- Reasons of Ready or ModelCurrent False that say the pool is on its way, not failing.
-local underway = {
-  AwaitingValidation = true,
-  AwaitingRelease = true,
-  ReleaseSourceChanged = true,
-  RollingOut = true,
-  Scaling = true,
-  PodsNotReady = true,
-}
+-- Generated from ../../common.lua and checks.lua by `npm run generate:argocd-health`: edit those.
+local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
 
 local function condition(status, type)
   if status.conditions == nil then
@@ -34,14 +26,8 @@ local function say(c)
   return c.reason
 end
 
-local function judge(c)
-  hs.message = say(c)
-  if c.reason ~= nil and underway[c.reason] then
-    hs.status = "Progressing"
-  else
-    hs.status = "Degraded"
-  end
-  return hs
+local function holds(c)
+  return c ~= nil and c.status == "True"
 end
 
 local status = obj.status
@@ -52,6 +38,25 @@ end
 local generation = obj.metadata.generation
 if generation ~= nil and status.observedGeneration < generation then
   hs.message = "Waiting for Aurora to observe generation " .. generation .. " (status is of generation " .. status.observedGeneration .. ")"
+  return hs
+end
+
+local underway = {
+  AwaitingValidation = true,
+  AwaitingRelease = true,
+  ReleaseSourceChanged = true,
+  RollingOut = true,
+  Scaling = true,
+  PodsNotReady = true,
+}
+
+local function judge(c)
+  hs.message = say(c)
+  if c.reason ~= nil and underway[c.reason] then
+    hs.status = "Progressing"
+  else
+    hs.status = "Degraded"
+  end
   return hs
 end
 

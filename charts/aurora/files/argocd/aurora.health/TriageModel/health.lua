@@ -2,6 +2,7 @@
 -- the spec passed validation; Degraded when it was refused (the file, its digest, its contract or its
 -- acceptance tests), with the reason's message; Progressing while it is being judged. Argo CD's
 -- sandbox: the base and table libraries only (no string library), the resource as obj.
+-- Generated from ../../common.lua and checks.lua by `npm run generate:argocd-health`: edit those.
 local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
 
 local function condition(status, type)
@@ -21,6 +22,10 @@ local function say(c)
     return c.message
   end
   return c.reason
+end
+
+local function holds(c)
+  return c ~= nil and c.status == "True"
 end
 
 local status = obj.status

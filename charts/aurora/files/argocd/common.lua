@@ -1,0 +1,38 @@
+-- What every Aurora kind's Argo CD health check begins with; hack/argocd-health/generate.ts puts it
+-- before each kind's checks.lua to make its health.lua. Argo CD runs each script alone (base and table
+-- libraries only, no string library, the resource as obj), so the scripts cannot share a module.
+local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
+
+local function condition(status, type)
+  if status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(status.conditions) do
+    if c.type == type then
+      return c
+    end
+  end
+  return nil
+end
+
+local function say(c)
+  if c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  return c.reason
+end
+
+local function holds(c)
+  return c ~= nil and c.status == "True"
+end
+
+local status = obj.status
+if status == nil or status.observedGeneration == nil then
+  return hs
+end
+-- A status of an older spec says nothing of this one.
+local generation = obj.metadata.generation
+if generation ~= nil and status.observedGeneration < generation then
+  hs.message = "Waiting for Aurora to observe generation " .. generation .. " (status is of generation " .. status.observedGeneration .. ")"
+  return hs
+end
