@@ -81,7 +81,10 @@ await applyRendered(admin, rendered, 'aurora-system');
 const { operatorServiceAccount } = chartIdentity(rendered);
 const operatorKubeconfig = kubeconfigWithToken(
   kubeconfig,
-  await serviceAccountToken(admin, 'aurora-system', operatorServiceAccount),
+  // A month, so a sandbox left running does not lose its operator to an expired token.
+  await serviceAccountToken(admin, 'aurora-system', operatorServiceAccount, {
+    expirationSeconds: 30 * 86_400,
+  }),
   `system:serviceaccount:aurora-system:${operatorServiceAccount}`,
   join(sandboxDir, 'operator.kubeconfig'),
 );

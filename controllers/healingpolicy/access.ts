@@ -53,6 +53,12 @@ export const healingPolicyAccess: readonly AccessRule[] = [
   },
   {
     apiGroup: '',
+    resources: ['pods'],
+    verbs: ['delete'],
+    why: 'RestartPod where a policy sets respectDisruptionBudgets: false (a delete, not an eviction)',
+  },
+  {
+    apiGroup: '',
     resources: ['nodes'],
     verbs: ['get', 'list', 'watch', 'patch'],
     why: 'node readiness, and CordonNode',

@@ -11,6 +11,12 @@ export const inferencePoolAccess: readonly AccessRule[] = [
   { apiGroup: 'aurora.health', resources: ['inferencepools/status'], verbs: ['patch'], why: 'their status' },
   {
     apiGroup: 'aurora.health',
+    resources: ['inferencepools/finalizers'],
+    verbs: ['update'],
+    why: 'children owned with blockOwnerDeletion, which OwnerReferencesPermissionEnforcement checks',
+  },
+  {
+    apiGroup: 'aurora.health',
     resources: ['triagemodels', 'carequeues'],
     verbs: ['list', 'watch'],
     why: 'the model a pool serves, and the queues that scale it',

@@ -150,6 +150,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       '--allow-privileged=true',
       // Pods would otherwise race the service-account controller for their namespace's default account.
       '--disable-admission-plugins=ServiceAccount',
+      // As OpenShift runs by default: an owner reference that blocks the owner's deletion needs the right
+      // to update the owner's finalizers, so a permission the chart lacks for it fails here too.
+      '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
       '--authorization-mode=RBAC',
       `--token-auth-file=${tokensFile}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { auroraAccess } from '../../cmd/operator.ts';
 import { ensureControlPlaneBinaries } from '../../hack/local-cluster/binaries.ts';
 import {
   applyRendered,
@@ -32,31 +33,49 @@ declare module 'vitest' {
   }
 }
 
-/** Starts one control plane for the whole integration run and makes sure PostgreSQL and Redis answer. */
-/** The requests RBAC refused to the chart's service accounts, from the API server's audit log, distinct. */
-function refusedByRbac(runDir: string, userPrefix: string): string[] {
-  const refused = new Set<string>();
-  for (const file of readdirSync(runDir).filter((f) => f.startsWith('audit') && f.endsWith('.log'))) {
-    for (const line of readFileSync(join(runDir, file), 'utf8').split('\n')) {
-      if (!line.includes('"forbid"')) continue;
-      const event = JSON.parse(line) as {
-        user?: { username?: string };
-        verb?: string;
-        objectRef?: { resource?: string; subresource?: string; apiGroup?: string; namespace?: string };
-        annotations?: Record<string, string>;
-      };
-      if (!event.user?.username?.startsWith(userPrefix)) continue;
-      if (event.annotations?.['authorization.k8s.io/decision'] !== 'forbid') continue;
-      const o = event.objectRef ?? {};
-      const resource = `${o.apiGroup ? `${o.apiGroup}/` : ''}${o.resource ?? '?'}${o.subresource ? `/${o.subresource}` : ''}`;
-      refused.add(
-        `  ${event.user.username}: ${event.verb} ${resource}${o.namespace ? '' : ' (cluster-wide)'}`,
-      );
-    }
-  }
-  return [...refused].sort();
+interface AuditEvent {
+  user?: { username?: string };
+  verb?: string;
+  objectRef?: { resource?: string; subresource?: string; apiGroup?: string; namespace?: string };
+  annotations?: Record<string, string>;
 }
 
+/** The API server's audit log (every request made with a service-account token), event by event. */
+function* auditEvents(runDir: string): Generator<AuditEvent> {
+  for (const file of readdirSync(runDir).filter((f) => f.startsWith('audit') && f.endsWith('.log')))
+    for (const line of readFileSync(join(runDir, file), 'utf8').split('\n'))
+      if (line) yield JSON.parse(line) as AuditEvent;
+}
+
+const resourceOf = (o: NonNullable<AuditEvent['objectRef']>) =>
+  `${o.apiGroup ?? ''}/${o.resource ?? '?'}${o.subresource ? `/${o.subresource}` : ''}`;
+
+/**
+ * What the audit log says of the chart's service accounts: the requests RBAC refused them (distinct),
+ * and the operator's declared permissions that no request of this run used (worth a look after a full
+ * run: a declaration no code path needs should go).
+ */
+function auditSummary(runDir: string, releaseNamespace: string, operatorAccount: string) {
+  const refused = new Set<string>();
+  const used = new Set<string>();
+  const userPrefix = `system:serviceaccount:${releaseNamespace}:`;
+  for (const event of auditEvents(runDir)) {
+    const user = event.user?.username ?? '';
+    if (!user.startsWith(userPrefix)) continue;
+    const resource = resourceOf(event.objectRef ?? {});
+    if (event.annotations?.['authorization.k8s.io/decision'] === 'forbid')
+      refused.add(
+        `  ${user}: ${event.verb} ${resource}${event.objectRef?.namespace ? '' : ' (cluster-wide)'}`,
+      );
+    else if (user === `${userPrefix}${operatorAccount}`) used.add(`${resource}:${event.verb}`);
+  }
+  const unused = auroraAccess
+    .flatMap((a) => a.resources.flatMap((r) => a.verbs.map((v) => `${a.apiGroup}/${r}:${v}`)))
+    .filter((d) => !used.has(d));
+  return { refused: [...refused].sort(), unused: [...new Set(unused)].sort() };
+}
+
+/** Starts one control plane for the whole integration run and makes sure PostgreSQL and Redis answer. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const log = (line: string) => console.log(line);
   await ensureControlPlaneBinaries();
@@ -88,8 +107,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // The control plane's own pid directory: the next run reaps what a crashed run left in it.
   project.provide('workloadPidDir', join(controlPlane.runDir, 'pids'));
   return async () => {
-    const refused = refusedByRbac(controlPlane.runDir, `system:serviceaccount:${releaseNamespace}:`);
+    const { refused, unused } = auditSummary(
+      controlPlane.runDir,
+      releaseNamespace,
+      identity.operatorServiceAccount,
+    );
     await controlPlane.stop();
+    if (unused.length > 0)
+      log(
+        `Declared operator permissions no request of this run used (a full run should use all): ${unused.join(', ')}`,
+      );
     // A refusal a controller retried past would pass its test: the audit log tells on it.
     if (refused.length > 0)
       throw new Error(

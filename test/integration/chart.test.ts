@@ -284,7 +284,8 @@ describe('least privilege', () => {
         namespace: 'kube-system',
       }),
     ).toBe(false);
-    expect(await can({ verb: 'delete', resource: 'pods', namespace: 'er' })).toBe(false);
+    expect(await can({ verb: 'delete', resource: 'services', namespace: 'er' })).toBe(false);
+    expect(await can({ verb: 'create', resource: 'pods', namespace: 'er' })).toBe(false);
     expect(await can({ verb: 'create', resource: 'pods', subresource: 'eviction', namespace: 'er' })).toBe(
       true,
     );
@@ -333,5 +334,28 @@ describe('values.schema.json', () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/values don't meet the specifications of the schema/);
     expect(result.stderr).toContain(field);
+  });
+
+  it('accepts quantities as people write them: a number of CPUs, millicores, binary and decimal suffixes', async () => {
+    const result = await helmTemplate({
+      values: {
+        operator: {
+          resources: { requests: { cpu: 0.5, memory: '256Mi' }, limits: { cpu: '1500m', memory: '1G' } },
+        },
+        validator: { workDirSizeLimit: '8Gi' },
+      },
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('refuses two replicas without leader election, which would both reconcile the same objects', async () => {
+    const result = await helmTemplate({ values: { operator: { leaderElection: { enabled: false } } } });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/operator.leaderElection.enabled=false with more than one replica/);
+    expect(
+      (await helmTemplate({ values: { operator: { replicas: 1, leaderElection: { enabled: false } } } }))
+        .code,
+    ).toBe(0);
   });
 });

@@ -341,6 +341,37 @@ describe('HealingPolicy', () => {
     expect(await bed.uids('pdb')).toEqual(before);
   });
 
+  it.concurrent('deletes the pod past its PodDisruptionBudget when the policy says not to respect budgets', async () => {
+    await bed.deployment('nopdb', { labels: { scenario: 'nopdb' } });
+    await bed.client.create({
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'nopdb', namespace: bed.namespace },
+      spec: { minAvailable: 2, selector: { matchLabels: { app: 'nopdb' } } },
+    });
+    await bed.policy('nopdb', {
+      selector: selectorFor('nopdb'),
+      detectors: { crashLoop: { restarts: 3 } },
+      escalation: ladder(['RestartPod', 10]),
+      guardrails: guardrails({ respectDisruptionBudgets: false }),
+    });
+    const [one] = await livePods(bed.client, bed.namespace, 'app=nopdb');
+    if (!one) throw new Error('no pod');
+    await failPod(bed.client, one, { kind: 'CrashLoop', restarts: 4 });
+    // The budget would refuse an eviction; the policy deletes the pod instead.
+    await bed.until('restarted', 'nopdb', (s) =>
+      s.recentActions?.[0]?.outcome === 'Done' ? true : undefined,
+    );
+    expect(types(await bed.rows('nopdb')).slice(0, 3)).toEqual([
+      'Detected',
+      'Intent:RestartPod',
+      'Outcome:RestartPod:Done',
+    ]);
+    await waitFor('the crashing pod gone', async () =>
+      (await bed.uids('nopdb')).includes(one.metadata.uid ?? '') ? undefined : true,
+    );
+  });
+
   it.concurrent('spends no more than the policy budget and waits the cool-down', async () => {
     for (const n of ['b1', 'b2']) await bed.deployment(n, { replicas: 1, labels: { scenario: 'budget' } });
     await bed.policy('budget', {

@@ -78,15 +78,27 @@ describe('the node profiler’s admission policy', () => {
     expect(await labels(ownNode ?? '')).toHaveProperty('topology.kubernetes.io/zone');
   });
 
-  it('refuses a change to its own node’s spec or annotations', async () => {
-    expect(await patchAsProfiler(ownNode ?? '', { spec: { unschedulable: true } })).toMatch(
-      /spec or annotations/,
+  it('refuses a change to its own node’s spec, annotations, finalizers or owners', async () => {
+    const refusal = /spec, annotations, finalizers or owners/;
+    const own = ownNode ?? '';
+    expect(await patchAsProfiler(own, { spec: { unschedulable: true } })).toMatch(refusal);
+    expect(await patchAsProfiler(own, { metadata: { annotations: { 'example.org/note': 'x' } } })).toMatch(
+      refusal,
     );
-    expect(
-      await patchAsProfiler(ownNode ?? '', { metadata: { annotations: { 'example.org/note': 'x' } } }),
-    ).toMatch(/spec or annotations/);
+    // A finalizer would keep the Node from being deleted; an owner would have the garbage collector delete it.
+    expect(await patchAsProfiler(own, { metadata: { finalizers: ['example.org/hold'] } })).toMatch(refusal);
+    const owner = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      name: 'gone',
+      uid: '00000000-0000-0000-0000-000000000000',
+    };
+    expect(await patchAsProfiler(own, { metadata: { ownerReferences: [owner] } })).toMatch(refusal);
     const node = await admin.get<KubeObject & { spec?: { unschedulable?: boolean } }>(nodeRef());
     expect(node?.spec?.unschedulable).toBeFalsy();
+    expect(node?.metadata.annotations?.['example.org/note']).toBeUndefined();
+    expect(node?.metadata.finalizers ?? []).toEqual([]);
+    expect(node?.metadata.ownerReferences ?? []).toEqual([]);
   });
 
   it('refuses the profiler’s account with a token bound to no pod, which names no node', async () => {
