@@ -5,8 +5,8 @@ export const careQueueAccess: readonly AccessRule[] = [
   {
     apiGroup: 'aurora.health',
     resources: ['carequeues'],
-    verbs: ['get', 'list', 'watch', 'patch'],
-    why: 'the queues it reconciles, and their finalizer',
+    verbs: ['list', 'watch'],
+    why: 'the queues it reconciles (from the cache; no finalizer)',
   },
   { apiGroup: 'aurora.health', resources: ['carequeues/status'], verbs: ['patch'], why: 'their status' },
   {

@@ -5,8 +5,8 @@ export const healingPolicyAccess: readonly AccessRule[] = [
   {
     apiGroup: 'aurora.health',
     resources: ['healingpolicies'],
-    verbs: ['get', 'list', 'watch', 'patch'],
-    why: 'the policies it reconciles, and their finalizer',
+    verbs: ['list', 'watch'],
+    why: 'the policies it reconciles (from the cache; no finalizer)',
   },
   { apiGroup: 'aurora.health', resources: ['healingpolicies/status'], verbs: ['patch'], why: 'their status' },
   {

@@ -5,8 +5,8 @@ export const inferencePoolAccess: readonly AccessRule[] = [
   {
     apiGroup: 'aurora.health',
     resources: ['inferencepools'],
-    verbs: ['get', 'list', 'watch', 'patch'],
-    why: 'the pools it reconciles, and their finalizer',
+    verbs: ['list', 'watch'],
+    why: 'the pools it reconciles (from the cache; no finalizer)',
   },
   { apiGroup: 'aurora.health', resources: ['inferencepools/status'], verbs: ['patch'], why: 'their status' },
   {

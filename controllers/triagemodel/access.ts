@@ -5,8 +5,8 @@ export const triageModelAccess: readonly AccessRule[] = [
   {
     apiGroup: 'aurora.health',
     resources: ['triagemodels'],
-    verbs: ['get', 'list', 'watch', 'patch'],
-    why: 'the models it reconciles, and their finalizer',
+    verbs: ['list', 'watch'],
+    why: 'the models it reconciles (from the cache; no finalizer)',
   },
   { apiGroup: 'aurora.health', resources: ['triagemodels/status'], verbs: ['patch'], why: 'their status' },
   {

@@ -239,8 +239,8 @@ describe('least privilege', () => {
       rbacProblems(doctored({ apiGroups: [''], resources: ['secrets'], verbs: ['list'] })),
     ).toContainEqual(expect.stringMatching(/Secrets cluster-wide/));
     expect(
-      rbacProblems(doctored({ apiGroups: [''], resources: ['pods'], verbs: ['delete'] })),
-    ).toContainEqual('aurora-operator: delete /pods is declared by no controller');
+      rbacProblems(doctored({ apiGroups: [''], resources: ['pods'], verbs: ['create'] })),
+    ).toContainEqual('aurora-operator: create /pods is declared by no controller');
   });
 
   it('the API server agrees: the operator’s account can read a Secret by name but not list them, and cannot touch RBAC or CRDs', async () => {

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kubeconfigWithToken, serviceAccountToken } from '../../hack/local-cluster/chart.ts';
 import { hospitalFleet } from '../../hack/local-cluster/fleet.ts';
+import { waitFor } from '../../hack/local-cluster/process.ts';
 import { accessFromKubeconfig } from '../../operator/kube/access.ts';
 import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
@@ -20,6 +21,21 @@ let asProfiler: KubeClient;
 beforeAll(async () => {
   profiler = await profilerOnNode(ownNode ?? '');
   asProfiler = createKubeClient(accessFromKubeconfig(profiler.kubeconfigPath));
+  // The API server enforces a policy a moment after it is created (its informer must see the policy
+  // and its binding): wait until a forbidden change, tried as a dry run, is refused.
+  const info = await asProfiler.resource('v1', 'Node');
+  await waitFor('the profiler admission policy to be enforced', async () =>
+    asProfiler
+      .request('PATCH', asProfiler.path(info, undefined, otherNode ?? ''), {
+        query: { dryRun: 'All' },
+        contentType: 'application/merge-patch+json',
+        body: { metadata: { labels: { 'aurora.health/admission-probe': 'dry-run' } } },
+      })
+      .then(
+        () => undefined,
+        (err: Error) => (/may change only the node it runs on/.test(err.message) ? true : undefined),
+      ),
+  );
 });
 
 afterAll(async () => {
@@ -93,7 +109,11 @@ describe('the node profiler’s admission policy', () => {
       name: 'gone',
       uid: '00000000-0000-0000-0000-000000000000',
     };
-    expect(await patchAsProfiler(own, { metadata: { ownerReferences: [owner] } })).toMatch(refusal);
+    // Refused by the policy, or before it by OwnerReferencesPermissionEnforcement where that runs (as here):
+    // the profiler may not delete Nodes, so it may not own one either.
+    expect(await patchAsProfiler(own, { metadata: { ownerReferences: [owner] } })).toMatch(
+      /spec, annotations, finalizers or owners|cannot set an ownerRef on a resource you can't delete/,
+    );
     const node = await admin.get<KubeObject & { spec?: { unschedulable?: boolean } }>(nodeRef());
     expect(node?.spec?.unschedulable).toBeFalsy();
     expect(node?.metadata.annotations?.['example.org/note']).toBeUndefined();
