@@ -242,6 +242,56 @@ describe('HealingPolicy guardrails', () => {
     expect(d?.spec.replicas).toBe(4);
   });
 
+  it.concurrent('heals a StatefulSet as it heals a Deployment: restarts its rollout, then scales it out', async () => {
+    const labels = { app: 'ledger', scenario: 'ledger' };
+    await bed.client.create({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'ledger', namespace: bed.namespace, labels },
+      spec: {
+        serviceName: 'ledger',
+        replicas: 2,
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: { app: 'ledger' } },
+        template: {
+          metadata: { labels: { app: 'ledger' } },
+          spec: {
+            terminationGracePeriodSeconds: 0,
+            containers: [{ name: 'app', image: 'registry.example/ledger:1' }],
+          },
+        },
+      },
+    });
+    await bed.policy('ledger', {
+      selector: { ...selectorFor('ledger'), kinds: ['StatefulSet'] },
+      detectors: { oomKilled: { count: 1, windowSeconds: 900 } },
+      escalation: [
+        { action: 'RestartRollout', timeoutSeconds: 10 },
+        { action: 'ScaleOut', timeoutSeconds: 30, scaleOutBy: 1 },
+      ],
+      guardrails: guardrails(),
+    });
+    await bed.until('watching', 'ledger', (s) => (s.watchedTargets === 1 ? true : undefined));
+    bed.fail('app=ledger', { kind: 'OOMKilled' });
+    await bed.until('scaled out', 'ledger', (s) =>
+      s.recentActions?.some((a) => a.action === 'ScaleOut' && a.outcome === 'Done') ? s : undefined,
+    );
+    expect(types(await bed.rows('ledger')).slice(0, 5)).toEqual([
+      'Detected',
+      'Intent:RestartRollout',
+      'Outcome:RestartRollout:Done',
+      'Intent:ScaleOut',
+      'Outcome:ScaleOut:Done',
+    ]);
+    const sts = await bed.client.get<
+      KubeObject & {
+        spec: { replicas: number; template: { metadata: { annotations?: Record<string, string> } } };
+      }
+    >({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'ledger', namespace: bed.namespace } });
+    expect(sts?.spec.replicas).toBe(3);
+    expect(sts?.spec.template.metadata.annotations?.['kubectl.kubernetes.io/restartedAt']).toBeTruthy();
+  });
+
   it.concurrent('counts restarts per window across a target’s pods', async () => {
     await bed.deployment('flappy', { replicas: 2, labels: { scenario: 'flappy' } });
     await bed.policy('flappy', {
