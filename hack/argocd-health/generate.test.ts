@@ -28,7 +28,7 @@ describe('each kind’s health.lua', () => {
           ? '-- CareQueue health\n\nreturn hs\n'
           : readFileSync(path, 'utf8');
     expect(renderHealthScript('CareQueue', read)).toBe(
-      '-- CareQueue health\n-- Generated from ../../common.lua and checks.lua by `npm run generate:argocd-health`: edit those.\nlocal hs = {}\n\nreturn hs\n',
+      "-- CareQueue health\n-- Generated from charts/aurora/files/argocd/common.lua and this kind's checks.lua by\n-- `npm run generate:argocd-health`: edit those.\nlocal hs = {}\n\nreturn hs\n",
     );
   });
 });

@@ -33,7 +33,8 @@ export function renderHealthScript(kind: HealthKind, read: Read = readText): str
   const checks = splitComment(read(checksScript(kind)));
   const common = splitComment(read(commonScript)).rest;
   return `${checks.comment}
--- Generated from ../../common.lua and checks.lua by \`npm run generate:argocd-health\`: edit those.
+-- Generated from charts/aurora/files/argocd/common.lua and this kind's checks.lua by
+-- \`npm run generate:argocd-health\`: edit those.
 ${common}
 ${checks.rest}`;
 }

@@ -26,6 +26,16 @@ local function holds(c)
   return c ~= nil and c.status == "True"
 end
 
+-- Degraded, saying why, when condition c has the status given; true when it did.
+local function degradedWhen(c, wanted)
+  if c == nil or c.status ~= wanted then
+    return false
+  end
+  hs.status = "Degraded"
+  hs.message = say(c)
+  return true
+end
+
 local status = obj.status
 if status == nil or status.observedGeneration == nil then
   return hs
@@ -34,5 +44,11 @@ end
 local generation = obj.metadata.generation
 if generation ~= nil and status.observedGeneration < generation then
   hs.message = "Waiting for Aurora to observe generation " .. generation .. " (status is of generation " .. status.observedGeneration .. ")"
+  return hs
+end
+
+-- Every kind reports Ready; until it does, Aurora has not judged the object.
+local ready = condition(status, "Ready")
+if ready == nil then
   return hs
 end

@@ -4,25 +4,11 @@
 -- shows even when paused: patients waiting too long matter more than who paused the queue.
 -- Argo CD's sandbox: the base and table libraries only (no string library), the resource as obj.
 
-local ready = condition(status, "Ready")
-if ready == nil then
-  return hs
-end
-if ready.status == "False" then
-  hs.status = "Degraded"
-  hs.message = say(ready)
-  return hs
-end
-local degraded = condition(status, "Degraded")
-if degraded ~= nil and degraded.status == "True" then
-  hs.status = "Degraded"
-  hs.message = say(degraded)
-  return hs
-end
-local slo = condition(status, "SLOMet")
-if slo ~= nil and slo.status == "False" then
-  hs.status = "Degraded"
-  hs.message = say(slo)
+if
+  degradedWhen(ready, "False")
+  or degradedWhen(condition(status, "Degraded"), "True")
+  or degradedWhen(condition(status, "SLOMet"), "False")
+then
   return hs
 end
 hs.message = say(ready)

@@ -3,7 +3,8 @@
 -- Suspended when spec.paused holds the replicas; Healthy while it scales within every wait. A fault
 -- shows even when paused: patients waiting too long matter more than who paused the queue.
 -- Argo CD's sandbox: the base and table libraries only (no string library), the resource as obj.
--- Generated from ../../common.lua and checks.lua by `npm run generate:argocd-health`: edit those.
+-- Generated from charts/aurora/files/argocd/common.lua and this kind's checks.lua by
+-- `npm run generate:argocd-health`: edit those.
 local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
 
 local function condition(status, type)
@@ -29,6 +30,16 @@ local function holds(c)
   return c ~= nil and c.status == "True"
 end
 
+-- Degraded, saying why, when condition c has the status given; true when it did.
+local function degradedWhen(c, wanted)
+  if c == nil or c.status ~= wanted then
+    return false
+  end
+  hs.status = "Degraded"
+  hs.message = say(c)
+  return true
+end
+
 local status = obj.status
 if status == nil or status.observedGeneration == nil then
   return hs
@@ -40,25 +51,17 @@ if generation ~= nil and status.observedGeneration < generation then
   return hs
 end
 
+-- Every kind reports Ready; until it does, Aurora has not judged the object.
 local ready = condition(status, "Ready")
 if ready == nil then
   return hs
 end
-if ready.status == "False" then
-  hs.status = "Degraded"
-  hs.message = say(ready)
-  return hs
-end
-local degraded = condition(status, "Degraded")
-if degraded ~= nil and degraded.status == "True" then
-  hs.status = "Degraded"
-  hs.message = say(degraded)
-  return hs
-end
-local slo = condition(status, "SLOMet")
-if slo ~= nil and slo.status == "False" then
-  hs.status = "Degraded"
-  hs.message = say(slo)
+
+if
+  degradedWhen(ready, "False")
+  or degradedWhen(condition(status, "Degraded"), "True")
+  or degradedWhen(condition(status, "SLOMet"), "False")
+then
   return hs
 end
 hs.message = say(ready)

@@ -4,19 +4,7 @@
 -- Progressing while it heals a target; Healthy while it watches. A fault shows even when paused.
 -- Argo CD's sandbox: the base and table libraries only (no string library), the resource as obj.
 
-local ready = condition(status, "Ready")
-if ready == nil then
-  return hs
-end
-if ready.status == "False" then
-  hs.status = "Degraded"
-  hs.message = say(ready)
-  return hs
-end
-local escalated = condition(status, "Escalated")
-if holds(escalated) then
-  hs.status = "Degraded"
-  hs.message = say(escalated)
+if degradedWhen(ready, "False") or degradedWhen(condition(status, "Escalated"), "True") then
   return hs
 end
 local storm = condition(status, "StormActive")

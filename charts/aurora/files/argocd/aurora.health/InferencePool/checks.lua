@@ -3,8 +3,8 @@
 -- for a fault; Progressing while a model is validated or released, or pods start, scale or move to a
 -- new version; Healthy when the pods serve the current version. An InferencePool cannot be paused.
 -- Argo CD's sandbox: the base and table libraries only (no string library), the resource as obj.
--- Reasons of Ready or ModelCurrent False that say the pool is on its way, not failing.
 
+-- Reasons of Ready or ModelCurrent False that say the pool is on its way, not failing.
 local underway = {
   AwaitingValidation = true,
   AwaitingRelease = true,
@@ -24,14 +24,7 @@ local function judge(c)
   return hs
 end
 
-local degraded = condition(status, "Degraded")
-if degraded ~= nil and degraded.status == "True" then
-  hs.status = "Degraded"
-  hs.message = say(degraded)
-  return hs
-end
-local ready = condition(status, "Ready")
-if ready == nil then
+if degradedWhen(condition(status, "Degraded"), "True") then
   return hs
 end
 if ready.status == "False" then

@@ -3,8 +3,8 @@
 -- for a fault; Progressing while a model is validated or released, or pods start, scale or move to a
 -- new version; Healthy when the pods serve the current version. An InferencePool cannot be paused.
 -- Argo CD's sandbox: the base and table libraries only (no string library), the resource as obj.
--- Reasons of Ready or ModelCurrent False that say the pool is on its way, not failing.
--- Generated from ../../common.lua and checks.lua by `npm run generate:argocd-health`: edit those.
+-- Generated from charts/aurora/files/argocd/common.lua and this kind's checks.lua by
+-- `npm run generate:argocd-health`: edit those.
 local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
 
 local function condition(status, type)
@@ -30,6 +30,16 @@ local function holds(c)
   return c ~= nil and c.status == "True"
 end
 
+-- Degraded, saying why, when condition c has the status given; true when it did.
+local function degradedWhen(c, wanted)
+  if c == nil or c.status ~= wanted then
+    return false
+  end
+  hs.status = "Degraded"
+  hs.message = say(c)
+  return true
+end
+
 local status = obj.status
 if status == nil or status.observedGeneration == nil then
   return hs
@@ -41,6 +51,13 @@ if generation ~= nil and status.observedGeneration < generation then
   return hs
 end
 
+-- Every kind reports Ready; until it does, Aurora has not judged the object.
+local ready = condition(status, "Ready")
+if ready == nil then
+  return hs
+end
+
+-- Reasons of Ready or ModelCurrent False that say the pool is on its way, not failing.
 local underway = {
   AwaitingValidation = true,
   AwaitingRelease = true,
@@ -60,14 +77,7 @@ local function judge(c)
   return hs
 end
 
-local degraded = condition(status, "Degraded")
-if degraded ~= nil and degraded.status == "True" then
-  hs.status = "Degraded"
-  hs.message = say(degraded)
-  return hs
-end
-local ready = condition(status, "Ready")
-if ready == nil then
+if degradedWhen(condition(status, "Degraded"), "True") then
   return hs
 end
 if ready.status == "False" then

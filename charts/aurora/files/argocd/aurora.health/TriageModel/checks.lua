@@ -3,10 +3,6 @@
 -- acceptance tests), with the reason's message; Progressing while it is being judged. Argo CD's
 -- sandbox: the base and table libraries only (no string library), the resource as obj.
 
-local ready = condition(status, "Ready")
-if ready == nil then
-  return hs
-end
 hs.message = say(ready)
 if ready.status == "True" then
   hs.status = "Healthy"

@@ -2,7 +2,8 @@
 -- the spec passed validation; Degraded when it was refused (the file, its digest, its contract or its
 -- acceptance tests), with the reason's message; Progressing while it is being judged. Argo CD's
 -- sandbox: the base and table libraries only (no string library), the resource as obj.
--- Generated from ../../common.lua and checks.lua by `npm run generate:argocd-health`: edit those.
+-- Generated from charts/aurora/files/argocd/common.lua and this kind's checks.lua by
+-- `npm run generate:argocd-health`: edit those.
 local hs = { status = "Progressing", message = "Waiting for Aurora to report status" }
 
 local function condition(status, type)
@@ -28,6 +29,16 @@ local function holds(c)
   return c ~= nil and c.status == "True"
 end
 
+-- Degraded, saying why, when condition c has the status given; true when it did.
+local function degradedWhen(c, wanted)
+  if c == nil or c.status ~= wanted then
+    return false
+  end
+  hs.status = "Degraded"
+  hs.message = say(c)
+  return true
+end
+
 local status = obj.status
 if status == nil or status.observedGeneration == nil then
   return hs
@@ -39,10 +50,12 @@ if generation ~= nil and status.observedGeneration < generation then
   return hs
 end
 
+-- Every kind reports Ready; until it does, Aurora has not judged the object.
 local ready = condition(status, "Ready")
 if ready == nil then
   return hs
 end
+
 hs.message = say(ready)
 if ready.status == "True" then
   hs.status = "Healthy"
