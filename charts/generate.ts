@@ -62,12 +62,17 @@ ${spec.trimEnd()}
 }
 
 /** Each rule with the reasons the declarations that make it up give. */
-function rulesWithReasons(rules: PolicyRule[], access: readonly AccessRule[]): string {
+function rulesWithReasons(
+  rules: PolicyRule[],
+  access: readonly AccessRule[],
+  scope: 'cluster' | 'operatorNamespace',
+): string {
   return rules
     .map((rule) => {
       const reasons = [
         ...new Set(
           access
+            .filter((a) => (a.scope ?? 'cluster') === scope)
             .filter(
               (a) => a.apiGroup === rule.apiGroups[0] && a.resources.some((r) => rule.resources.includes(r)),
             )
@@ -96,7 +101,7 @@ metadata:
     {{- include "aurora.labels" . | nindent 4 }}
     app.kubernetes.io/component: operator
 rules:
-${indent(rulesWithReasons(cluster, access), 2)}
+${indent(rulesWithReasons(cluster, access, 'cluster'), 2)}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -123,7 +128,7 @@ metadata:
     {{- include "aurora.labels" . | nindent 4 }}
     app.kubernetes.io/component: operator
 rules:
-${indent(rulesWithReasons(own, access), 2)}
+${indent(rulesWithReasons(own, access, 'operatorNamespace'), 2)}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding

@@ -29,6 +29,20 @@ up_to_date() {
 }
 mark_built() { echo "$2" >"$out/.$1.version"; }
 
+# module_field MODULE@VERSION FIELD: a field (Dir, GoMod) of what `go mod download -json` fetched; when
+# the download fails, go's own error (it writes it into the JSON), and a failure.
+module_field() {
+  local json value
+  json=$(cd "${TMPDIR:-/tmp}" && go mod download -json "$1" 2>&1) || true
+  value=$(printf '%s\n' "$json" | sed -n "s/^[[:space:]]*\"$2\": \"\\(.*\\)\",\$/\\1/p")
+  if [ -z "$value" ]; then
+    echo "✗ go mod download $1 failed:" >&2
+    printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/  \1/p' >&2
+    return 1
+  fi
+  printf '%s\n' "$value"
+}
+
 # Runs a build command in the background and prints a progress line every 20 s: elapsed time and how
 # many packages the Go compiler has reported (go build -v prints one line per package it compiles).
 with_progress() {
@@ -101,8 +115,7 @@ if ! $force && [ "$(cat "$assets/.version" 2>/dev/null)" = "$KWOK_VERSION" ]; th
   echo "[4/8] kwok $KWOK_VERSION stages already in place"
 else
   echo "[4/8] kwok $KWOK_VERSION Stage CRD and default stages"
-  kwok_dir=$(cd "${TMPDIR:-/tmp}" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  kwok_dir=$(module_field "sigs.k8s.io/kwok@$KWOK_VERSION" Dir)
   [ -d "$kwok_dir/kustomize" ] || { echo "✗ kwok module not found at '$kwok_dir'" >&2; exit 1; }
   mkdir -p "$assets"
   install -m 0644 "$kwok_dir/kustomize/crd/bases/kwok.x-k8s.io_stages.yaml" "$assets/stages-crd.yaml"
@@ -147,8 +160,7 @@ fi
 helm_stamp="$HELM_VERSION k8s-from-client-go"
 if ! up_to_date helm "$helm_stamp"; then
   echo "[7/8] helm $HELM_VERSION; a cold build takes 3-6 minutes"
-  helm_mod=$(cd "${TMPDIR:-/tmp}" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
-    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  helm_mod=$(module_field "helm.sh/helm/v3@$HELM_VERSION" GoMod)
   k8s_minor=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$helm_mod" | head -1)
   [ -n "$k8s_minor" ] || { echo "✗ no k8s.io/client-go in $helm_mod" >&2; exit 1; }
   helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
@@ -171,9 +183,8 @@ if ! $force && [ "$(cat "$crds/.version" 2>/dev/null)" = "$crds_version" ]; then
   echo "[8/8] prometheus-operator and Argo CD CRDs already in place"
 else
   echo "[8/8] prometheus-operator $PROMETHEUS_OPERATOR_VERSION and Argo CD $ARGOCD_VERSION CRDs"
-  module_dir() { (cd "${TMPDIR:-/tmp}" && go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'); }
-  promop=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
-  argocd=$(module_dir "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION")
+  promop=$(module_field "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" Dir)
+  argocd=$(module_field "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" Dir)
   [ -d "$promop/example/prometheus-operator-crd" ] || { echo "✗ prometheus-operator module not found at '$promop'" >&2; exit 1; }
   [ -d "$argocd/manifests/crds" ] || { echo "✗ Argo CD module not found at '$argocd'" >&2; exit 1; }
   mkdir -p "$crds/prometheus-operator" "$crds/argocd"

