@@ -23,9 +23,9 @@ export const careQueueAccess: readonly AccessRule[] = [
   },
   {
     apiGroup: 'apps',
-    resources: ['deployments/scale', 'statefulsets/scale'],
+    resources: ['deployments/scale'],
     verbs: ['get', 'patch'],
-    why: 'a Deployment or StatefulSet named as scaleTargetRef',
+    why: 'a Deployment named as scaleTargetRef',
   },
   {
     apiGroup: '',

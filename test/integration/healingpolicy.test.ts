@@ -205,6 +205,65 @@ describe('HealingPolicy', () => {
     expect(d?.spec.template.spec.containers[0]?.env[0]?.value).toBe('1');
   });
 
+  it.concurrent('rolls a StatefulSet back to its last healthy ControllerRevision', async () => {
+    const ref = {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'books', namespace: bed.namespace },
+    };
+    const template = (version: string) => ({
+      metadata: { labels: { app: 'books' } },
+      spec: {
+        terminationGracePeriodSeconds: 0,
+        containers: [
+          { name: 'app', image: 'registry.example/books:1', env: [{ name: 'VERSION', value: version }] },
+        ],
+      },
+    });
+    await bed.client.create({
+      ...ref,
+      metadata: { ...ref.metadata, labels: { app: 'books', scenario: 'books' } },
+      spec: {
+        serviceName: 'books',
+        replicas: 2,
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: { app: 'books' } },
+        template: template('1'),
+      },
+    });
+    await bed.policy('books', {
+      selector: { ...selectorFor('books'), kinds: ['StatefulSet'] },
+      detectors: { crashLoop: { restarts: 3, windowSeconds: 600 } },
+      escalation: ladder(['RestartPod', 10], ['Rollback', 30]),
+      guardrails: guardrails({ healthyRevisionSeconds: 15 }),
+    });
+    // Revision 1 serves long enough to count as healthy; then revision 2 is rolled out and crashes.
+    await new Promise((r) => setTimeout(r, 16_000));
+    type Revisions = KubeObject & { status?: { updateRevision?: string } };
+    const revision1 = (await bed.client.get<Revisions>(ref))?.status?.updateRevision;
+    await bed.client.patch(ref, { spec: { template: template('2') } }, { type: 'merge' });
+    const revision2 = await waitFor('revision 2', async () => {
+      const update = (await bed.client.get<Revisions>(ref))?.status?.updateRevision;
+      return update && update !== revision1 ? update : undefined;
+    });
+    bed.fail(`app=books,controller-revision-hash=${revision2}`, { kind: 'CrashLoop', restarts: 4 });
+    await bed.until('rolled back', 'books', (s) =>
+      s.recentActions?.some((a) => a.action === 'Rollback' && a.outcome === 'Done') ? true : undefined,
+    );
+    const rows = await bed.rows('books');
+    expect(types(rows).slice(0, 4)).toEqual([
+      'Detected',
+      'Skipped:RestartPod',
+      'Intent:Rollback',
+      'Outcome:Rollback:Done',
+    ]);
+    expect(rows[0]).toMatchObject({ cause: 'NewRevision' });
+    const sts = await bed.client.get<
+      KubeObject & { spec: { template: { spec: { containers: Array<{ env: Array<{ value: string }> }> } } } }
+    >(ref);
+    expect(sts?.spec.template.spec.containers[0]?.env[0]?.value).toBe('1');
+  });
+
   it.concurrent('rolls an InferencePool back to the release it served before, through annotations on the pool', async () => {
     // The pool controller does not run here: the pool and its Deployment stand as it would leave them,
     // each template naming the release it serves.

@@ -759,6 +759,43 @@ describe('a rollout on Macs with no room for one more pod', () => {
   }, 180_000);
 });
 
+describe('releases kept for a rollback', () => {
+  it('keeps the release served and the two served before it, and deletes older ones', async () => {
+    // The same network under another doc_string per version: each passes acceptance with a digest of its own.
+    const variant = (version: string) => {
+      const doc = Buffer.from(`re-exported for the ${version} release`);
+      return Buffer.concat([goodModel, Buffer.from([0x32, doc.length]), doc]);
+    };
+    await client.create(triageModel('er-prune', '1.0.0', 'er-model-v1'));
+    await client.create(pool('er-prune', { modelRef: { name: 'er-prune' }, minReplicas: 1 }));
+    await waitPool('er-prune', 'serving 1.0.0', (p) => p.status?.servedModel?.version === '1.0.0');
+    for (const version of ['1.1.0', '1.2.0', '1.3.0']) {
+      const configMap = `er-prune-${version.replaceAll('.', '-')}`;
+      await client.create(modelConfigMap(configMap, variant(version)));
+      await patchModel(version, configMap, 'er-prune');
+      await waitPool(
+        'er-prune',
+        `serving ${version}`,
+        (p) =>
+          condition(p, 'Progressing')?.reason === 'Complete' && p.status?.servedModel?.version === version,
+        90_000,
+      );
+    }
+    const releases = async () =>
+      (
+        await client.list('v1', 'ConfigMap', {
+          namespace,
+          labelSelector: 'aurora.health/release-of=er-prune',
+        })
+      ).items
+        .map((cm) => cm.metadata.annotations?.['aurora.health/model-version'])
+        .sort();
+    await waitFor('1.0.0 pruned', async () => ((await releases()).includes('1.0.0') ? undefined : true));
+    expect(await releases()).toEqual(['1.1.0', '1.2.0', '1.3.0']);
+    await removePools('er-prune');
+  }, 240_000);
+});
+
 async function patchModel(version: string, configMap: string, model = 'er-news2-risk') {
   await client.patch(
     ref('TriageModel', model),
