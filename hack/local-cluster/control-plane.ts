@@ -56,6 +56,19 @@ const podCidr = '10.128.0.1/14';
  * registers the simulated fleet as kwok nodes. Binaries come from hack/build-control-plane.sh.
  */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  // Ports are picked free and then bound by other processes, so another program may take one between the
+  // two: such a start is tried again on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startControlPlaneOnce(options);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err;
+      options.log?.(`  a port was taken meanwhile; starting again on other ports (attempt ${attempt + 1})`);
+    }
+  }
+}
+
+async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<ControlPlane> {
   const toolsDir = options.toolsDir ?? defaultToolsDir;
   const bin = (name: string) => join(toolsDir, 'bin', name);
   const log = options.log ?? (() => {});
@@ -323,7 +336,12 @@ async function waitReady(
   check: () => Promise<true | undefined>,
   timeoutMs = 60_000,
 ): Promise<void> {
-  await waitFor(
+  let settled = false;
+  // A component that exits while starting fails the start at once, not at the time-out.
+  const exited = p.exited.then(async (code) => {
+    if (!settled) throw new Error(`${p.name} exited (${code}); last log lines:\n${await p.logTail()}`);
+  });
+  const ready = waitFor(
     what,
     async () => {
       if (!p.isRunning()) {
@@ -336,6 +354,12 @@ async function waitReady(
     if (!p.isRunning() || err.message.includes('exited')) throw err;
     throw new Error(`${err.message}\n${p.name} log (${p.logPath}):\n${await p.logTail()}`);
   });
+  try {
+    await Promise.race([ready, exited]);
+  } finally {
+    settled = true;
+    ready.catch(() => {});
+  }
 }
 
 /**

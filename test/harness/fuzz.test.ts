@@ -54,7 +54,8 @@ describe('mutate', () => {
     );
     const expected = { ...(base as KubeObject & { spec: Record<string, unknown> }).spec, ...change };
     for (const [k, v] of Object.entries(change)) if (v === undefined) delete expected[k];
-    expect((m?.manifest as KubeObject & { spec: unknown }).spec).toEqual(expected);
+    if (!m) throw new Error(`no case ${description}`);
+    expect((m.manifest as KubeObject & { spec: unknown }).spec).toEqual(expected);
   });
 
   it('seededRandom stays in [0, 1)', () => {
