@@ -9,13 +9,7 @@ import { createKubeClient } from '../operator/kube/client.ts';
 import { operatorEnv, operatorNodeFlags } from '../operator/node-flags.ts';
 import { startArrivalGenerator } from './local-cluster/arrivals.ts';
 import { ensureControlPlaneBinaries } from './local-cluster/binaries.ts';
-import {
-  applyRendered,
-  chartIdentity,
-  kubeconfigWithToken,
-  renderChart,
-  serviceAccountToken,
-} from './local-cluster/chart.ts';
+import { installChartForOperator } from './local-cluster/chart.ts';
 import { startClassifyProxy } from './local-cluster/classify-proxy.ts';
 import {
   type ControlPlane,
@@ -72,22 +66,19 @@ copyFileSync(controlPlane.kubeconfigPath, kubeconfig);
 // simulated nodes run no containers, so the operator runs here as a local process, with the token of
 // the chart's ServiceAccount and so exactly the chart's permissions.
 const admin = createKubeClient(controlPlane.access());
-const rendered = await renderChart({
+const operatorKubeconfig = join(sandboxDir, 'operator.kubeconfig');
+const {
+  rendered,
+  identity: { operatorServiceAccount },
+} = await installChartForOperator(admin, {
   release: 'aurora',
   namespace: 'aurora-system',
   values: { operator: { replicas: 0 } },
-});
-await applyRendered(admin, rendered, 'aurora-system');
-const { operatorServiceAccount } = chartIdentity(rendered);
-const operatorKubeconfig = kubeconfigWithToken(
-  kubeconfig,
+  adminKubeconfigPath: kubeconfig,
+  operatorKubeconfigPath: operatorKubeconfig,
   // A month, so a sandbox left running does not lose its operator to an expired token.
-  await serviceAccountToken(admin, 'aurora-system', operatorServiceAccount, {
-    expirationSeconds: 30 * 86_400,
-  }),
-  `system:serviceaccount:aurora-system:${operatorServiceAccount}`,
-  join(sandboxDir, 'operator.kubeconfig'),
-);
+  tokenExpirationSeconds: 30 * 86_400,
+});
 console.log(
   `  Aurora installed from charts/aurora (${rendered.length} objects; ${((Date.now() - started) / 1000).toFixed(1)}s)`,
 );

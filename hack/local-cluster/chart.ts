@@ -9,7 +9,7 @@ import { parse, stringify } from 'yaml';
 import type { KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { defaultToolsDir, parseYamlObjects, repoRoot } from './control-plane.ts';
-import { waitFor } from './process.ts';
+import { installCrds } from './crds.ts';
 
 export const chartPath = join(repoRoot, 'charts', 'aurora');
 export const helmBinary = join(defaultToolsDir, 'bin', 'helm');
@@ -97,15 +97,7 @@ export async function applyRendered(
   objects: readonly KubeObject[],
   namespace: string,
 ): Promise<void> {
-  const crds = objects.filter(isCrd);
-  for (const crd of crds) await applyOne(client, crd);
-  for (const crd of crds) {
-    const spec = crd.spec as { group: string; versions: Array<{ name: string }>; names: { kind: string } };
-    await waitFor(`${spec.names.kind} to be served`, async () => {
-      await client.list(`${spec.group}/${spec.versions[0]?.name}`, spec.names.kind, { limit: 1 });
-      return true;
-    });
-  }
+  await installCrds(client, objects.filter(isCrd), fieldManager);
   await applyOne(client, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
   for (const obj of objects.filter((o) => !isCrd(o))) await applyOne(client, obj);
 }
@@ -170,11 +162,13 @@ export function kubeconfigWithToken(
 }
 
 /** The operator's ServiceAccount and its namespace-scoped role, as the chart names them for a release. */
-export function chartIdentity(objects: readonly KubeObject[]): {
+export interface ChartIdentity {
   operatorServiceAccount: string;
   namespacedRole: string;
   profilerServiceAccount?: string;
-} {
+}
+
+export function chartIdentity(objects: readonly KubeObject[]): ChartIdentity {
   const accounts = objects.filter((o) => o.kind === 'ServiceAccount');
   const component = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'];
   const operator = accounts.find((o) => component(o) === 'operator');
@@ -209,4 +203,35 @@ export async function bindOperatorNamespace(
       { kind: 'ServiceAccount', name: identity.operatorServiceAccount, namespace: releaseNamespace },
     ],
   } as KubeObject);
+}
+
+/**
+ * Installs the chart as `helm install` would, and writes the operator's kubeconfig: the admin's cluster
+ * with a token of the chart's ServiceAccount, so an operator run with it has exactly the chart's RBAC.
+ */
+export async function installChartForOperator(
+  admin: KubeClient,
+  options: {
+    release: string;
+    namespace: string;
+    values?: Record<string, unknown>;
+    adminKubeconfigPath: string;
+    operatorKubeconfigPath: string;
+    tokenExpirationSeconds?: number;
+  },
+): Promise<{ rendered: KubeObject[]; identity: ChartIdentity }> {
+  const { namespace } = options;
+  const rendered = await renderChart(options);
+  await applyRendered(admin, rendered, namespace);
+  const identity = chartIdentity(rendered);
+  const token = await serviceAccountToken(admin, namespace, identity.operatorServiceAccount, {
+    ...(options.tokenExpirationSeconds ? { expirationSeconds: options.tokenExpirationSeconds } : {}),
+  });
+  kubeconfigWithToken(
+    options.adminKubeconfigPath,
+    token,
+    `system:serviceaccount:${namespace}:${identity.operatorServiceAccount}`,
+    options.operatorKubeconfigPath,
+  );
+  return { rendered, identity };
 }

@@ -1,27 +1,22 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generatedDir } from '../../crds/generate.ts';
-import { isConflict, type KubeClient } from '../../operator/kube/client.ts';
+import type { KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { parseYamlObjects } from './control-plane.ts';
 import { waitFor } from './process.ts';
 
-/** Creates (or replaces) Aurora's generated CRDs and waits until the API server serves every kind. */
-export async function installAuroraCrds(client: KubeClient): Promise<void> {
-  const crds = readdirSync(generatedDir)
-    .filter((f) => f.endsWith('.yaml'))
-    .flatMap((f) => parseYamlObjects(readFileSync(join(generatedDir, f), 'utf8')));
+/** Applies CRDs server-side (creating or updating them) and waits until the API server serves each kind. */
+export async function installCrds(
+  client: KubeClient,
+  crds: readonly KubeObject[],
+  fieldManager = 'aurora-crd-install',
+): Promise<void> {
   for (const crd of crds) {
     try {
-      await client.create(crd);
+      await client.apply(crd, { fieldManager, force: true });
     } catch (err) {
-      if (!isConflict(err))
-        throw new Error(`CRD ${crd.metadata.name} was refused: ${(err as Error).message}`);
-      const current = (await client.get(crd)) as KubeObject;
-      await client.update({
-        ...crd,
-        metadata: { ...crd.metadata, resourceVersion: current.metadata.resourceVersion },
-      });
+      throw new Error(`CRD ${crd.metadata.name} was refused: ${(err as Error).message}`);
     }
   }
   for (const crd of crds) {
@@ -31,4 +26,12 @@ export async function installAuroraCrds(client: KubeClient): Promise<void> {
       return true;
     });
   }
+}
+
+/** Installs Aurora's generated CRDs and waits until the API server serves every kind. */
+export async function installAuroraCrds(client: KubeClient): Promise<void> {
+  const crds = readdirSync(generatedDir)
+    .filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) => parseYamlObjects(readFileSync(join(generatedDir, f), 'utf8')));
+  await installCrds(client, crds);
 }

@@ -13,7 +13,7 @@ export interface HealthStatus {
 const runner = join(defaultToolsDir, 'bin', 'argocd-health');
 
 /** What a Lua script returns for a resource; rejects with the runner's words when the script fails. */
-export function runHealthScript(scriptPath: string, resource: unknown): Promise<HealthStatus> {
+export function runHealthScript<T = HealthStatus>(scriptPath: string, resource: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = execFile(runner, [scriptPath], (err, stdout, stderr) =>
       err

@@ -1,13 +1,7 @@
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureControlPlaneBinaries } from '../../hack/local-cluster/binaries.ts';
-import {
-  applyRendered,
-  chartIdentity,
-  kubeconfigWithToken,
-  renderChart,
-  serviceAccountToken,
-} from '../../hack/local-cluster/chart.ts';
+import { type ChartIdentity, installChartForOperator } from '../../hack/local-cluster/chart.ts';
 import { startControlPlane } from '../../hack/local-cluster/control-plane.ts';
 import { ensureServices } from '../../hack/local-cluster/services.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
@@ -39,22 +33,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
   log('Starting the control plane and the simulated fleet for integration tests');
   const services = await ensureServices(undefined, log);
   const releaseNamespace = 'aurora-system';
-  let identity: ReturnType<typeof chartIdentity>;
+  let identity: ChartIdentity;
   const controlPlane = await startControlPlane({ log });
   try {
     // Aurora is installed from its chart (rendered by helm with default values), and the operator under
     // test runs as the chart's ServiceAccount: a permission the chart lacks fails the test that needs it.
     const admin = createKubeClient(controlPlane.access());
-    const rendered = await renderChart({ release: 'aurora', namespace: releaseNamespace });
-    await applyRendered(admin, rendered, releaseNamespace);
-    identity = chartIdentity(rendered);
-    const token = await serviceAccountToken(admin, releaseNamespace, identity.operatorServiceAccount);
-    const operatorKubeconfigPath = kubeconfigWithToken(
-      controlPlane.kubeconfigPath,
-      token,
-      `system:serviceaccount:${releaseNamespace}:${identity.operatorServiceAccount}`,
-      join(controlPlane.runDir, 'operator.kubeconfig'),
-    );
+    const operatorKubeconfigPath = join(controlPlane.runDir, 'operator.kubeconfig');
+    ({ identity } = await installChartForOperator(admin, {
+      release: 'aurora',
+      namespace: releaseNamespace,
+      adminKubeconfigPath: controlPlane.kubeconfigPath,
+      operatorKubeconfigPath,
+    }));
     log(
       `  Aurora installed from charts/aurora; the operator runs as ${releaseNamespace}/${identity.operatorServiceAccount}`,
     );

@@ -1,16 +1,13 @@
 // The Argo CD health-check runner (hack/argocd-health, built by hack/build-control-plane.sh) runs a Lua
 // script as Argo CD does: gopher-lua with only base, table and os.time/os.date, the resource as obj,
 // one second at most. The health checks of Aurora's kinds are tested with it.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultToolsDir } from '../../hack/local-cluster/control-plane.ts';
+import { runHealthScript } from '../harness/argocd-health.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'aurora-lua-'));
-const runner = join(defaultToolsDir, 'bin', 'argocd-health');
-
 /** Runs a script over a resource: what it returned, or the error it ended with. */
 function health(
   script: string,
@@ -18,12 +15,10 @@ function health(
 ): Promise<{ ok: true; value: Record<string, unknown> } | { ok: false; error: string }> {
   const path = join(dir, `${Math.random().toString(36).slice(2)}.lua`);
   writeFileSync(path, script);
-  return new Promise((resolve) => {
-    const child = execFile(runner, [path], (err, stdout, stderr) =>
-      resolve(err ? { ok: false, error: stderr } : { ok: true, value: JSON.parse(stdout) }),
-    );
-    child.stdin?.end(JSON.stringify(obj));
-  });
+  return runHealthScript<Record<string, unknown>>(path, obj).then(
+    (value) => ({ ok: true, value }),
+    (err: Error) => ({ ok: false, error: err.message }),
+  );
 }
 
 describe('the Argo CD health-check runner', () => {

@@ -4,21 +4,19 @@
 // ServiceAccount with leader election; after each kill the standby must take over, every object's
 // status must catch up with its generation, and the audit trail must hold one outcome per intent.
 // `npm test` kills the leader 3 times; `npm run chaos` 20 times (AURORA_CHAOS_KILLS).
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { exampleModelFiles } from '../../hack/example-model/generate.ts';
-import { parseYamlObjects, repoRoot } from '../../hack/local-cluster/control-plane.ts';
 import { keepFailing } from '../../hack/local-cluster/pod-failures.ts';
-import { type ManagedProcess, startProcess, waitFor } from '../../hack/local-cluster/process.ts';
+import { type ManagedProcess, waitFor } from '../../hack/local-cluster/process.ts';
+import { percentile } from '../../model/acceptance.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import { operatorNodeFlags } from '../../operator/node-flags.ts';
-import { type AuditRow, verifyAuditTrail } from '../../state/audit.ts';
+import { verifyAuditTrail } from '../../state/audit.ts';
 import { createTestNamespace, testAccess, uniqueSuffix } from '../harness/cluster.ts';
+import { createExampleDependencies, exampleManifest } from '../harness/examples.ts';
 import { seededRandom } from '../harness/fuzz.ts';
+import { auditRows, leaseHolder, startOperatorProcess } from '../harness/operator-process.ts';
 
 const kills = Number(process.env.AURORA_CHAOS_KILLS ?? 3);
 const client = createKubeClient(testAccess());
@@ -35,35 +33,18 @@ let leases: string;
 const cleanups: Array<() => Promise<void>> = [];
 
 function operator(identity: string): ManagedProcess {
-  const p = startProcess(
-    identity,
-    process.execPath,
-    [
-      ...operatorNodeFlags,
-      join(repoRoot, 'cmd', 'operator.ts'),
-      `--kubeconfig=${inject('operatorKubeconfigPath')}`,
-      `--namespace=${namespace}`,
-      `--leader-election-namespace=${leases}`,
-      `--leader-election-id=${lease}`,
-      '--http-port=0',
-      `--identity=${identity}`,
-      `--postgres-url=${inject('postgresUrl')}`,
-      `--postgres-schema=${schema}`,
-    ],
-    { logDir: join(repoRoot, '.tools', 'run'), pidDir: inject('workloadPidDir') },
-  );
+  const p = startOperatorProcess(identity, {
+    namespace,
+    leaseNamespace: leases,
+    lease,
+    schema,
+    postgresUrl: inject('postgresUrl'),
+  });
   processes.push(p);
   return p;
 }
 
-const holder = async () =>
-  (
-    await client.get<KubeObject & { spec?: { holderIdentity?: string } }>({
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: { name: lease, namespace: leases },
-    })
-  )?.spec?.holderIdentity || undefined;
+const holder = () => leaseHolder(client, leases, lease);
 
 const deployment = (name: string, replicas: number) => ({
   apiVersion: 'apps/v1',
@@ -82,45 +63,25 @@ const deployment = (name: string, replicas: number) => ({
   },
 });
 
-const example = (file: string) => {
-  const obj = parseYamlObjects(readFileSync(join(repoRoot, 'examples', file), 'utf8'))[0] as KubeObject;
-  return { ...obj, metadata: { ...obj.metadata, namespace } } as KubeObject & {
-    spec: Record<string, unknown>;
-  };
-};
-
 beforeAll(async () => {
-  ({ name: namespace } = await createTestNamespace('chaos').then((n) => (cleanups.push(n.cleanup), n)));
-  ({ name: leases } = await createTestNamespace('chaos-leases').then((n) => (cleanups.push(n.cleanup), n)));
-  const modelConfigMap = parseYamlObjects(readFileSync(exampleModelFiles.configMap, 'utf8'))[0] as KubeObject;
-  await client.create({ ...modelConfigMap, metadata: { ...modelConfigMap.metadata, namespace } });
-  for (const [name, url] of [
-    ['er-redis', inject('redisUrl')],
-    ['aurora-audit-db', inject('postgresUrl')],
-  ] as const)
-    await client.create({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name, namespace },
-      stringData: { url },
-    });
+  const served = await createTestNamespace('chaos');
+  const leasing = await createTestNamespace('chaos-leases');
+  cleanups.push(served.cleanup, leasing.cleanup);
+  namespace = served.name;
+  leases = leasing.name;
+  await createExampleDependencies(client, namespace);
   await client.create(deployment('consumers', 1));
   await client.create(deployment('failing', 2));
   await client.create(deployment('healthy', 2));
-  await client.create(example('triage-model.yaml'));
+  await client.create(exampleManifest('triage-model.yaml', namespace));
+  const pool = exampleManifest('inference-pool.yaml', namespace);
+  await client.create({ ...pool, spec: { ...pool.spec, minReplicas: 1, maxReplicas: 2 } });
+  const queue = exampleManifest('care-queue.yaml', namespace);
   await client.create({
-    ...example('inference-pool.yaml'),
-    spec: { ...example('inference-pool.yaml').spec, minReplicas: 1, maxReplicas: 2 },
+    ...queue,
+    spec: { ...queue.spec, scaleTargetRef: { kind: 'Deployment', name: 'consumers' }, minReplicas: 1 },
   });
-  await client.create({
-    ...example('care-queue.yaml'),
-    spec: {
-      ...example('care-queue.yaml').spec,
-      scaleTargetRef: { kind: 'Deployment', name: 'consumers' },
-      minReplicas: 1,
-    },
-  });
-  const policy = example('healing-policy.yaml');
+  const policy = exampleManifest('healing-policy.yaml', namespace);
   await client.create({
     ...policy,
     spec: {
@@ -160,13 +121,6 @@ afterAll(async () => {
   for (const c of cleanups) await c();
 });
 
-async function auditRows(): Promise<AuditRow[]> {
-  const { rows } = await superuser
-    .query<{ content: string; seq: string }>(`select seq, content from ${schema}.audit_trail order by seq`)
-    .catch(() => ({ rows: [] as Array<{ content: string; seq: string }> }));
-  return rows.map((r) => ({ ...JSON.parse(r.content), seq: Number(r.seq) }));
-}
-
 /** Aurora's objects whose status has not caught up with their generation. */
 async function behind(): Promise<string[]> {
   const left: string[] = [];
@@ -181,11 +135,6 @@ async function behind(): Promise<string[]> {
   }
   return left;
 }
-
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-};
 
 describe('chaos: the leader killed again and again under load', () => {
   it(
@@ -205,7 +154,8 @@ describe('chaos: the leader killed again and again under load', () => {
       });
       await waitFor(
         'a remediation under way',
-        async () => ((await auditRows()).some((r) => r.type === 'Outcome') ? true : undefined),
+        async () =>
+          (await auditRows(superuser, schema)).some((r) => r.type === 'Outcome') ? true : undefined,
         {
           timeoutMs: 90_000,
         },
@@ -248,7 +198,7 @@ describe('chaos: the leader killed again and again under load', () => {
         );
       }
       // The trail: intact, and exactly one outcome for every intent (none twice, none lost).
-      const rows = await auditRows();
+      const rows = await auditRows(superuser, schema);
       const verified = await verifyAuditTrail({ url: inject('postgresUrl'), schema });
       expect(verified.ok).toBe(true);
       const intents = rows.filter((r) => r.type === 'Intent');
@@ -258,8 +208,9 @@ describe('chaos: the leader killed again and again under load', () => {
       // The newest intent may still await its outcome when the run ends; none other may.
       expect(open.filter((i) => i.seq !== intents.at(-1)?.seq).map((i) => i.seq)).toEqual([]);
       expect(new Set(outcomes.map((o) => o.intent)).size).toBe(outcomes.length);
+      const sorted = [...takeovers].sort((a, b) => a - b);
       console.log(
-        `chaos: ${kills} leader kills; takeover p50 ${percentile(takeovers, 50).toFixed(1)} s, p99 ${percentile(takeovers, 99).toFixed(1)} s; ${intents.length} remediations, each with one outcome`,
+        `chaos: ${kills} leader kills; takeover p50 ${percentile(sorted, 50).toFixed(1)} s, p99 ${percentile(sorted, 99).toFixed(1)} s; ${intents.length} remediations, each with one outcome`,
       );
     },
     120_000 + kills * 90_000,

@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { generatedDir } from '../../crds/generate.ts';
 import { renderChart } from '../../hack/local-cluster/chart.ts';
 import { defaultToolsDir, parseYamlObjects, repoRoot } from '../../hack/local-cluster/control-plane.ts';
-import { waitFor } from '../../hack/local-cluster/process.ts';
+import { installCrds } from '../../hack/local-cluster/crds.ts';
 import { ApiError, createKubeClient, isConflict } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { testAccess } from '../harness/cluster.ts';
@@ -124,12 +124,6 @@ const nameMatch = (pattern: string, name: string) =>
       .replace(/\?/g, '[^/]')}$`,
   ).test(name);
 
-const crdRef = (name: string) => ({
-  apiVersion: 'apiextensions.k8s.io/v1',
-  kind: 'CustomResourceDefinition',
-  metadata: { name },
-});
-
 /** Server-side apply as a dry run with strict field validation: what the API server would store. */
 async function dryRunApply<T extends KubeObject>(obj: T): Promise<T> {
   const info = await client.resource(obj.apiVersion, obj.kind);
@@ -142,22 +136,12 @@ async function dryRunApply<T extends KubeObject>(obj: T): Promise<T> {
 
 beforeAll(async () => {
   // Argo CD's CRDs, as hack/build-control-plane.sh copies them from the Argo CD module.
-  for (const file of ['application-crd.yaml', 'appproject-crd.yaml']) {
-    for (const crd of parseYamlObjects(readFileSync(join(argocdCrdDir, file), 'utf8'))) {
-      if (await client.get(crdRef(crd.metadata.name))) continue;
-      await client.create(crd).catch((err) => {
-        if (!isConflict(err)) throw err;
-      });
-      await waitFor(`CRD ${crd.metadata.name} to be established`, async () => {
-        const live = await client.get<
-          KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }
-        >(crdRef(crd.metadata.name));
-        return live?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')
-          ? true
-          : undefined;
-      });
-    }
-  }
+  await installCrds(
+    client,
+    ['application-crd.yaml', 'appproject-crd.yaml'].flatMap((file) =>
+      parseYamlObjects(readFileSync(join(argocdCrdDir, file), 'utf8')),
+    ),
+  );
   await client
     .create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: argocdNamespace } })
     .catch((err) => {

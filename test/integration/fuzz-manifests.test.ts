@@ -1,17 +1,8 @@
-// Fuzzed manifests on the real API server with all four controllers running (as the chart's
-// ServiceAccount): each of the example manifests mutated field by field (test/harness/fuzz.ts). Every
-// case is either refused by the API server with the field named, or accepted and then handled: its
-// status catches up with its generation and a Ready condition says what is wrong, with no reconcile
-// error other than a terminal one, no crash and no hot loop.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerCareQueueController } from '../../controllers/carequeue/reconcile.ts';
 import { registerHealingPolicyController } from '../../controllers/healingpolicy/reconcile.ts';
 import { registerInferencePoolController } from '../../controllers/inferencepool/reconcile.ts';
 import { registerTriageModelController } from '../../controllers/triagemodel/reconcile.ts';
-import { exampleModelFiles } from '../../hack/example-model/generate.ts';
-import { parseYamlObjects, repoRoot } from '../../hack/local-cluster/control-plane.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { ApiError, createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
@@ -24,13 +15,12 @@ import {
   testAccess,
   uniqueSuffix,
 } from '../harness/cluster.ts';
+import { createExampleDependencies, exampleFiles, exampleManifest } from '../harness/examples.ts';
 import { type Mutation, mutate } from '../harness/fuzz.ts';
 import { startTestValidator } from '../harness/validator.ts';
 
 const client = createKubeClient(testAccess());
-const examples = ['triage-model.yaml', 'inference-pool.yaml', 'care-queue.yaml', 'healing-policy.yaml'].map(
-  (f) => parseYamlObjects(readFileSync(join(repoRoot, 'examples', f), 'utf8'))[0] as KubeObject,
-);
+const examples = exampleFiles.map((f) => exampleManifest(f));
 // 60 per kind, 240 in all; the seed is fixed so a failure names a case that can be replayed.
 const cases: Mutation[] = examples.flatMap((base, i) =>
   mutate(base, { seed: 20261128 + i, perKind: 60, prefix: `fuzz-${base.kind.toLowerCase()}` }),
@@ -50,18 +40,7 @@ const errorLogs: string[] = [];
 beforeAll(async () => {
   ({ name: namespace, cleanup } = await createTestNamespace('fuzz'));
   // What the example manifests name, so accepted cases get as far as their controllers go.
-  const modelConfigMap = parseYamlObjects(readFileSync(exampleModelFiles.configMap, 'utf8'))[0] as KubeObject;
-  await client.create({ ...modelConfigMap, metadata: { ...modelConfigMap.metadata, namespace } });
-  for (const [name, url] of [
-    ['er-redis', inject('redisUrl')],
-    ['aurora-audit-db', inject('postgresUrl')],
-  ] as const)
-    await client.create({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name, namespace },
-      stringData: { url },
-    });
+  await createExampleDependencies(client, namespace);
   validator = await startTestValidator();
   manager = createTestManager(operatorClient(), namespace, {
     log: createLogger({

@@ -2,17 +2,13 @@
 // action, once between the action and its outcome row. Two operator processes run with leader election;
 // a failpoint (operator/failpoints.ts) holds the leader at the chosen moment so the kill lands there.
 // Either way the trail shows one intent and one outcome, and the pods were evicted once.
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { repoRoot } from '../../hack/local-cluster/control-plane.ts';
 import { keepFailing, livePods } from '../../hack/local-cluster/pod-failures.ts';
-import { type ManagedProcess, startProcess, waitFor } from '../../hack/local-cluster/process.ts';
+import { type ManagedProcess, waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
-import type { KubeObject } from '../../operator/kube/types.ts';
-import { operatorNodeFlags } from '../../operator/node-flags.ts';
-import type { AuditRow } from '../../state/audit.ts';
 import { createTestNamespace, testAccess, uniqueSuffix } from '../harness/cluster.ts';
+import { auditRows, leaseHolder, startOperatorProcess } from '../harness/operator-process.ts';
 
 const client = createKubeClient(testAccess());
 const superuser = new pg.Pool({ connectionString: inject('postgresUrl'), max: 2 });
@@ -46,46 +42,19 @@ afterAll(async () => {
 });
 
 function operator(identity: string, schema: string, failpoints?: string): ManagedProcess {
-  const p = startProcess(
-    identity,
-    process.execPath,
-    [
-      ...operatorNodeFlags,
-      join(repoRoot, 'cmd', 'operator.ts'),
-      // As the chart's ServiceAccount, with the chart's RBAC.
-      `--kubeconfig=${inject('operatorKubeconfigPath')}`,
-      `--namespace=${namespace}`,
-      `--leader-election-namespace=${leases}`,
-      `--leader-election-id=${schema.replaceAll('_', '-')}`,
-      '--http-port=0',
-      `--identity=${identity}`,
-      `--postgres-schema=${schema}`,
-    ],
-    {
-      logDir: join(repoRoot, '.tools', 'run'),
-      pidDir: inject('workloadPidDir'),
-      env: failpoints ? { AURORA_FAILPOINTS: failpoints } : {},
-    },
-  );
+  const p = startOperatorProcess(identity, {
+    namespace,
+    leaseNamespace: leases,
+    lease: schema.replaceAll('_', '-'),
+    schema,
+    ...(failpoints ? { failpoints } : {}),
+  });
   processes.push(p);
   return p;
 }
 
-async function rows(schema: string): Promise<AuditRow[]> {
-  const { rows } = await superuser
-    .query<{ content: string; seq: string }>(`select seq, content from ${schema}.audit_trail order by seq`)
-    .catch(() => ({ rows: [] as Array<{ content: string; seq: string }> }));
-  return rows.map((r) => ({ ...JSON.parse(r.content), seq: Number(r.seq) }));
-}
-
-async function holder(lease: string): Promise<string | undefined> {
-  const l = await client.get<KubeObject & { spec?: { holderIdentity?: string } }>({
-    apiVersion: 'coordination.k8s.io/v1',
-    kind: 'Lease',
-    metadata: { name: lease, namespace: leases },
-  });
-  return l?.spec?.holderIdentity || undefined;
-}
+const rows = (schema: string) => auditRows(superuser, schema);
+const holder = (lease: string) => leaseHolder(client, leases, lease);
 
 describe.each([
   ['between the intent and the action', 'healing-after-intent', 'carried out'],

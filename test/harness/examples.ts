@@ -1,0 +1,41 @@
+// The manifests in examples/ as tests use them: the four kinds, and what they name (the model's
+// ConfigMap, the Redis and audit-database Secrets) made in a test's namespace.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { exampleModelFiles } from '../../hack/example-model/generate.ts';
+import { parseYamlObjects, repoRoot } from '../../hack/local-cluster/control-plane.ts';
+import type { KubeClient } from '../../operator/kube/client.ts';
+import type { KubeObject } from '../../operator/kube/types.ts';
+
+export type ExampleManifest = KubeObject & { spec: Record<string, unknown> };
+
+/** The example of one kind (examples/<file>), in the namespace given (none: as the file has it). */
+export function exampleManifest(file: string, namespace?: string): ExampleManifest {
+  const obj = parseYamlObjects(readFileSync(join(repoRoot, 'examples', file), 'utf8'))[0] as ExampleManifest;
+  return namespace ? { ...obj, metadata: { ...obj.metadata, namespace } } : obj;
+}
+
+/** The four kinds' examples: TriageModel, InferencePool, CareQueue, HealingPolicy. */
+export const exampleFiles = [
+  'triage-model.yaml',
+  'inference-pool.yaml',
+  'care-queue.yaml',
+  'healing-policy.yaml',
+];
+
+/** What the examples name, in a namespace: the model's ConfigMap, Secret er-redis and Secret aurora-audit-db. */
+export async function createExampleDependencies(client: KubeClient, namespace: string): Promise<void> {
+  const modelConfigMap = parseYamlObjects(readFileSync(exampleModelFiles.configMap, 'utf8'))[0] as KubeObject;
+  await client.create({ ...modelConfigMap, metadata: { ...modelConfigMap.metadata, namespace } });
+  for (const [name, url] of [
+    ['er-redis', inject('redisUrl')],
+    ['aurora-audit-db', inject('postgresUrl')],
+  ] as const)
+    await client.create({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace },
+      stringData: { url },
+    });
+}
