@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../hack/example-model/patients.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import { mutate, seededRandom } from './fuzz.ts';
+import { mutate } from './fuzz.ts';
 
 const base = {
   apiVersion: 'aurora.health/v1alpha1',

@@ -1,6 +1,7 @@
 // Manifests made wrong on purpose: every field of a valid manifest's spec, mutated in the ways a person
 // or a tool gets YAML wrong (a wrong type, a value out of bounds, a field missing or misspelt, a list
 // empty or repeated, a minimum above its maximum). Pure and seeded, so a failing case can be replayed.
+import { seededRandom } from '../../hack/example-model/patients.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -12,18 +13,6 @@ export interface Mutation {
   operator: string;
   path: string;
   manifest: KubeObject;
-}
-
-/** A small seeded generator (mulberry32): the same seed gives the same cases. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const isObject = (v: Json): v is { [key: string]: Json } =>

@@ -7,6 +7,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { seededRandom } from '../../hack/example-model/patients.ts';
 import { keepFailing } from '../../hack/local-cluster/pod-failures.ts';
 import { type ManagedProcess, waitFor } from '../../hack/local-cluster/process.ts';
 import { percentile } from '../../model/acceptance.ts';
@@ -15,7 +16,7 @@ import type { KubeObject } from '../../operator/kube/types.ts';
 import { verifyAuditTrail } from '../../state/audit.ts';
 import { createTestNamespace, testAccess, uniqueSuffix } from '../harness/cluster.ts';
 import { createExampleDependencies, exampleManifest } from '../harness/examples.ts';
-import { seededRandom } from '../harness/fuzz.ts';
+
 import { auditRows, leaseHolder, startOperatorProcess } from '../harness/operator-process.ts';
 
 const kills = Number(process.env.AURORA_CHAOS_KILLS ?? 3);
