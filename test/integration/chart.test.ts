@@ -31,15 +31,14 @@ const roles = (objects: readonly KubeObject[]) =>
 
 /** Where a role grants: everywhere (a ClusterRoleBinding), or in the namespaces of its RoleBindings. */
 function scopeOf(role: Role, objects: readonly KubeObject[]): 'cluster' | 'operatorNamespace' {
-  const bound = (kind: string) =>
-    objects.some(
-      (o) =>
-        o.kind === kind &&
-        (o as KubeObject & { roleRef?: { kind: string; name: string } }).roleRef?.name ===
-          role.metadata.name &&
-        (o as KubeObject & { roleRef?: { kind: string } }).roleRef?.kind === role.kind,
-    );
-  return role.kind === 'ClusterRole' && bound('ClusterRoleBinding') ? 'cluster' : 'operatorNamespace';
+  type Binding = KubeObject & { roleRef?: { kind: string; name: string } };
+  const boundClusterWide = objects.some(
+    (o) =>
+      o.kind === 'ClusterRoleBinding' &&
+      (o as Binding).roleRef?.kind === role.kind &&
+      (o as Binding).roleRef?.name === role.metadata.name,
+  );
+  return role.kind === 'ClusterRole' && boundClusterWide ? 'cluster' : 'operatorNamespace';
 }
 
 /**
