@@ -11,6 +11,9 @@ describe('loadOperatorConfig', () => {
       httpPort: 8080,
       workers: 2,
       logLevel: 'info',
+      leaseDurationSeconds: 12,
+      renewDeadlineSeconds: 8,
+      retryPeriodSeconds: 2,
     });
     expect(config.identity).toMatch(/^op-1-\d+$/);
   });
@@ -40,6 +43,18 @@ describe('loadOperatorConfig', () => {
     { argv: ['--log-level', 'loud'], env: {}, message: /--log-level \(AURORA_LOG_LEVEL\)/ },
     { argv: ['--leader-elect', 'maybe'], env: {}, message: /--leader-elect \(AURORA_LEADER_ELECT\)/ },
     { argv: ['--colour', 'red'], env: {}, message: /invalid arguments: .*colour/ },
+    {
+      argv: ['--lease-duration-seconds', '8'],
+      env: {},
+      message:
+        /--lease-duration-seconds \(AURORA_LEASE_DURATION_SECONDS\): must be longer than the renew deadline/,
+    },
+    {
+      argv: ['--renew-deadline-seconds', '2', '--retry-period-seconds', '2'],
+      env: {},
+      message:
+        /--renew-deadline-seconds \(AURORA_RENEW_DEADLINE_SECONDS\): must be longer than 1.2 retry periods/,
+    },
   ])('rejects $argv $env naming the setting', ({ argv, env, message }) => {
     expect(() => loadOperatorConfig(argv, env)).toThrow(message);
   });

@@ -15,42 +15,62 @@ const booleanText = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
   .transform((v) => v === true || v === 'true' || v === '1');
 
-export const operatorConfigSchema = z.object({
-  kubeconfig: z.string().min(1).optional(),
-  namespace: z.string().regex(dns1123Label, 'must be a DNS-1123 label').max(63).optional(),
-  leaderElect: booleanText.default(true),
-  leaderElectionNamespace: z
-    .string()
-    .regex(dns1123Label, 'must be a DNS-1123 label')
-    .max(63)
-    .default('aurora-system'),
-  leaderElectionId: z
-    .string()
-    .regex(dns1123Label, 'must be a DNS-1123 label')
-    .max(63)
-    .default('aurora-operator'),
-  identity: z.string().min(1).max(128),
-  httpPort: z.coerce.number().int().min(0).max(65_535).default(8080),
-  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
-  workers: z.coerce.number().int().min(1).max(64).default(2),
-  resyncSeconds: z.coerce.number().int().min(0).max(86_400).default(1800),
-  validatorUrl: z.url({ protocol: /^https?$/ }).optional(),
-  workloadImage: z
-    .string()
-    .min(1)
-    .max(512)
-    .regex(/^[^\s]+$/, 'must be an image reference without spaces')
-    .default(defaultWorkloadImage),
-  /** Where decision records and arrival history go (credentials in it: give it through the environment). */
-  postgresUrl: z
-    .string()
-    .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must be a postgres:// or postgresql:// URL')
-    .optional(),
-  postgresSchema: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be lower-case letters, digits and _')
-    .default('aurora'),
-});
+export const operatorConfigSchema = z
+  .object({
+    kubeconfig: z.string().min(1).optional(),
+    namespace: z.string().regex(dns1123Label, 'must be a DNS-1123 label').max(63).optional(),
+    leaderElect: booleanText.default(true),
+    leaderElectionNamespace: z
+      .string()
+      .regex(dns1123Label, 'must be a DNS-1123 label')
+      .max(63)
+      .default('aurora-system'),
+    leaderElectionId: z
+      .string()
+      .regex(dns1123Label, 'must be a DNS-1123 label')
+      .max(63)
+      .default('aurora-operator'),
+    /**
+     * How long a lease lasts without renewal: a standby takes over this long after the leader's last
+     * renewal it saw, so it bounds the time no replica leads after a crash.
+     */
+    leaseDurationSeconds: z.coerce.number().int().min(2).max(300).default(12),
+    /** A leader that could not renew for this long stops, before any standby may take over. */
+    renewDeadlineSeconds: z.coerce.number().int().min(1).max(299).default(8),
+    /** How often a leader renews and a standby polls. */
+    retryPeriodSeconds: z.coerce.number().int().min(1).max(60).default(2),
+    identity: z.string().min(1).max(128),
+    httpPort: z.coerce.number().int().min(0).max(65_535).default(8080),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    workers: z.coerce.number().int().min(1).max(64).default(2),
+    resyncSeconds: z.coerce.number().int().min(0).max(86_400).default(1800),
+    validatorUrl: z.url({ protocol: /^https?$/ }).optional(),
+    workloadImage: z
+      .string()
+      .min(1)
+      .max(512)
+      .regex(/^[^\s]+$/, 'must be an image reference without spaces')
+      .default(defaultWorkloadImage),
+    /** Where decision records and arrival history go (credentials in it: give it through the environment). */
+    postgresUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\/[^\s]+$/, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    postgresSchema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be lower-case letters, digits and _')
+      .default('aurora'),
+  })
+  // client-go's rules: the leader must stop (renew deadline) before a standby can take over (lease
+  // duration), and must get more than one renewal attempt in before it stops.
+  .refine((c) => c.leaseDurationSeconds > c.renewDeadlineSeconds, {
+    path: ['leaseDurationSeconds'],
+    message: 'must be longer than the renew deadline (--renew-deadline-seconds)',
+  })
+  .refine((c) => c.renewDeadlineSeconds > c.retryPeriodSeconds * 1.2, {
+    path: ['renewDeadlineSeconds'],
+    message: 'must be longer than 1.2 retry periods (--retry-period-seconds)',
+  });
 
 export type OperatorConfig = z.infer<typeof operatorConfigSchema>;
 
@@ -64,6 +84,9 @@ const sources: Record<keyof OperatorConfig, { flag: string; env: string[] }> = {
     env: ['AURORA_LEADER_ELECTION_NAMESPACE', 'POD_NAMESPACE'],
   },
   leaderElectionId: { flag: 'leader-election-id', env: ['AURORA_LEADER_ELECTION_ID'] },
+  leaseDurationSeconds: { flag: 'lease-duration-seconds', env: ['AURORA_LEASE_DURATION_SECONDS'] },
+  renewDeadlineSeconds: { flag: 'renew-deadline-seconds', env: ['AURORA_RENEW_DEADLINE_SECONDS'] },
+  retryPeriodSeconds: { flag: 'retry-period-seconds', env: ['AURORA_RETRY_PERIOD_SECONDS'] },
   identity: { flag: 'identity', env: ['AURORA_IDENTITY', 'POD_NAME'] },
   httpPort: { flag: 'http-port', env: ['AURORA_HTTP_PORT'] },
   logLevel: { flag: 'log-level', env: ['AURORA_LOG_LEVEL'] },

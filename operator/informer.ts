@@ -93,7 +93,9 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
   const log = (options.log ?? silentLogger).child({ informer: `${kind}.${apiVersion}` });
   const transform = options.transform ?? stripManagedFields;
   const pageSize = options.pageSize ?? 100;
-  const backoff = options.backoff ?? { initialMs: 800, maxMs: 30_000 };
+  // client-go starts at 800 ms too but caps at 30 s; capped at 4 s, the caches are fresh again within
+  // seconds of an API server's return, for a few requests a second (one per informer) while it is down.
+  const backoff = options.backoff ?? { initialMs: 800, maxMs: 4_000 };
   const random = options.random ?? Math.random;
   const indexers: Record<string, IndexFunction<T>> = { ...options.indexers };
   const store = new Map<string, T>();

@@ -8,16 +8,18 @@ function leaseServer() {
   let lease: Record<string, unknown> | undefined;
   let rv = 0;
   let hang = false;
-  const pending = () => new Promise<never>(() => {});
+  let fail = false;
+  const pending = () =>
+    fail ? Promise.reject(new Error('500 InternalError')) : new Promise<never>(() => {});
   const client = {
-    get: async () => (hang ? pending() : lease && structuredClone(lease)),
+    get: async () => (hang || fail ? pending() : lease && structuredClone(lease)),
     create: async (obj: Record<string, unknown>) => {
-      if (hang) return pending();
+      if (hang || fail) return pending();
       lease = { ...obj, metadata: { ...(obj.metadata as object), resourceVersion: String(++rv) } };
       return structuredClone(lease);
     },
     update: async (obj: Record<string, unknown>) => {
-      if (hang) return pending();
+      if (hang || fail) return pending();
       lease = { ...obj, metadata: { ...(obj.metadata as object), resourceVersion: String(++rv) } };
       return structuredClone(lease);
     },
@@ -26,6 +28,9 @@ function leaseServer() {
     client,
     setHang: (h: boolean) => {
       hang = h;
+    },
+    setFail: (f: boolean) => {
+      fail = f;
     },
   };
 }
@@ -59,7 +64,38 @@ describe('leader election', () => {
       clock.advance(500);
       await settle();
     }
-    expect(events).toEqual([`lead@${t0}`, `lost@${t0 + 2_000 + 10_000}`]);
+    expect(events).toEqual([`lead@${t0}`, `lost@${t0 + 2_000 + 8_000}`]);
     expect(elector.isLeader()).toBe(false);
+  });
+
+  it('keeps leading through an API server that fails for most of the renew deadline', async () => {
+    const clock = new FakeClock();
+    const server = leaseServer();
+    const events: string[] = [];
+    const elector = startLeaderElection({
+      client: server.client,
+      namespace: 'aurora-system',
+      name: 'aurora-operator',
+      identity: 'op-a',
+      clock,
+      onStartedLeading: () => events.push('lead'),
+      onStoppedLeading: () => events.push('lost'),
+    });
+    await settle();
+    // Renewed at 0; every request fails from 0.1 s to 7.2 s, within the 8 s renew deadline.
+    clock.advance(100);
+    server.setFail(true);
+    for (let i = 0; i < 71; i++) {
+      clock.advance(100);
+      await settle();
+    }
+    server.setFail(false);
+    for (let i = 0; i < 30; i++) {
+      clock.advance(100);
+      await settle();
+    }
+    // Retried every 500 ms while failing, it renews before the deadline instead of every 2 s.
+    expect(events).toEqual(['lead']);
+    expect(elector.isLeader()).toBe(true);
   });
 });

@@ -130,6 +130,10 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
     } else if (leading && leadershipLost(lastRenewMs, now, timing)) {
       loseLeadership('could not renew the lease in time');
       return;
+    } else if (leading) {
+      // A failed renewal is tried again four times as often: an API server back within the renew
+      // deadline keeps this leader, rather than costing a restart and a takeover.
+      nextTryMs = Math.max(100, Math.floor(timing.retryPeriodMs / 4));
     }
     timer = clock.setTimeout(() => {
       running = tick();

@@ -17,7 +17,7 @@ describe('decideLease', () => {
       action: 'create',
       record: {
         holderIdentity: 'a',
-        leaseDurationSeconds: 15,
+        leaseDurationSeconds: 12,
         acquireTime: microTime(t),
         renewTime: microTime(t),
         leaseTransitions: 0,
@@ -102,8 +102,8 @@ describe('decideLease', () => {
 describe('leadershipLost', () => {
   it.each([
     [0, false],
-    [9_999, false],
-    [10_000, true],
+    [7_999, false],
+    [8_000, true],
     [30_000, true],
   ])('%i ms since the last renewal: lost=%s', (sinceMs, lost) => {
     expect(leadershipLost(t - sinceMs, t)).toBe(lost);

@@ -35,6 +35,11 @@ export async function runOperator(
             namespace: config.leaderElectionNamespace,
             name: config.leaderElectionId,
             identity: config.identity,
+            timing: {
+              leaseDurationMs: config.leaseDurationSeconds * 1000,
+              renewDeadlineMs: config.renewDeadlineSeconds * 1000,
+              retryPeriodMs: config.retryPeriodSeconds * 1000,
+            },
           },
         }
       : {}),

@@ -17,6 +17,11 @@ export const defaultToolsDir = process.env.AURORA_TOOLS_DIR ?? join(repoRoot, '.
 export interface ControlPlaneOptions {
   toolsDir?: string;
   fleet?: readonly SimulatedMachine[];
+  /**
+   * Requests a second the controller manager and the scheduler may make (20 and 50 by default): a
+   * benchmark that creates thousands of pods through Deployments raises it.
+   */
+  componentApiQps?: number;
   /** Extra kube-apiserver flags, e.g. --watch-cache=false so old resource versions expire at compaction. */
   apiServerExtraArgs?: string[];
   /**
@@ -45,6 +50,10 @@ export interface ControlPlane {
   killApiServer(): Promise<void>;
   /** Starts the API server again with the same flags, port and certificates, and waits until ready. */
   startApiServer(): Promise<void>;
+  /** Kills etcd as a crash would: the API server stays up and answers errors until etcd is back. */
+  killEtcd(): Promise<void>;
+  /** Starts etcd again on its data and ports, and waits until the API server is ready on it. */
+  startEtcd(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -104,29 +113,27 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
   };
 
   try {
-    const etcd = startProcess(
-      'etcd',
-      bin('etcd'),
-      [
-        '--name=etcd',
-        `--data-dir=${join(runDir, 'etcd')}`,
-        `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
-        `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
-        `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
-        `--initial-cluster=etcd=http://127.0.0.1:${ports.etcdPeer}`,
-        // A throwaway test cluster: durability is not worth the fsync latency on a shared disk.
-        '--unsafe-no-fsync',
-        '--quota-backend-bytes=4294967296',
-        '--log-level=warn',
-      ],
-      spawnOpts,
-    );
+    const etcdArgs = [
+      '--name=etcd',
+      `--data-dir=${join(runDir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+      `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+      `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+      `--initial-cluster=etcd=http://127.0.0.1:${ports.etcdPeer}`,
+      // A throwaway test cluster: durability is not worth the fsync latency on a shared disk.
+      '--unsafe-no-fsync',
+      '--quota-backend-bytes=4294967296',
+      '--log-level=warn',
+    ];
+    const etcdReady = (p: ManagedProcess) =>
+      waitReady(p, 'etcd', async () => {
+        const res = await fetch(`http://127.0.0.1:${ports.etcdClient}/health`);
+        return res.ok && ((await res.json()) as { health?: string }).health === 'true' ? true : undefined;
+      });
+    let etcd = startProcess('etcd', bin('etcd'), etcdArgs, spawnOpts);
     processes.push(etcd);
-    await waitReady(etcd, 'etcd', async () => {
-      const res = await fetch(`http://127.0.0.1:${ports.etcdClient}/health`);
-      return res.ok && ((await res.json()) as { health?: string }).health === 'true' ? true : undefined;
-    });
+    await etcdReady(etcd);
     step('etcd ready');
 
     const adminToken = randomBytes(24).toString('hex');
@@ -220,6 +227,9 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
       '--leader-elect=false',
       '--bind-address=127.0.0.1',
       `--secure-port=${port}`,
+      ...(options.componentApiQps
+        ? [`--kube-api-qps=${options.componentApiQps}`, `--kube-api-burst=${options.componentApiQps * 2}`]
+        : []),
     ];
     const controllerManager = startProcess(
       'kube-controller-manager',
@@ -308,6 +318,18 @@ async function startControlPlaneOnce(options: ControlPlaneOptions): Promise<Cont
         const index = processes.indexOf(apiServer);
         apiServer = startProcess('kube-apiserver', bin('kube-apiserver'), apiServerArgs, spawnOpts);
         processes[index] = apiServer;
+        await apiServerReady(apiServer);
+      },
+      async killEtcd() {
+        await etcd.kill();
+      },
+      async startEtcd() {
+        if (etcd.isRunning()) return;
+        const index = processes.indexOf(etcd);
+        etcd = startProcess('etcd', bin('etcd'), etcdArgs, spawnOpts);
+        processes[index] = etcd;
+        await etcdReady(etcd);
+        // The API server reconnects on its own; it is ready again once it can reach etcd.
         await apiServerReady(apiServer);
       },
       async stop() {

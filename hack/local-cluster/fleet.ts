@@ -13,6 +13,8 @@ export interface SimulatedMachine {
   instanceType: string;
   zone: string;
   apple?: { chip: AppleChip; gpuCores: number };
+  /** Pods the kubelet admits; 110 (Kubernetes' default) unless a benchmark packs more. */
+  maxPods?: number;
 }
 
 /** The fleet an emergency department runs: three Mac mini M4, one Mac mini M4 Pro, two cloud nodes. */
@@ -69,7 +71,7 @@ export function nodeManifest(machine: SimulatedMachine): V1Node {
   const resources = {
     cpu: String(machine.cpuCores),
     memory: `${machine.memoryGiB}Gi`,
-    pods: '110',
+    pods: String(machine.maxPods ?? 110),
     'ephemeral-storage': '500Gi',
   };
   return {

@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { waitFor } from './process.ts';
+import { type ManagedProcess, startProcess, waitFor } from './process.ts';
 
 const run = promisify(execFile);
 
@@ -145,6 +145,72 @@ export async function startPrivatePostgres(port: number): Promise<PrivatePostgre
     stop,
     async cleanup() {
       await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A Redis of a test's own, which it may kill and start again (the machine's shared one is never stopped). */
+export interface PrivateRedis {
+  url: string;
+  /** Kills it as a crash would (SIGKILL). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and data, and waits until it answers. */
+  start(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Starts a throw-away redis-server (Debian's redis-server package) on a free port. It persists as a
+ * production queue's Redis would, to an append-only file synced on every write, so a crash loses no
+ * entry and the streams and consumer groups are there again after a restart.
+ */
+export async function startPrivateRedis(
+  port: number,
+  options: { pidDir?: string } = {},
+): Promise<PrivateRedis> {
+  const { mkdtempSync, mkdirSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'aurora-redis-'));
+  mkdirSync(join(dir, 'logs'));
+  const url = `redis://127.0.0.1:${port}`;
+  let server: ManagedProcess | undefined;
+  const start = async () => {
+    if (server?.isRunning()) return;
+    server = startProcess(
+      'redis-server',
+      '/usr/bin/redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+      ],
+      { logDir: join(dir, 'logs'), ...(options.pidDir ? { pidDir: options.pidDir } : {}) },
+    );
+    await waitFor('private Redis to answer', async () => ((await redisAnswers(url)) ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+  };
+  await start();
+  return {
+    url,
+    start,
+    async kill() {
+      await server?.kill();
+    },
+    async cleanup() {
+      await server?.stop(2_000);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -5,16 +5,23 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { auroraAccess } from '../../cmd/operator.ts';
 
-interface AuditEvent {
+export interface AuditEvent {
   user?: { username?: string };
   verb?: string;
-  objectRef?: { resource?: string; subresource?: string; apiGroup?: string; namespace?: string };
+  objectRef?: {
+    resource?: string;
+    subresource?: string;
+    apiGroup?: string;
+    namespace?: string;
+    name?: string;
+  };
   responseStatus?: { code?: number; message?: string };
   annotations?: Record<string, string>;
+  requestReceivedTimestamp?: string;
 }
 
 /** Every event of the log and of its rotated files, read line by line (the files may be large). */
-async function* auditEvents(runDir: string): AsyncGenerator<AuditEvent> {
+export async function* auditEvents(runDir: string): AsyncGenerator<AuditEvent> {
   for (const file of readdirSync(runDir).filter((f) => f.startsWith('audit') && f.endsWith('.log'))) {
     const lines = createInterface({ input: createReadStream(join(runDir, file)), crlfDelay: Infinity });
     for await (const line of lines) {

@@ -24,13 +24,23 @@ export const exampleFiles = [
   'healing-policy.yaml',
 ];
 
-/** What the examples name, in a namespace: the model's ConfigMap, Secret er-redis and Secret aurora-audit-db. */
-export async function createExampleDependencies(client: KubeClient, namespace: string): Promise<void> {
+/**
+ * What the examples name, in a namespace: the model's ConfigMap, Secret er-redis and Secret
+ * aurora-audit-db (the run's shared Redis and PostgreSQL unless a test brings its own).
+ */
+export async function createExampleDependencies(
+  client: KubeClient,
+  namespace: string,
+  services: { redisUrl: string; postgresUrl: string } = {
+    redisUrl: inject('redisUrl'),
+    postgresUrl: inject('postgresUrl'),
+  },
+): Promise<void> {
   const modelConfigMap = parseYamlObjects(readFileSync(exampleModelFiles.configMap, 'utf8'))[0] as KubeObject;
   await client.create({ ...modelConfigMap, metadata: { ...modelConfigMap.metadata, namespace } });
   for (const [name, url] of [
-    ['er-redis', inject('redisUrl')],
-    ['aurora-audit-db', inject('postgresUrl')],
+    ['er-redis', services.redisUrl],
+    ['aurora-audit-db', services.postgresUrl],
   ] as const)
     await client.create({
       apiVersion: 'v1',

@@ -22,6 +22,9 @@ export interface OperatorProcessOptions {
   postgresUrl?: string;
   /** AURORA_FAILPOINTS, to hold it at a chosen moment. */
   failpoints?: string;
+  /** For a control plane of the test's own: its operator kubeconfig and pid directory. */
+  kubeconfigPath?: string;
+  pidDir?: string;
 }
 
 export function startOperatorProcess(identity: string, options: OperatorProcessOptions): ManagedProcess {
@@ -32,7 +35,7 @@ export function startOperatorProcess(identity: string, options: OperatorProcessO
       ...operatorNodeFlags,
       join(repoRoot, 'cmd', 'operator.ts'),
       // As the chart's ServiceAccount, with the chart's RBAC.
-      `--kubeconfig=${inject('operatorKubeconfigPath')}`,
+      `--kubeconfig=${options.kubeconfigPath ?? inject('operatorKubeconfigPath')}`,
       `--namespace=${options.namespace}`,
       `--leader-election-namespace=${options.leaseNamespace}`,
       `--leader-election-id=${options.lease}`,
@@ -43,7 +46,7 @@ export function startOperatorProcess(identity: string, options: OperatorProcessO
     ],
     {
       logDir: join(repoRoot, '.tools', 'run'),
-      pidDir: inject('workloadPidDir'),
+      pidDir: options.pidDir ?? inject('workloadPidDir'),
       env: options.failpoints ? { AURORA_FAILPOINTS: options.failpoints } : {},
     },
   );

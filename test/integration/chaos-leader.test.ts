@@ -213,6 +213,8 @@ describe('chaos: the leader killed again and again under load', () => {
       console.log(
         `chaos: ${kills} leader kills; takeover p50 ${percentile(sorted, 50).toFixed(1)} s, p99 ${percentile(sorted, 99).toFixed(1)} s; ${intents.length} remediations, each with one outcome`,
       );
+      // The 12 s lease bounds a takeover; the issue asks 15 s at the 99th percentile.
+      expect(percentile(sorted, 99)).toBeLessThanOrEqual(15);
     },
     120_000 + kills * 90_000,
   );

@@ -346,6 +346,11 @@ describe('values.schema.json', () => {
       '/operator/leaderElection/id',
     ],
     [
+      'a lease duration of a fraction of a second',
+      { operator: { leaderElection: { leaseDurationSeconds: 0.5 } } },
+      '/operator/leaderElection/leaseDurationSeconds',
+    ],
+    [
       'a resource quantity that is no quantity',
       { operator: { resources: { limits: { memory: 'lots' } } } },
       '/operator/resources/limits/memory',
@@ -381,6 +386,16 @@ describe('values.schema.json', () => {
       'a disruption budget no drain could meet',
       { operator: { podDisruptionBudget: { minAvailable: 2 } } },
       /minAvailable \(2\) must be below operator.replicas \(2\)/,
+    ],
+    [
+      'a lease no longer than the renew deadline',
+      { operator: { leaderElection: { leaseDurationSeconds: 8 } } },
+      /leaseDurationSeconds \(8\) must be longer than renewDeadlineSeconds \(8\)/,
+    ],
+    [
+      'a renew deadline that leaves one renewal attempt',
+      { operator: { leaderElection: { renewDeadlineSeconds: 5, retryPeriodSeconds: 5 } } },
+      /renewDeadlineSeconds \(5\) must be longer than 1.2 retryPeriodSeconds \(5\)/,
     ],
   ])('refuses %s, saying why', async (_, values, message) => {
     const result = await helmTemplate({ values });
