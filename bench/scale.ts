@@ -103,10 +103,11 @@ function processUsage(pid: number) {
   return { rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024, cpuSeconds };
 }
 
-async function redisCommandCount(redis: Redis): Promise<number> {
+/** Calls per command so far, from INFO commandstats (the server's own count, every client's). */
+async function redisCommandCounts(redis: Redis): Promise<Map<string, number>> {
   const info = await redis.info('commandstats');
-  let calls = 0;
-  for (const m of info.matchAll(/calls=(\d+)/g)) calls += Number(m[1]);
+  const calls = new Map<string, number>();
+  for (const m of info.matchAll(/^cmdstat_(\S+):calls=(\d+)/gm)) calls.set(m[1] as string, Number(m[2]));
   return calls;
 }
 
@@ -119,6 +120,7 @@ interface Figures {
   restRssMiB: number;
   cpuPerSecond: number;
   redisPerSecond: number;
+  redisTop: string;
   reflectP50: number;
   reflectP99: number;
 }
@@ -391,14 +393,24 @@ async function runSize(size: number): Promise<Figures> {
     // Steady state: CPU and Redis commands over a window.
     console.log(`  steady: measuring for ${windowSeconds} s`);
     await sleep(10_000);
-    const before = { usage: processUsage(pid), redis: await redisCommandCount(redis), bench: benchCommands };
+    const before = { usage: processUsage(pid), redis: await redisCommandCounts(redis), bench: benchCommands };
     const windowStart = Date.now();
     await sleep(windowSeconds * 1000);
-    const after = { usage: processUsage(pid), redis: await redisCommandCount(redis), bench: benchCommands };
+    const after = { usage: processUsage(pid), redis: await redisCommandCounts(redis), bench: benchCommands };
     const elapsed = (Date.now() - windowStart) / 1000;
     const cpuPerSecond = (after.usage.cpuSeconds - before.usage.cpuSeconds) / elapsed;
-    // The count includes the benchmark's own XADDs and its one INFO call.
-    const redisPerSecond = (after.redis - before.redis - (after.bench - before.bench) - 1) / elapsed;
+    // The server's count, less the benchmark's own XADDs and its one INFO call.
+    const perCommand = [...after.redis].map(([command, calls]) => {
+      const own = command === 'xadd' ? after.bench - before.bench : command === 'info' ? 1 : 0;
+      return [command, (calls - (before.redis.get(command) ?? 0) - own) / elapsed] as const;
+    });
+    const redisPerSecond = perCommand.reduce((sum, [, rate]) => sum + rate, 0);
+    const redisTop = perCommand
+      .filter(([, rate]) => rate >= 0.5)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5)
+      .map(([command, rate]) => `${command} ${rate.toFixed(0)}`)
+      .join(', ');
 
     // Reflection: a change to one object's spec, at random, and the time until its status shows it.
     console.log(`  reflection: ${samples} changes, one at a time`);
@@ -444,6 +456,7 @@ async function runSize(size: number): Promise<Figures> {
       restRssMiB: rest.rssMiB,
       cpuPerSecond,
       redisPerSecond,
+      redisTop,
       reflectP50: percentile(reflect, 50),
       reflectP99: percentile(reflect, 99),
     };
@@ -464,6 +477,6 @@ for (const r of results)
   console.log(`  size ${r.size}: ${r.counts}
     all reconciled ${r.settleSeconds.toFixed(0)} s after the objects were applied (setup ${r.setupSeconds.toFixed(0)} s)
     operator peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.restRssMiB.toFixed(0)} MiB at rest; CPU ${r.cpuPerSecond.toFixed(3)} s/s while steady
-    Redis commands observing queues: ${r.redisPerSecond.toFixed(0)}/s
+    Redis commands observing queues: ${r.redisPerSecond.toFixed(0)}/s (${r.redisTop})
     change to status: p50 ${r.reflectP50.toFixed(2)} s, p99 ${r.reflectP99.toFixed(2)} s`);
 process.exit(0);

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { readStreams, streamStateScript } from '../../queue/observe.ts';
-import { createStreamWaker, notificationClasses, type WakeMode } from '../../queue/wake.ts';
+import { createStreamWaker, type WakeMode } from '../../queue/wake.ts';
 import { uniqueSuffix } from '../harness/cluster.ts';
 
 let redis: Redis;
@@ -189,10 +189,25 @@ describe('waking on a new entry', () => {
     }
   });
 
-  it('reads the notification setting the way Redis writes it', () => {
-    expect(notificationClasses('')).toBeUndefined();
-    expect(notificationClasses('Ex')).toBeUndefined();
-    expect(notificationClasses('KEA')).toBe('keyevent');
-    expect(notificationClasses('Kt')).toBe('keyspace');
+  it('polls past a key that is missing or no stream, and still wakes on the one that is', async () => {
+    const client = new Redis(inject('redisUrl'));
+    const woken: string[] = [];
+    const waker = createStreamWaker(client, (owner) => woken.push(owner));
+    const key = `${prefix}:wake-mixed`;
+    await redis.set(`${prefix}:not-a-stream`, 'x');
+    try {
+      await waitFor('the waker to settle', async () => (waker.mode() === 'poll' ? true : undefined), {
+        timeoutMs: 5_000,
+      });
+      waker.watch('emergency/er-queue', [`${prefix}:missing`, `${prefix}:not-a-stream`, key]);
+      await redis.xadd(key, '*', 'features', '{}');
+      await new Promise((r) => setTimeout(r, 600));
+      woken.length = 0;
+      await redis.xadd(key, '*', 'features', '{}');
+      expect(await waitFor('a wake', async () => woken[0], { timeoutMs: 2_000 })).toBe('emergency/er-queue');
+    } finally {
+      waker.close();
+      client.disconnect();
+    }
   });
 });
