@@ -15,6 +15,7 @@ import { registerHealingPolicyController } from '../controllers/healingpolicy/re
 import { ensureControlPlaneBinaries } from '../hack/local-cluster/binaries.ts';
 import { startControlPlane } from '../hack/local-cluster/control-plane.ts';
 import { installAuroraCrds } from '../hack/local-cluster/crds.ts';
+import { appDeployment } from '../hack/local-cluster/deployments.ts';
 import { failPod, livePods } from '../hack/local-cluster/pod-failures.ts';
 import { waitFor } from '../hack/local-cluster/process.ts';
 import { ensureServices } from '../hack/local-cluster/services.ts';
@@ -47,22 +48,7 @@ async function reaction(client: KubeClient, db: pg.Pool): Promise<void> {
   );
   // Each failure in a Deployment of its own; one policy watches them all.
   for (let i = 0; i < failures; i++) {
-    await client.create({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: `svc-${i}`, namespace, labels: { bench: 'healing' } },
-      spec: {
-        replicas: 2,
-        selector: { matchLabels: { app: `svc-${i}` } },
-        template: {
-          metadata: { labels: { app: `svc-${i}` } },
-          spec: {
-            terminationGracePeriodSeconds: 0,
-            containers: [{ name: 'app', image: 'registry.example/app:1' }],
-          },
-        },
-      },
-    });
+    await client.create(appDeployment(`svc-${i}`, namespace, { labels: { bench: 'healing' } }));
   }
   await waitFor(
     'every Deployment ready',

@@ -27,6 +27,7 @@ import {
   installEchoCrd,
   registerEchoController,
 } from '../test/fixtures/echo-controller.ts';
+import { inParallel } from './parallel.ts';
 
 // The whole benchmark runs under the operator's V8 flags, so the in-process timing and the separate
 // operator process measure what ships.
@@ -48,23 +49,6 @@ const { values } = parseArgs({
 const objects = Number(values.objects);
 const pods = Number(values.pods);
 const workers = Number(values.workers);
-
-/** Runs task over items with at most `concurrency` in flight, printing progress every `every` items. */
-async function pool<T>(items: T[], concurrency: number, task: (item: T) => Promise<unknown>, label?: string) {
-  let next = 0;
-  let done = 0;
-  const every = Math.max(1, Math.floor(items.length / 5));
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const item = items[next++] as T;
-        await task(item);
-        done++;
-        if (label && done % every === 0) console.log(`  ${label}: ${done}/${items.length}`);
-      }
-    }),
-  );
-}
 
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
 
@@ -99,7 +83,7 @@ try {
     spec: { message: `message of ${name}` },
   });
   const directStart = performance.now();
-  await pool(
+  await inParallel(
     names,
     workers,
     (name) => client.create(desiredEchoChild(fakeOwner(name, 'bench-direct'))),
@@ -109,7 +93,7 @@ try {
 
   // 2. The operator reconciling the same number of owners into children.
   console.log('Operator: creating the Echo objects (not timed)');
-  await pool(
+  await inParallel(
     names,
     workers,
     (name) =>
@@ -149,7 +133,7 @@ try {
   writeFileSync(kubeconfig, readFileSync(controlPlane.kubeconfigPath));
   console.log(`Memory: creating ${pods} pods for kwok to run`);
   const podNames = Array.from({ length: pods }, (_, i) => `pod-${String(i).padStart(5, '0')}`);
-  await pool(
+  await inParallel(
     podNames,
     workers,
     (name) =>

@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { exampleModelFiles } from '../hack/example-model/generate.ts';
 import { ensureControlPlaneBinaries } from '../hack/local-cluster/binaries.ts';
 import { installChartForOperator } from '../hack/local-cluster/chart.ts';
@@ -24,13 +25,15 @@ import {
   repoRoot,
   startControlPlane,
 } from '../hack/local-cluster/control-plane.ts';
+import { appDeployment } from '../hack/local-cluster/deployments.ts';
 import type { SimulatedMachine } from '../hack/local-cluster/fleet.ts';
-import { type ManagedProcess, startProcess, waitFor } from '../hack/local-cluster/process.ts';
+import { operatorReady, startLocalOperator } from '../hack/local-cluster/operator.ts';
+import { type ManagedProcess, waitFor } from '../hack/local-cluster/process.ts';
 import { defaultServices, type PrivateRedis, startPrivateRedis } from '../hack/local-cluster/services.ts';
 import { percentile } from '../model/acceptance.ts';
 import { createKubeClient } from '../operator/kube/client.ts';
 import type { KubeObject } from '../operator/kube/types.ts';
-import { operatorEnv, operatorNodeFlags } from '../operator/node-flags.ts';
+import { inParallel } from './parallel.ts';
 
 const { values } = parseArgs({
   options: {
@@ -42,6 +45,8 @@ const { values } = parseArgs({
 const sizes = values.sizes.split(',').map(Number);
 const windowSeconds = Number(values['window-seconds']);
 const samples = Number(values.samples);
+const redisWindowSeconds = 10;
+const reflectTimeoutSeconds = 120;
 if (sizes.some((s) => !(s > 0 && s <= 1)) || !(windowSeconds >= 10) || !(samples >= 10)) {
   console.error('--sizes takes fractions in (0, 1]; --window-seconds at least 10; --samples at least 10');
   process.exit(2);
@@ -68,28 +73,6 @@ const example = (file: string) =>
     spec: Record<string, unknown>;
   };
 
-/** Runs task over items with at most `concurrency` in flight, printing progress every fifth. */
-async function inParallel<T>(
-  items: readonly T[],
-  concurrency: number,
-  task: (item: T) => Promise<unknown>,
-  label: string,
-): Promise<void> {
-  let next = 0;
-  let done = 0;
-  const every = Math.max(1, Math.ceil(items.length / 5));
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const item = items[next++] as T;
-        await task(item);
-        if (++done % every === 0 || done === items.length)
-          console.log(`    ${label}: ${done}/${items.length}`);
-      }
-    }),
-  );
-}
-
 /** The operator process's resident memory and CPU time, from /proc. */
 function processUsage(pid: number) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -103,12 +86,72 @@ function processUsage(pid: number) {
   return { rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024, cpuSeconds };
 }
 
-/** Calls per command so far, from INFO commandstats (the server's own count, every client's). */
-async function redisCommandCounts(redis: Redis): Promise<Map<string, number>> {
-  const info = await redis.info('commandstats');
-  const calls = new Map<string, number>();
-  for (const m of info.matchAll(/^cmdstat_(\S+):calls=(\d+)/gm)) calls.set(m[1] as string, Number(m[2]));
-  return calls;
+/**
+ * What the operator asks of Redis, watched with MONITOR for a while: the commands it sends (a script
+ * call counts once) and, apart, those its scripts run inside Redis. The benchmark's own arrivals (XADD)
+ * and the MONITOR itself are left out; nothing else talks to this Redis.
+ */
+async function operatorRedisRates(redis: Redis, seconds: number) {
+  const monitor = await redis.monitor();
+  const sent = new Map<string, number>();
+  let inScripts = 0;
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    const command = String(args[0] ?? '').toLowerCase();
+    if (source === 'lua') inScripts++;
+    else if (command !== 'xadd' && command !== 'monitor') sent.set(command, (sent.get(command) ?? 0) + 1);
+  });
+  await sleep(seconds * 1000);
+  monitor.disconnect();
+  const total = [...sent.values()].reduce((a, b) => a + b, 0);
+  return {
+    redisSentPerSecond: total / seconds,
+    redisInScriptsPerSecond: inScripts / seconds,
+    redisTop: [...sent]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([command, calls]) => `${command} ${(calls / seconds).toFixed(0)}`)
+      .join(', '),
+  };
+}
+
+type Spec = Record<string, unknown>;
+
+/** Per controller: reconciles so far and keys waiting, from the operator's /metrics. */
+async function controllerCounters(port: number): Promise<Map<string, { reconciles: number; depth: number }>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const counters = new Map<string, { reconciles: number; depth: number }>();
+  const entry = (name: string) => {
+    let e = counters.get(name);
+    if (!e) {
+      e = { reconciles: 0, depth: 0 };
+      counters.set(name, e);
+    }
+    return e;
+  };
+  for (const m of text.matchAll(/^controller_runtime_reconcile_total\{([^}]*)\} (\S+)$/gm)) {
+    const controller = m[1]?.match(/controller="([^"]+)"/)?.[1];
+    if (controller) entry(controller).reconciles += Number(m[2]);
+  }
+  for (const m of text.matchAll(/^workqueue_depth\{([^}]*)\} (\S+)$/gm)) {
+    const name = m[1]?.match(/name="([^"]+)"/)?.[1];
+    if (name) entry(name).depth = Number(m[2]);
+  }
+  return counters;
+}
+
+/** "carequeue 12.3/s (queue 0), ..." between two readings. */
+function controllerRates(
+  before: Map<string, { reconciles: number }>,
+  after: Map<string, { reconciles: number; depth: number }>,
+  seconds: number,
+): string {
+  return [...after]
+    .filter(([, a]) => a.reconciles > 0)
+    .map(
+      ([name, a]) =>
+        `${name} ${((a.reconciles - (before.get(name)?.reconciles ?? 0)) / seconds).toFixed(1)}/s (queue ${a.depth})`,
+    )
+    .join(', ');
 }
 
 interface Figures {
@@ -119,8 +162,14 @@ interface Figures {
   peakRssMiB: number;
   restRssMiB: number;
   cpuPerSecond: number;
-  redisPerSecond: number;
+  /** Commands the operator sent a second, and those its scripts ran inside Redis. */
+  redisSentPerSecond: number;
+  redisInScriptsPerSecond: number;
   redisTop: string;
+  /** Reconciles a second per controller while steady. */
+  reconciles: string;
+  /** Changes not reflected within the time-out. */
+  unreflected: number;
   reflectP50: number;
   reflectP99: number;
 }
@@ -151,6 +200,8 @@ async function runSize(size: number): Promise<Figures> {
     apple: { chip: 'm4-pro', gpuCores: 20 },
     maxPods: 250,
   }));
+  // Decision records and audit trails, in the machine's PostgreSQL; dropped at the end.
+  const schema = `bench_scale_${Date.now()}`;
   let cp: ControlPlane | undefined;
   let redisServer: PrivateRedis | undefined;
   let operator: ManagedProcess | undefined;
@@ -203,22 +254,8 @@ async function runSize(size: number): Promise<Figures> {
     );
 
     // The workloads first, as a hospital has them before Aurora: healed Deployments and consumers.
-    const deployment = (name: string, ns: string, replicas: number, labels: Record<string, string>) => ({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name, namespace: ns, labels: { app: name, ...labels } },
-      spec: {
-        replicas,
-        selector: { matchLabels: { app: name } },
-        template: {
-          metadata: { labels: { app: name, ...labels } },
-          spec: {
-            terminationGracePeriodSeconds: 0,
-            containers: [{ name: 'app', image: 'registry.example/ward-service:1' }],
-          },
-        },
-      },
-    });
+    const deployment = (name: string, ns: string, replicas: number, labels: Record<string, string>) =>
+      appDeployment(name, ns, { replicas, labels });
     const healedItems = Array.from({ length: healed }, (_, i) => i);
     await inParallel(
       healedItems,
@@ -262,36 +299,21 @@ async function runSize(size: number): Promise<Figures> {
 
     // The operator, as the chart's ServiceAccount, before Aurora's objects are applied (as Argo CD would).
     const port = await freePort();
-    operator = startProcess(
-      'aurora-operator',
-      process.execPath,
-      [
-        ...operatorNodeFlags,
-        join(repoRoot, 'cmd', 'operator.ts'),
-        `--kubeconfig=${operatorKubeconfig}`,
+    operator = startLocalOperator({
+      name: 'aurora-operator',
+      kubeconfig: operatorKubeconfig,
+      httpPort: port,
+      flags: [
         '--leader-elect=false',
-        `--http-port=${port}`,
         '--log-level=warn',
         `--postgres-url=${defaultServices.postgresUrl}`,
-        `--postgres-schema=bench_scale_${Date.now()}`,
+        `--postgres-schema=${schema}`,
       ],
-      { logDir: join(cp.runDir, 'logs'), pidDir: join(cp.runDir, 'pids'), env: operatorEnv },
-    );
+      logDir: join(cp.runDir, 'logs'),
+      pidDir: join(cp.runDir, 'pids'),
+    });
     const pid = operator.pid;
-    let peakRssMiB = 0;
-    timers.push(
-      setInterval(() => {
-        if (operator?.isRunning()) peakRssMiB = Math.max(peakRssMiB, processUsage(pid).peakRssMiB);
-      }, 1_000),
-    );
-    await waitFor(
-      'the operator to be ready',
-      async () => {
-        if (!operator?.isRunning()) throw new Error(`the operator exited:\n${await operator?.logTail()}`);
-        return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok ? true : undefined;
-      },
-      { timeoutMs: 300_000, intervalMs: 500 },
-    );
+    await operatorReady(operator, port, 300_000);
 
     const model = example('triage-model.yaml');
     const pool = example('inference-pool.yaml');
@@ -352,7 +374,6 @@ async function runSize(size: number): Promise<Figures> {
 
     // Arrivals on every queue's streams, a tenth of a patient a second per queue.
     const categories = (queue.spec.categories as Array<{ name: string }>).map((c) => c.name);
-    let benchCommands = 0;
     timers.push(
       setInterval(() => {
         const pipeline = redis?.pipeline();
@@ -363,7 +384,6 @@ async function runSize(size: number): Promise<Figures> {
           const c = categories[Math.floor(Math.random() * categories.length)];
           pipeline.xadd(`aurora:${nsOf(i)}:queue-${i}:${c}`, '*', 'features', '{}');
         }
-        benchCommands += count;
         void pipeline.exec().catch(() => {});
       }, 1_000),
     );
@@ -389,74 +409,124 @@ async function runSize(size: number): Promise<Figures> {
       { timeoutMs: 3_600_000, intervalMs: 10_000 },
     );
     const settleSeconds = (Date.now() - applyStart) / 1000;
+    await waitFor(
+      "every pool's triage servers running",
+      async () => {
+        let waiting = 0;
+        for (const ns of namespaces) {
+          const { items } = await admin.list<
+            KubeObject & { spec?: { replicas?: number }; status?: { readyReplicas?: number } }
+          >('apps/v1', 'Deployment', { namespace: ns, labelSelector: 'aurora.health/pool' });
+          waiting += items.filter((d) => (d.status?.readyReplicas ?? 0) < (d.spec?.replicas ?? 1)).length;
+        }
+        return waiting === 0 ? true : undefined;
+      },
+      { timeoutMs: 1_800_000, intervalMs: 5_000 },
+    );
 
-    // Steady state: CPU and Redis commands over a window.
-    console.log(`  steady: measuring for ${windowSeconds} s`);
+    // Steady state: the operator's CPU over a window, then what it asks of Redis.
+    console.log(`  steady: measuring CPU for ${windowSeconds} s, then Redis for ${redisWindowSeconds} s`);
     await sleep(10_000);
-    const before = { usage: processUsage(pid), redis: await redisCommandCounts(redis), bench: benchCommands };
+    const before = processUsage(pid);
+    const countersBefore = await controllerCounters(port);
     const windowStart = Date.now();
     await sleep(windowSeconds * 1000);
-    const after = { usage: processUsage(pid), redis: await redisCommandCounts(redis), bench: benchCommands };
     const elapsed = (Date.now() - windowStart) / 1000;
-    const cpuPerSecond = (after.usage.cpuSeconds - before.usage.cpuSeconds) / elapsed;
-    // The server's count, less the benchmark's own XADDs and its one INFO call.
-    const perCommand = [...after.redis].map(([command, calls]) => {
-      const own = command === 'xadd' ? after.bench - before.bench : command === 'info' ? 1 : 0;
-      return [command, (calls - (before.redis.get(command) ?? 0) - own) / elapsed] as const;
-    });
-    const redisPerSecond = perCommand.reduce((sum, [, rate]) => sum + rate, 0);
-    const redisTop = perCommand
-      .filter(([, rate]) => rate >= 0.5)
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, 5)
-      .map(([command, rate]) => `${command} ${rate.toFixed(0)}`)
-      .join(', ');
+    const cpuPerSecond = (processUsage(pid).cpuSeconds - before.cpuSeconds) / elapsed;
+    const reconciles = controllerRates(countersBefore, await controllerCounters(port), elapsed);
+    console.log(`    reconciles while steady: ${reconciles}`);
+    const redisRates = await operatorRedisRates(redis, redisWindowSeconds);
 
     // Reflection: a change to one object's spec, at random, and the time until its status shows it.
     console.log(`  reflection: ${samples} changes, one at a time`);
     const reflect: number[] = [];
-    const changes: Record<string, (i: number, k: number) => [string, Record<string, unknown>]> = {
-      TriageModel: (i, k) => [`model-${i}`, { acceptance: { maxLatencyMs: { p99: 1_000 + (k % 2) } } }],
-      InferencePool: (i, k) => [`pool-${i}`, { maxReplicas: full.serversPerPool + 1 + (k % 2) }],
-      CareQueue: (i, k) => [`queue-${i}`, { maxReplicas: full.consumersPerQueue + 2 + (k % 2) }],
-      HealingPolicy: (i, k) => [`policy-${i}`, { guardrails: { cooldownSeconds: 120 + (k % 2) } }],
+    let unreflected = 0;
+    // Each change flips one field between two values, so every patch changes the spec.
+    const changes: Record<
+      string,
+      {
+        name: (i: number) => string;
+        count: number;
+        read: (spec: Spec) => unknown;
+        patch: (v: number) => Spec;
+        values: [number, number];
+      }
+    > = {
+      TriageModel: {
+        name: (i) => `model-${i}`,
+        count: n.models,
+        read: (spec) => (spec.acceptance as { maxLatencyMs?: { p99?: number } })?.maxLatencyMs?.p99,
+        patch: (v) => ({ acceptance: { maxLatencyMs: { p99: v } } }),
+        values: [1_000, 1_001],
+      },
+      InferencePool: {
+        name: (i) => `pool-${i}`,
+        count: n.models,
+        read: (spec) => spec.maxReplicas,
+        patch: (v) => ({ maxReplicas: v }),
+        values: [full.serversPerPool + 1, full.serversPerPool + 2],
+      },
+      CareQueue: {
+        name: (i) => `queue-${i}`,
+        count: n.queues,
+        read: (spec) => spec.maxReplicas,
+        patch: (v) => ({ maxReplicas: v }),
+        values: [full.consumersPerQueue + 2, full.consumersPerQueue + 3],
+      },
+      HealingPolicy: {
+        name: (i) => `policy-${i}`,
+        count: n.policies,
+        read: (spec) => (spec.guardrails as { cooldownSeconds?: number })?.cooldownSeconds,
+        patch: (v) => ({ guardrails: { cooldownSeconds: v } }),
+        values: [120, 121],
+      },
     };
     for (let k = 0; k < samples; k++) {
       const kind = kinds[k % kinds.length] as string;
-      const i = Math.floor(
-        Math.random() * (kind === 'HealingPolicy' ? n.policies : kind === 'CareQueue' ? n.queues : n.models),
-      );
-      const [name, spec] = (changes[kind] as (i: number, k: number) => [string, Record<string, unknown>])(
-        i,
-        k,
-      );
+      const change = changes[kind] as (typeof changes)[string];
+      const i = Math.floor(Math.random() * change.count);
+      const name = change.name(i);
       const ns = kind === 'HealingPolicy' ? nsOf(i * 2.5) : nsOf(i);
       const ref = { apiVersion: 'aurora.health/v1alpha1', kind, metadata: { name, namespace: ns } };
+      const current = await admin.get<Aurora & { spec: Spec }>(ref);
+      const [a, b] = change.values;
+      const next = current && change.read(current.spec) === a ? b : a;
       const t0 = Date.now();
-      const changed = await admin.patch<Aurora>(ref, { spec }, { type: 'merge' });
+      const changed = await admin.patch<Aurora>(ref, { spec: change.patch(next) }, { type: 'merge' });
       const generation = changed.metadata.generation ?? 0;
-      await waitFor(
+      if (generation <= (current?.metadata.generation ?? 0))
+        throw new Error(`${kind} ${ns}/${name}: the patch did not change its spec`);
+      const reflected = await waitFor(
         `${kind} ${ns}/${name} to reflect its change`,
         async () =>
           ((await admin.get<Aurora>(ref))?.status?.observedGeneration ?? 0) >= generation ? true : undefined,
-        { timeoutMs: 120_000, intervalMs: 20 },
-      );
+        { timeoutMs: reflectTimeoutSeconds * 1000, intervalMs: 20 },
+      ).catch(() => false);
       reflect.push((Date.now() - t0) / 1000);
+      if (!reflected) {
+        // Counted at the time-out (so the percentiles understate it), and said.
+        unreflected++;
+        const counters = controllerRates(new Map(), await controllerCounters(port), 1);
+        console.log(
+          `    ${kind} ${ns}/${name}: not reflected within ${reflectTimeoutSeconds} s; totals: ${counters}`,
+        );
+      }
       if ((k + 1) % 25 === 0) console.log(`    ${k + 1}/${samples} changes reflected`);
     }
     reflect.sort((a, b) => a - b);
+    // VmHWM is the process's lifetime peak, start-up and the first lists of everything included.
     const rest = processUsage(pid);
-    peakRssMiB = Math.max(peakRssMiB, rest.peakRssMiB);
     return {
       size,
       counts,
       setupSeconds: (applyStart - started) / 1000,
       settleSeconds,
-      peakRssMiB,
+      peakRssMiB: rest.peakRssMiB,
       restRssMiB: rest.rssMiB,
       cpuPerSecond,
-      redisPerSecond,
-      redisTop,
+      ...redisRates,
+      reconciles,
+      unreflected,
       reflectP50: percentile(reflect, 50),
       reflectP99: percentile(reflect, 99),
     };
@@ -466,17 +536,31 @@ async function runSize(size: number): Promise<Figures> {
     await operator?.stop(10_000);
     await redisServer?.cleanup();
     await cp?.stop();
+    const db = new pg.Client({ connectionString: defaultServices.postgresUrl });
+    await db
+      .connect()
+      .then(() => db.query(`drop schema if exists ${schema} cascade`))
+      .catch(() => {})
+      .finally(() => db.end());
   }
 }
 
-await ensureControlPlaneBinaries();
-const results: Figures[] = [];
-for (const size of sizes) results.push(await runSize(size));
-console.log('\nResults (one operator process; goal: under 500 MiB at size 1):');
-for (const r of results)
+const report = (r: Figures) =>
   console.log(`  size ${r.size}: ${r.counts}
     all reconciled ${r.settleSeconds.toFixed(0)} s after the objects were applied (setup ${r.setupSeconds.toFixed(0)} s)
     operator peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.restRssMiB.toFixed(0)} MiB at rest; CPU ${r.cpuPerSecond.toFixed(3)} s/s while steady
-    Redis commands observing queues: ${r.redisPerSecond.toFixed(0)}/s (${r.redisTop})
-    change to status: p50 ${r.reflectP50.toFixed(2)} s, p99 ${r.reflectP99.toFixed(2)} s`);
+    reconciles while steady: ${r.reconciles}
+    Redis, observing queues: ${r.redisSentPerSecond.toFixed(0)} commands/s sent (${r.redisTop}), ${r.redisInScriptsPerSecond.toFixed(0)}/s run inside its scripts
+    change to status: p50 ${r.reflectP50.toFixed(2)} s, p99 ${r.reflectP99.toFixed(2)} s${r.unreflected ? ` (${r.unreflected} not reflected within ${reflectTimeoutSeconds} s, counted at it)` : ''}`);
+
+await ensureControlPlaneBinaries();
+const results: Figures[] = [];
+for (const size of sizes) {
+  const figures = await runSize(size);
+  results.push(figures);
+  console.log(`\nSize ${size} measured:`);
+  report(figures);
+}
+console.log('\nResults (one operator process; goal: under 500 MiB at size 1):');
+for (const r of results) report(r);
 process.exit(0);

@@ -45,7 +45,7 @@ export function registerAuroraControllers(
   registerTriageModelController(manager, { validator });
   registerNodeCapacityController(manager);
   registerInferencePoolController(manager, { image: config.workloadImage, validator });
-  registerCareQueueController(manager, store ? { store } : {});
+  registerCareQueueController(manager, { workers: config.queueWorkers, ...(store ? { store } : {}) });
   registerHealingPolicyController(manager, {
     // The operator's own namespace is never healed: the one it leads from, and the one it runs in.
     protectedNamespaces: [

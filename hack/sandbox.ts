@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nodeLabels, unifiedMemoryResource } from '../crds/labels.ts';
 import { createKubeClient } from '../operator/kube/client.ts';
-import { operatorEnv, operatorNodeFlags } from '../operator/node-flags.ts';
 import { startArrivalGenerator } from './local-cluster/arrivals.ts';
 import { ensureControlPlaneBinaries } from './local-cluster/binaries.ts';
 import { installChartForOperator } from './local-cluster/chart.ts';
@@ -19,8 +18,9 @@ import {
   startControlPlane,
 } from './local-cluster/control-plane.ts';
 import { showHealing } from './local-cluster/healing-demo.ts';
+import { operatorReady, startLocalOperator } from './local-cluster/operator.ts';
 import { followPodWorkloads, type PodWorkloads } from './local-cluster/pod-workloads.ts';
-import { type ManagedProcess, startProcess, waitFor } from './local-cluster/process.ts';
+import { type ManagedProcess, waitFor } from './local-cluster/process.ts';
 import { ensureServices } from './local-cluster/services.ts';
 
 const run = promisify(execFile);
@@ -85,31 +85,20 @@ console.log(
 
 // The operator runs as a local process against the sandbox, with leader election as in a cluster.
 const operatorPort = await freePort();
-operator = startProcess(
-  'aurora-operator',
-  process.execPath,
-  [
-    ...operatorNodeFlags,
-    join(repoRoot, 'cmd', 'operator.ts'),
-    `--kubeconfig=${operatorKubeconfig}`,
+operator = startLocalOperator({
+  name: 'aurora-operator',
+  kubeconfig: operatorKubeconfig,
+  httpPort: operatorPort,
+  flags: [
     '--leader-election-namespace=aurora-system',
-    `--http-port=${operatorPort}`,
     '--identity=sandbox-operator',
     `--postgres-url=${services.postgresUrl}`,
     '--postgres-schema=aurora_sandbox',
   ],
-  { logDir: join(controlPlane.runDir, 'logs'), pidDir: join(controlPlane.runDir, 'pids'), env: operatorEnv },
-);
-await waitFor(
-  'the operator to be ready',
-  async () => {
-    if (!operator?.isRunning()) throw new Error(`the operator exited:\n${await operator?.logTail()}`);
-    return (await fetch(`http://127.0.0.1:${operatorPort}/readyz`).catch(() => undefined))?.ok
-      ? true
-      : undefined;
-  },
-  { timeoutMs: 60_000 },
-);
+  logDir: join(controlPlane.runDir, 'logs'),
+  pidDir: join(controlPlane.runDir, 'pids'),
+});
+await operatorReady(operator, operatorPort);
 const leaseHolder = await waitFor('the operator to hold its lease', async () => {
   const { stdout } = await run(kubectl, [
     ...['--kubeconfig', kubeconfig, '-n', 'aurora-system', 'get', 'lease', 'aurora-operator'],

@@ -44,10 +44,9 @@ describe('loadOperatorConfig', () => {
     { argv: ['--leader-elect', 'maybe'], env: {}, message: /--leader-elect \(AURORA_LEADER_ELECT\)/ },
     { argv: ['--colour', 'red'], env: {}, message: /invalid arguments: .*colour/ },
     {
-      argv: ['--lease-duration-seconds', '8'],
+      argv: ['--lease-duration-seconds', '11'],
       env: {},
-      message:
-        /--lease-duration-seconds \(AURORA_LEASE_DURATION_SECONDS\): must be longer than the renew deadline/,
+      message: /--lease-duration-seconds \(AURORA_LEASE_DURATION_SECONDS\): must exceed the renew deadline/,
     },
     {
       argv: ['--renew-deadline-seconds', '2', '--retry-period-seconds', '2'],

@@ -43,6 +43,18 @@ export const operatorConfigSchema = z
     httpPort: z.coerce.number().int().min(0).max(65_535).default(8080),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
     workers: z.coerce.number().int().min(1).max(64).default(2),
+    /**
+     * CareQueue reconciles at once. Each look waits on Redis, PostgreSQL and the API server in turn and
+     * every queue is looked at every 5 s, so hundreds of queues need more than the default two.
+     */
+    queueWorkers: z.coerce.number().int().min(1).max(64).default(8),
+    /**
+     * Requests a second to the API server, on average and in a burst: one budget for every controller,
+     * so a hot loop cannot flood the API server (which also has its own priority and fairness). 500
+     * queues looked at every 5 s, each reading its target's scale, need more than client-go's 20 or 50.
+     */
+    kubeApiQps: z.coerce.number().int().min(1).max(10_000).default(200),
+    kubeApiBurst: z.coerce.number().int().min(1).max(20_000).default(400),
     resyncSeconds: z.coerce.number().int().min(0).max(86_400).default(1800),
     validatorUrl: z.url({ protocol: /^https?$/ }).optional(),
     workloadImage: z
@@ -61,11 +73,14 @@ export const operatorConfigSchema = z
       .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be lower-case letters, digits and _')
       .default('aurora'),
   })
-  // client-go's rules: the leader must stop (renew deadline) before a standby can take over (lease
-  // duration), and must get more than one renewal attempt in before it stops.
-  .refine((c) => c.leaseDurationSeconds > c.renewDeadlineSeconds, {
+  // The leader must stop (renew deadline) before a standby can take over (lease duration). A standby
+  // trusts the holder's renewTime only to a retry period and 1 s before it saw it, so the gap must
+  // exceed that too, whatever the holder's clock says; and the leader needs more than one renewal
+  // attempt before it stops (client-go's rule).
+  .refine((c) => c.leaseDurationSeconds - c.renewDeadlineSeconds > c.retryPeriodSeconds + 1, {
     path: ['leaseDurationSeconds'],
-    message: 'must be longer than the renew deadline (--renew-deadline-seconds)',
+    message:
+      'must exceed the renew deadline (--renew-deadline-seconds) by more than a retry period (--retry-period-seconds) and 1 s',
   })
   .refine((c) => c.renewDeadlineSeconds > c.retryPeriodSeconds * 1.2, {
     path: ['renewDeadlineSeconds'],
@@ -91,6 +106,9 @@ const sources: Record<keyof OperatorConfig, { flag: string; env: string[] }> = {
   httpPort: { flag: 'http-port', env: ['AURORA_HTTP_PORT'] },
   logLevel: { flag: 'log-level', env: ['AURORA_LOG_LEVEL'] },
   workers: { flag: 'workers', env: ['AURORA_WORKERS'] },
+  queueWorkers: { flag: 'queue-workers', env: ['AURORA_QUEUE_WORKERS'] },
+  kubeApiQps: { flag: 'kube-api-qps', env: ['AURORA_KUBE_API_QPS'] },
+  kubeApiBurst: { flag: 'kube-api-burst', env: ['AURORA_KUBE_API_BURST'] },
   resyncSeconds: { flag: 'resync-seconds', env: ['AURORA_RESYNC_SECONDS'] },
   validatorUrl: { flag: 'validator-url', env: ['AURORA_VALIDATOR_URL'] },
   workloadImage: { flag: 'workload-image', env: ['AURORA_WORKLOAD_IMAGE'] },

@@ -315,8 +315,8 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
     let failures = 0;
     // 410s in a row with no watch lasting in between: each relist waits longer, so a storm is paced.
     let expiries = 0;
-    const delay = (n: number) =>
-      Math.min(backoff.maxMs, backoff.initialMs * 2 ** (n - 1)) * (0.5 + random() * 0.5);
+    const delay = (n: number, maxMs = backoff.maxMs) =>
+      Math.min(maxMs, backoff.initialMs * 2 ** (n - 1)) * (0.5 + random() * 0.5);
     while (!stopped) {
       try {
         if (resourceVersion === undefined) resourceVersion = await relist();
@@ -336,7 +336,8 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
             log.info({ reason: (err as Error).message }, 'watch expired; listing again');
             continue;
           }
-          const waitMs = delay(expiries - 1);
+          // Relists of a large cache cost the API server most: these keep client-go's 30 s cap.
+          const waitMs = delay(expiries - 1, Math.max(backoff.maxMs, 30_000));
           log.warn(
             { expiries, retryInMs: Math.round(waitMs) },
             'watch expired again at once; pacing the relists',

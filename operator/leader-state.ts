@@ -15,7 +15,8 @@ export interface LeaderTiming {
 
 /**
  * A 12 s lease, 8 s renew deadline and 2 s retry (controller-runtime's are 15, 10 and 2): a standby takes
- * over within about 12 s of a crash, and the 4 s between deadline and expiry still covers a paused leader.
+ * over within about 12 s of a crash. The leader stops 4 s before its lease runs out; a standby that
+ * distrusts the holder's clock (trustedRenewMs) may count from up to 3 s earlier, which still leaves 1 s.
  */
 export const defaultLeaderTiming: LeaderTiming = {
   leaseDurationMs: 12_000,

@@ -20,7 +20,9 @@ export async function runOperator(
   options: { handleSignals?: boolean } = {},
 ): Promise<RunningOperator> {
   const log = createLogger({ level: config.logLevel });
-  const client = createKubeClient(loadKubeAccess(config.kubeconfig));
+  const client = createKubeClient(loadKubeAccess(config.kubeconfig), {
+    rateLimit: { qps: config.kubeApiQps, burst: config.kubeApiBurst },
+  });
   const manager = createManager({
     client,
     log,

@@ -104,7 +104,10 @@ export interface PrivatePostgres {
  * Starts a throw-away PostgreSQL cluster on a free port from the machine's own binaries (Debian's
  * postgresql package). PostgreSQL refuses to run as root, so as root it runs as the postgres user.
  */
-export async function startPrivatePostgres(port: number): Promise<PrivatePostgres> {
+export async function startPrivatePostgres(
+  port: number,
+  options: { settings?: Record<string, string> } = {},
+): Promise<PrivatePostgres> {
   const { mkdtempSync, chownSync, rmSync } = await import('node:fs');
   const { tmpdir, userInfo } = await import('node:os');
   const { join } = await import('node:path');
@@ -131,7 +134,10 @@ export async function startPrivatePostgres(port: number): Promise<PrivatePostgre
       join(dir, 'log'),
       '-w',
       '-o',
-      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      [
+        `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+        ...Object.entries(options.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
+      ].join(' '),
       'start',
     ]);
   };

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { registerHealingPolicyController } from '../../controllers/healingpolicy/reconcile.ts';
 import type { HealingPolicy } from '../../crds/kinds.ts';
+import { appDeployment } from '../../hack/local-cluster/deployments.ts';
 import { keepFailing, livePods } from '../../hack/local-cluster/pod-failures.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient, type KubeClient } from '../../operator/kube/client.ts';
@@ -139,30 +140,17 @@ export async function startHealingTestbed(
     },
     async deployment(name, o = {}) {
       const labels = { app: name, ...o.labels };
-      await client.create({
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name, namespace, labels },
-        spec: {
+      await client.create(
+        appDeployment(name, namespace, {
           replicas: o.replicas ?? 2,
-          selector: { matchLabels: { app: name } },
-          template: {
-            metadata: { labels: { app: name } },
-            spec: {
-              terminationGracePeriodSeconds: 0,
-              containers: [
-                {
-                  name: 'app',
-                  image: 'registry.example/app:1',
-                  env: Object.entries(o.env ?? {}).map(([k, value]) => ({ name: k, value })),
-                  ...(o.memoryLimit ? { resources: { limits: { memory: o.memoryLimit } } } : {}),
-                },
-              ],
-              ...o.podSpec,
-            },
+          labels,
+          container: {
+            env: Object.entries(o.env ?? {}).map(([k, value]) => ({ name: k, value })),
+            ...(o.memoryLimit ? { resources: { limits: { memory: o.memoryLimit } } } : {}),
           },
-        },
-      });
+          ...(o.podSpec ? { podSpec: o.podSpec } : {}),
+        }),
+      );
       await waitFor(`${name} ready`, async () => {
         const d = await client.get<
           KubeObject & { status?: { readyReplicas?: number; updatedReplicas?: number } }

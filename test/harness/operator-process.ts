@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { inject } from 'vitest';
 import { repoRoot } from '../../hack/local-cluster/control-plane.ts';
-import { type ManagedProcess, startProcess } from '../../hack/local-cluster/process.ts';
+import { startLocalOperator } from '../../hack/local-cluster/operator.ts';
+import type { ManagedProcess } from '../../hack/local-cluster/process.ts';
 import type { KubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
-import { operatorNodeFlags } from '../../operator/node-flags.ts';
 import type { AuditRow } from '../../state/audit.ts';
 
 export interface OperatorProcessOptions {
@@ -28,28 +28,23 @@ export interface OperatorProcessOptions {
 }
 
 export function startOperatorProcess(identity: string, options: OperatorProcessOptions): ManagedProcess {
-  return startProcess(
-    identity,
-    process.execPath,
-    [
-      ...operatorNodeFlags,
-      join(repoRoot, 'cmd', 'operator.ts'),
-      // As the chart's ServiceAccount, with the chart's RBAC.
-      `--kubeconfig=${options.kubeconfigPath ?? inject('operatorKubeconfigPath')}`,
+  return startLocalOperator({
+    name: identity,
+    // As the chart's ServiceAccount, with the chart's RBAC.
+    kubeconfig: options.kubeconfigPath ?? inject('operatorKubeconfigPath'),
+    httpPort: 0,
+    flags: [
       `--namespace=${options.namespace}`,
       `--leader-election-namespace=${options.leaseNamespace}`,
       `--leader-election-id=${options.lease}`,
-      '--http-port=0',
       `--identity=${identity}`,
       ...(options.postgresUrl ? [`--postgres-url=${options.postgresUrl}`] : []),
       `--postgres-schema=${options.schema}`,
     ],
-    {
-      logDir: join(repoRoot, '.tools', 'run'),
-      pidDir: options.pidDir ?? inject('workloadPidDir'),
-      env: options.failpoints ? { AURORA_FAILPOINTS: options.failpoints } : {},
-    },
-  );
+    logDir: join(repoRoot, '.tools', 'run'),
+    pidDir: options.pidDir ?? inject('workloadPidDir'),
+    ...(options.failpoints ? { env: { AURORA_FAILPOINTS: options.failpoints } } : {}),
+  });
 }
 
 /** Who holds the Lease now, if anyone. */

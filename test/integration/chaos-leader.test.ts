@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { seededRandom } from '../../hack/example-model/patients.ts';
+import { appDeployment } from '../../hack/local-cluster/deployments.ts';
 import { keepFailing } from '../../hack/local-cluster/pod-failures.ts';
 import { type ManagedProcess, waitFor } from '../../hack/local-cluster/process.ts';
 import { percentile } from '../../model/acceptance.ts';
@@ -47,22 +48,8 @@ function operator(identity: string): ManagedProcess {
 
 const holder = () => leaseHolder(client, leases, lease);
 
-const deployment = (name: string, replicas: number) => ({
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name, namespace, labels: { app: name, chaos: 'target' } },
-  spec: {
-    replicas,
-    selector: { matchLabels: { app: name } },
-    template: {
-      metadata: { labels: { app: name } },
-      spec: {
-        terminationGracePeriodSeconds: 0,
-        containers: [{ name: 'app', image: 'registry.example/app:1' }],
-      },
-    },
-  },
-});
+const deployment = (name: string, replicas: number) =>
+  appDeployment(name, namespace, { replicas, labels: { chaos: 'target' } });
 
 beforeAll(async () => {
   const served = await createTestNamespace('chaos');

@@ -388,9 +388,9 @@ describe('values.schema.json', () => {
       /minAvailable \(2\) must be below operator.replicas \(2\)/,
     ],
     [
-      'a lease no longer than the renew deadline',
-      { operator: { leaderElection: { leaseDurationSeconds: 8 } } },
-      /leaseDurationSeconds \(8\) must be longer than renewDeadlineSeconds \(8\)/,
+      'a lease too little longer than the renew deadline',
+      { operator: { leaderElection: { leaseDurationSeconds: 11 } } },
+      /leaseDurationSeconds \(11\) must exceed renewDeadlineSeconds \(8\) by more than retryPeriodSeconds \(2\)/,
     ],
     [
       'a renew deadline that leaves one renewal attempt',

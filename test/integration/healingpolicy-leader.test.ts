@@ -4,6 +4,7 @@
 // Either way the trail shows one intent and one outcome, and the pods were evicted once.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { appDeployment } from '../../hack/local-cluster/deployments.ts';
 import { keepFailing, livePods } from '../../hack/local-cluster/pod-failures.ts';
 import { type ManagedProcess, waitFor } from '../../hack/local-cluster/process.ts';
 import { createKubeClient } from '../../operator/kube/client.ts';
@@ -65,22 +66,7 @@ describe.each([
     const app = `victim-${suffix}`;
     const schema = `test_leader_${suffix}`;
     schemas.push(schema);
-    await client.create({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: app, namespace, labels: { app } },
-      spec: {
-        replicas: 2,
-        selector: { matchLabels: { app } },
-        template: {
-          metadata: { labels: { app } },
-          spec: {
-            terminationGracePeriodSeconds: 0,
-            containers: [{ name: 'app', image: 'registry.example/app:1' }],
-          },
-        },
-      },
-    });
+    await client.create(appDeployment(app, namespace));
     const first = operator(`leader-${suffix}`, schema, `${failpoint}=sleep(60000)`);
     const lease = schema.replaceAll('_', '-');
     await waitFor(

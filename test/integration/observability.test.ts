@@ -15,6 +15,7 @@ import { fileVerdictReasons } from '../../controllers/triagemodel/status.ts';
 import type { TriageModel } from '../../crds/kinds.ts';
 import { exampleModelFiles } from '../../hack/example-model/generate.ts';
 import { defaultToolsDir, parseYamlObjects, repoRoot } from '../../hack/local-cluster/control-plane.ts';
+import { appDeployment } from '../../hack/local-cluster/deployments.ts';
 import { keepFailing } from '../../hack/local-cluster/pod-failures.ts';
 import { waitFor } from '../../hack/local-cluster/process.ts';
 import { type LocalPrometheus, startPrometheus } from '../../hack/local-cluster/prometheus.ts';
@@ -249,22 +250,7 @@ describe('the metrics the dashboard and the rules name', () => {
 
     const create = (obj: KubeObject) => client.create({ ...obj, metadata: { ...obj.metadata, namespace } });
     const deployment = (name: string, replicas: number, labels: Record<string, string> = {}) =>
-      create({
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name, labels: { app: name, ...labels } },
-        spec: {
-          replicas,
-          selector: { matchLabels: { app: name } },
-          template: {
-            metadata: { labels: { app: name } },
-            spec: {
-              terminationGracePeriodSeconds: 0,
-              containers: [{ name: 'app', image: 'registry.example/app:1' }],
-            },
-          },
-        },
-      } as KubeObject);
+      create(appDeployment(name, undefined, { replicas, labels }));
     await create({
       apiVersion: 'v1',
       kind: 'Secret',
