@@ -39,63 +39,56 @@ const settle = async () => {
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
 };
 
+/** One candidate against the lease server, on a fake clock, noting when it leads and when it stops. */
+function candidate() {
+  const clock = new FakeClock();
+  const server = leaseServer();
+  const events: string[] = [];
+  const elector = startLeaderElection({
+    client: server.client,
+    namespace: 'aurora-system',
+    name: 'aurora-operator',
+    identity: 'op-a',
+    clock,
+    onStartedLeading: () => events.push(`lead@${clock.now()}`),
+    onStoppedLeading: () => events.push(`lost@${clock.now()}`),
+  });
+  /** Advances the clock in steps, letting the elector's promises run after each. */
+  const advance = async (steps: number, stepMs: number) => {
+    for (let i = 0; i < steps; i++) {
+      clock.advance(stepMs);
+      await settle();
+    }
+  };
+  return { clock, server, events, elector, advance };
+}
+
 describe('leader election', () => {
   it('steps down at the renew deadline even while its renewal requests hang', async () => {
-    const clock = new FakeClock();
-    const server = leaseServer();
-    const events: string[] = [];
-    const elector = startLeaderElection({
-      client: server.client,
-      namespace: 'aurora-system',
-      name: 'aurora-operator',
-      identity: 'op-a',
-      clock,
-      onStartedLeading: () => events.push(`lead@${clock.now()}`),
-      onStoppedLeading: () => events.push(`lost@${clock.now()}`),
-    });
+    const { clock, server, events, elector, advance } = candidate();
     await settle();
     expect(elector.isLeader()).toBe(true);
     const t0 = clock.now();
-    clock.advance(2_000);
-    await settle();
+    await advance(1, 2_000);
     // Renewed at t0 + 2 s; from now on every request hangs forever.
     server.setHang(true);
-    for (let i = 0; i < 20; i++) {
-      clock.advance(500);
-      await settle();
-    }
+    await advance(20, 500);
     expect(events).toEqual([`lead@${t0}`, `lost@${t0 + 2_000 + 8_000}`]);
     expect(elector.isLeader()).toBe(false);
   });
 
   it('keeps leading through an API server that fails for most of the renew deadline', async () => {
-    const clock = new FakeClock();
-    const server = leaseServer();
-    const events: string[] = [];
-    const elector = startLeaderElection({
-      client: server.client,
-      namespace: 'aurora-system',
-      name: 'aurora-operator',
-      identity: 'op-a',
-      clock,
-      onStartedLeading: () => events.push('lead'),
-      onStoppedLeading: () => events.push('lost'),
-    });
+    const { clock, server, events, elector, advance } = candidate();
     await settle();
-    // Renewed at 0; every request fails from 0.1 s to 7.2 s, within the 8 s renew deadline.
-    clock.advance(100);
+    const t0 = clock.now();
+    // Renewed at t0; every request fails from 0.1 s to 7.2 s, within the 8 s renew deadline.
+    await advance(1, 100);
     server.setFail(true);
-    for (let i = 0; i < 71; i++) {
-      clock.advance(100);
-      await settle();
-    }
+    await advance(71, 100);
     server.setFail(false);
-    for (let i = 0; i < 30; i++) {
-      clock.advance(100);
-      await settle();
-    }
+    await advance(30, 100);
     // Retried every 500 ms while failing, it renews before the deadline instead of every 2 s.
-    expect(events).toEqual(['lead']);
+    expect(events).toEqual([`lead@${t0}`]);
     expect(elector.isLeader()).toBe(true);
   });
 });

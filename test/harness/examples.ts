@@ -49,3 +49,30 @@ export async function createExampleDependencies(
       stringData: { url },
     });
 }
+
+/**
+ * The example HealingPolicy as the chaos tests run it: watching the Deployments labelled chaos=target,
+ * restarting a pod then the rollout, with budgets that never run out, so every failure gets remediated.
+ */
+export function chaosHealingPolicy(namespace: string): ExampleManifest {
+  const policy = exampleManifest('healing-policy.yaml', namespace);
+  return {
+    ...policy,
+    spec: {
+      ...policy.spec,
+      selector: { labelSelector: { matchLabels: { chaos: 'target' } }, kinds: ['Deployment'] },
+      tier: 'standard',
+      escalation: [
+        { action: 'RestartPod', timeoutSeconds: 10 },
+        { action: 'RestartRollout', timeoutSeconds: 10 },
+      ],
+      guardrails: {
+        maxUnhealthyPercent: 100,
+        cooldownSeconds: 10,
+        budget: { actions: 1000, windowSeconds: 3600 },
+        perTargetLimit: { actions: 1000, windowSeconds: 3600 },
+      },
+      approval: { requiredFor: [] },
+    },
+  };
+}

@@ -39,7 +39,7 @@ import {
 import { auditEvents } from '../harness/audit-log.ts';
 import { recognisablePatient } from '../harness/carequeue.ts';
 import { uniqueSuffix } from '../harness/cluster.ts';
-import { createExampleDependencies, exampleManifest } from '../harness/examples.ts';
+import { chaosHealingPolicy, createExampleDependencies, exampleManifest } from '../harness/examples.ts';
 import { auditRows, leaseHolder, startOperatorProcess } from '../harness/operator-process.ts';
 
 const rounds = Number(process.env.AURORA_CHAOS_RESTARTS ?? 1);
@@ -189,26 +189,7 @@ beforeAll(async () => {
       },
     },
   });
-  const policy = exampleManifest('healing-policy.yaml', namespace);
-  await admin.create({
-    ...policy,
-    spec: {
-      ...policy.spec,
-      selector: { labelSelector: { matchLabels: { chaos: 'target' } }, kinds: ['Deployment'] },
-      tier: 'standard',
-      escalation: [
-        { action: 'RestartPod', timeoutSeconds: 10 },
-        { action: 'RestartRollout', timeoutSeconds: 10 },
-      ],
-      guardrails: {
-        maxUnhealthyPercent: 100,
-        cooldownSeconds: 10,
-        budget: { actions: 1000, windowSeconds: 3600 },
-        perTargetLimit: { actions: 1000, windowSeconds: 3600 },
-      },
-      approval: { requiredFor: [] },
-    },
-  });
+  await admin.create(chaosHealingPolicy(namespace));
 
   // Steady load: a recognisable patient arriving twice a second, a consumer serving
   // up to five entries a second (paused while a burst scales the queue out), and a target that keeps

@@ -16,7 +16,7 @@ import { createKubeClient } from '../../operator/kube/client.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { verifyAuditTrail } from '../../state/audit.ts';
 import { createTestNamespace, testAccess, uniqueSuffix } from '../harness/cluster.ts';
-import { createExampleDependencies, exampleManifest } from '../harness/examples.ts';
+import { chaosHealingPolicy, createExampleDependencies, exampleManifest } from '../harness/examples.ts';
 
 import { auditRows, leaseHolder, startOperatorProcess } from '../harness/operator-process.ts';
 
@@ -69,26 +69,7 @@ beforeAll(async () => {
     ...queue,
     spec: { ...queue.spec, scaleTargetRef: { kind: 'Deployment', name: 'consumers' }, minReplicas: 1 },
   });
-  const policy = exampleManifest('healing-policy.yaml', namespace);
-  await client.create({
-    ...policy,
-    spec: {
-      ...policy.spec,
-      selector: { labelSelector: { matchLabels: { chaos: 'target' } }, kinds: ['Deployment'] },
-      tier: 'standard',
-      escalation: [
-        { action: 'RestartPod', timeoutSeconds: 10 },
-        { action: 'RestartRollout', timeoutSeconds: 10 },
-      ],
-      guardrails: {
-        maxUnhealthyPercent: 100,
-        cooldownSeconds: 10,
-        budget: { actions: 1000, windowSeconds: 3600 },
-        perTargetLimit: { actions: 1000, windowSeconds: 3600 },
-      },
-      approval: { requiredFor: [] },
-    },
-  });
+  await client.create(chaosHealingPolicy(namespace));
   // Steady load: arrivals to the queue, and one target that keeps crash-looping.
   const arrivals = setInterval(() => {
     void redis.xadd(`aurora:${namespace}:er-queue:urgent`, '*', 'features', '{"pulse": 90}').catch(() => {});
