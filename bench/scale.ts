@@ -7,7 +7,8 @@
 // Redis of its own, it prints:
 //   - the operator's peak RSS (VmHWM) over the whole run, and its RSS at rest;
 //   - its CPU seconds per second while steady (everything reconciled, arrivals flowing);
-//   - Redis commands per second spent observing queues (the server's count, less the benchmark's own);
+//   - Redis commands per second spent observing queues (read with MONITOR: those the operator sends, and
+//     apart those its scripts run inside Redis);
 //   - the time from a change to any one object's spec to its status reflecting it (p50, p99).
 // Sizes run smallest first, so the growth from a tenth to the full size is visible.
 import { readFileSync } from 'node:fs';
@@ -506,9 +507,9 @@ async function runSize(size: number): Promise<Figures> {
       if (!reflected) {
         // Counted at the time-out (so the percentiles understate it), and said.
         unreflected++;
-        const counters = controllerRates(new Map(), await controllerCounters(port), 1);
+        const waiting = [...(await controllerCounters(port))].map(([c, v]) => `${c} ${v.depth}`).join(', ');
         console.log(
-          `    ${kind} ${ns}/${name}: not reflected within ${reflectTimeoutSeconds} s; totals: ${counters}`,
+          `    ${kind} ${ns}/${name}: not reflected within ${reflectTimeoutSeconds} s; keys waiting: ${waiting}`,
         );
       }
       if ((k + 1) % 25 === 0) console.log(`    ${k + 1}/${samples} changes reflected`);

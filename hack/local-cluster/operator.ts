@@ -52,7 +52,10 @@ export async function operatorReady(
   const answered = waitFor(
     'the operator to be ready',
     async () =>
-      (await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined))?.ok ? true : undefined,
+      // Once the race is over either way, the poll ends too.
+      settled || (await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined))?.ok
+        ? true
+        : undefined,
     { timeoutMs, intervalMs: 500 },
   );
   try {

@@ -558,10 +558,13 @@ describe('chaos: the API server, etcd, Redis and PostgreSQL failing under load',
       // composed) and its outcome not yet: an eviction under RestartPod, a Deployment patch under
       // RestartRollout.
       const { rows: committed } = await superuser.query<{ seq: string; committed_ms: string }>(
-        `select seq, (extract(epoch from pg_xact_commit_timestamp(xmin)) * 1000)::bigint as committed_ms
+        `select seq, floor(extract(epoch from pg_xact_commit_timestamp(xmin)) * 1000)::bigint as committed_ms
            from ${schema}.audit_trail`,
       );
-      const commitMs = new Map(committed.map((r) => [Number(r.seq), Number(r.committed_ms)]));
+      // Both sides to the millisecond, cut (as Date.parse cuts the audit log's microseconds).
+      const commitMs = new Map(
+        committed.filter((r) => r.committed_ms !== null).map((r) => [Number(r.seq), Number(r.committed_ms)]),
+      );
       const outcomeOf = new Map(outcomes.map((o) => [o.intent, o]));
       const targets = (
         await admin.list('apps/v1', 'Deployment', { namespace, labelSelector: 'chaos=target' })
