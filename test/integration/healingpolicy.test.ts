@@ -27,6 +27,28 @@ afterAll(async () => {
   await bed?.cleanup();
 });
 
+/**
+ * A workload rolled back by the ladder's first step that applies (a new revision rules out restarting
+ * pods), with the trail saying so, and running its first revision's template (VERSION=1) again.
+ */
+async function expectRolledBack(name: string, ref: KubeObject): Promise<void> {
+  await bed.until('rolled back', name, (s) =>
+    s.recentActions?.some((a) => a.action === 'Rollback' && a.outcome === 'Done') ? true : undefined,
+  );
+  const rows = await bed.rows(name);
+  expect(types(rows).slice(0, 4)).toEqual([
+    'Detected',
+    'Skipped:RestartPod',
+    'Intent:Rollback',
+    'Outcome:Rollback:Done',
+  ]);
+  expect(rows[0]).toMatchObject({ cause: 'NewRevision' });
+  const workload = await bed.client.get<
+    KubeObject & { spec: { template: { spec: { containers: Array<{ env: Array<{ value: string }> }> } } } }
+  >(ref);
+  expect(workload?.spec.template.spec.containers[0]?.env[0]?.value).toBe('1');
+}
+
 describe('HealingPolicy', () => {
   it.concurrent('climbs the ladder on a crash loop that outlives every step, and ends Escalated', async () => {
     await bed.deployment('loop', { labels: { scenario: 'loop' } });
@@ -188,21 +210,7 @@ describe('HealingPolicy', () => {
     );
     const hash = await bed.revisionHash('rev', '2');
     bed.fail(`app=rev,pod-template-hash=${hash}`, { kind: 'CrashLoop', restarts: 4 });
-    await bed.until('rolled back', 'rev', (s) =>
-      s.recentActions?.some((a) => a.action === 'Rollback' && a.outcome === 'Done') ? true : undefined,
-    );
-    const rows = await bed.rows('rev');
-    expect(types(rows).slice(0, 4)).toEqual([
-      'Detected',
-      'Skipped:RestartPod',
-      'Intent:Rollback',
-      'Outcome:Rollback:Done',
-    ]);
-    expect(rows[0]).toMatchObject({ cause: 'NewRevision' });
-    const d = await bed.client.get<
-      KubeObject & { spec: { template: { spec: { containers: Array<{ env: Array<{ value: string }> }> } } } }
-    >(ref);
-    expect(d?.spec.template.spec.containers[0]?.env[0]?.value).toBe('1');
+    await expectRolledBack('rev', ref);
   });
 
   it.concurrent('rolls a StatefulSet back to its last healthy ControllerRevision', async () => {
@@ -247,21 +255,7 @@ describe('HealingPolicy', () => {
       return update && update !== revision1 ? update : undefined;
     });
     bed.fail(`app=books,controller-revision-hash=${revision2}`, { kind: 'CrashLoop', restarts: 4 });
-    await bed.until('rolled back', 'books', (s) =>
-      s.recentActions?.some((a) => a.action === 'Rollback' && a.outcome === 'Done') ? true : undefined,
-    );
-    const rows = await bed.rows('books');
-    expect(types(rows).slice(0, 4)).toEqual([
-      'Detected',
-      'Skipped:RestartPod',
-      'Intent:Rollback',
-      'Outcome:Rollback:Done',
-    ]);
-    expect(rows[0]).toMatchObject({ cause: 'NewRevision' });
-    const sts = await bed.client.get<
-      KubeObject & { spec: { template: { spec: { containers: Array<{ env: Array<{ value: string }> }> } } } }
-    >(ref);
-    expect(sts?.spec.template.spec.containers[0]?.env[0]?.value).toBe('1');
+    await expectRolledBack('books', ref);
   });
 
   it.concurrent('rolls an InferencePool back to the release it served before, through annotations on the pool', async () => {
