@@ -122,7 +122,8 @@ export function createController<T extends KubeObject>(options: ControllerOption
       const result = await options.reconcile(ctx);
       queue.forget(key);
       if (result?.requeueAfterMs !== undefined) {
-        queue.addAfter(key, result.requeueAfterMs);
+        // A look the clock asks for waits behind keys something changed.
+        queue.addAfter(key, result.requeueAfterMs, 'routine');
         metrics?.reconciled('requeue_after');
       } else {
         metrics?.reconciled('success');
@@ -172,7 +173,9 @@ export function createController<T extends KubeObject>(options: ControllerOption
       const enqueue = (key: string) => queue.add(key);
       unsubscribe.push(
         options.primary.addHandler((event) => {
-          if (primaryFilter(event)) enqueue(objectKey(event.object));
+          // A resync is the clock too, not a change.
+          if (primaryFilter(event))
+            queue.add(objectKey(event.object), event.type === 'resync' ? 'routine' : 'prompt');
         }),
       );
       for (const informer of options.owns ?? []) unsubscribe.push(owned(informer, owner).start(enqueue));

@@ -160,6 +160,39 @@ describe('work queue', () => {
     await expect(Promise.all([first, second])).resolves.toEqual([undefined, undefined]);
   });
 
+  it('hands out prompt keys before routine ones, yet gives routine keys every fourth turn', async () => {
+    const q = createWorkQueue({ clock: new FakeClock() });
+    for (const k of ['r1', 'r2', 'r3']) q.add(k, 'routine');
+    for (const k of ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7']) q.add(k);
+    expect(q.len()).toBe(10);
+    expect(await drainReady(q)).toEqual(['p1', 'p2', 'p3', 'r1', 'p4', 'p5', 'p6', 'r2', 'p7', 'r3']);
+  });
+
+  it('moves a waiting routine key ahead when it is added again as prompt, and counts it once', async () => {
+    const q = createWorkQueue({ clock: new FakeClock() });
+    q.add('r1', 'routine');
+    q.add('r2', 'routine');
+    q.add('p1');
+    q.add('r2');
+    q.add('r2', 'routine');
+    expect(q.len()).toBe(3);
+    expect(await drainReady(q)).toEqual(['p1', 'r2', 'r1']);
+    expect(q.len()).toBe(0);
+  });
+
+  it('keeps a routine delay routine, and requeues a key re-added during processing at its priority', async () => {
+    const clock = new FakeClock();
+    const q = createWorkQueue({ clock });
+    q.addAfter('late', 1_000, 'routine');
+    q.add('busy');
+    expect(await q.get()).toBe('busy');
+    q.add('busy', 'routine');
+    clock.advance(1_000);
+    q.add('now');
+    q.done('busy');
+    expect(await drainReady(q)).toEqual(['now', 'late', 'busy']);
+  });
+
   it('reports depth, adds, retries and queue wait to its observer', async () => {
     const clock = new FakeClock();
     const seen = { depth: [] as number[], added: 0, retried: 0, queued: [] as number[] };

@@ -22,11 +22,24 @@ export interface QueueObserver {
   queued?(seconds: number): void;
 }
 
+/**
+ * Why a key is queued. `prompt`: something changed (an event, a retry after a failure). `routine`: the
+ * clock asked for a look (requeueAfter). Prompt keys go first, so a spec change is not stuck behind
+ * hundreds of periodic looks; routine keys still get every `routineShare`-th turn, so none starves.
+ */
+export type Priority = 'prompt' | 'routine';
+
+/** Under a backlog of prompt keys, every this many-th key handed out is a routine one (when any wait). */
+export const routineShare = 4;
+
 export interface WorkQueue {
-  /** Makes key ready now. A key already waiting is not queued twice. */
-  add(key: string): void;
+  /**
+   * Makes key ready now. A key already waiting is not queued twice; a routine key added again as
+   * prompt moves ahead.
+   */
+  add(key: string, priority?: Priority): void;
   /** Makes key ready after delayMs; an earlier pending time for the same key wins. */
-  addAfter(key: string, delayMs: number): void;
+  addAfter(key: string, delayMs: number, priority?: Priority): void;
   /** Requeues key after its backoff, and counts the failure. */
   addRateLimited(key: string): void;
   /** Clears key's failure count (after a success). */
@@ -46,6 +59,36 @@ export interface WorkQueue {
 interface DelayedEntry {
   readyAt: number;
   key: string;
+  priority: Priority;
+}
+
+/** A FIFO of keys that may hold stale entries (skipped when taken), with amortised O(1) removal. */
+class KeyFifo {
+  private items: string[] = [];
+  private head = 0;
+  push(key: string) {
+    this.items.push(key);
+  }
+  /** The first entry for which valid() holds, dropping the stale ones before it; undefined if none. */
+  peek(valid: (key: string) => boolean): string | undefined {
+    while (this.head < this.items.length) {
+      const key = this.items[this.head] as string;
+      if (valid(key)) return key;
+      this.shift();
+    }
+    return undefined;
+  }
+  shift() {
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+  clear() {
+    this.items = [];
+    this.head = 0;
+  }
 }
 
 /**
@@ -58,10 +101,14 @@ export function createWorkQueue(
   const clock = options.clock ?? systemClock;
   const backoff = options.backoff ?? defaultBackoff;
   const observer = options.observer ?? {};
-  const ready: string[] = [];
-  let readyHead = 0;
+  const lists: Record<Priority, KeyFifo> = { prompt: new KeyFifo(), routine: new KeyFifo() };
+  /** Keys ready and not handed out (each counted once, whatever stale entries the lists hold). */
+  let readyCount = 0;
+  /** Prompt keys handed out in a row while routine ones waited. */
+  let promptStreak = 0;
   const readySince = new Map<string, number>();
-  const dirty = new Set<string>();
+  /** Keys added and not yet handed out, with the priority they wait at. */
+  const dirty = new Map<string, Priority>();
   const processing = new Set<string>();
   const failureCounts = new Map<string, number>();
   const waiters: Array<(key: string | undefined) => void> = [];
@@ -74,18 +121,33 @@ export function createWorkQueue(
   let timer: unknown;
   let timerAt = Number.POSITIVE_INFINITY;
 
-  const readyLength = () => ready.length - readyHead;
+  const readyLength = () => readyCount;
   const report = () => observer.depth?.(readyLength());
 
-  const push = (key: string) => {
+  const push = (key: string, priority: Priority) => {
     readySince.set(key, clock.now());
     const waiter = waiters.shift();
     if (waiter) {
       hand(waiter, key);
       return;
     }
-    ready.push(key);
+    lists[priority].push(key);
+    readyCount++;
     report();
+  };
+
+  // An entry is live while its key waits, not in progress, at that list's priority.
+  const liveIn = (priority: Priority) => (key: string) => dirty.get(key) === priority && !processing.has(key);
+  const takeReady = (): string | undefined => {
+    const prompt = lists.prompt.peek(liveIn('prompt'));
+    const routine = lists.routine.peek(liveIn('routine'));
+    const useRoutine = routine !== undefined && (prompt === undefined || promptStreak >= routineShare - 1);
+    const key = useRoutine ? routine : prompt;
+    if (key === undefined) return undefined;
+    lists[useRoutine ? 'routine' : 'prompt'].shift();
+    promptStreak = useRoutine || routine === undefined ? 0 : promptStreak + 1;
+    readyCount--;
+    return key;
   };
 
   const hand = (waiter: (key: string | undefined) => void, key: string) => {
@@ -96,11 +158,20 @@ export function createWorkQueue(
     waiter(key);
   };
 
-  const add = (key: string) => {
-    if (shuttingDown || dirty.has(key)) return;
+  const add = (key: string, priority: Priority = 'prompt') => {
+    if (shuttingDown) return;
+    const waiting = dirty.get(key);
+    if (waiting !== undefined) {
+      if (waiting === 'routine' && priority === 'prompt') {
+        // Moves ahead: the routine entry goes stale, and the key is still counted once.
+        dirty.set(key, 'prompt');
+        if (!processing.has(key)) lists.prompt.push(key);
+      }
+      return;
+    }
     observer.added?.();
-    dirty.add(key);
-    if (!processing.has(key)) push(key);
+    dirty.set(key, priority);
+    if (!processing.has(key)) push(key, priority);
   };
 
   const heapPush = (entry: DelayedEntry) => {
@@ -144,7 +215,7 @@ export function createWorkQueue(
       const entry = heapPop() as DelayedEntry;
       if (delayedAt.get(entry.key) !== entry.readyAt) continue;
       delayedAt.delete(entry.key);
-      add(entry.key);
+      add(entry.key, entry.priority);
     }
     arm();
   };
@@ -158,17 +229,17 @@ export function createWorkQueue(
     timer = clock.setTimeout(fireDue, Math.max(0, next.readyAt - clock.now()));
   };
 
-  const addAfter = (key: string, delayMs: number) => {
+  const addAfter = (key: string, delayMs: number, priority: Priority = 'prompt') => {
     if (shuttingDown) return;
     if (delayMs <= 0) {
-      add(key);
+      add(key, priority);
       return;
     }
     const readyAt = clock.now() + delayMs;
     const current = delayedAt.get(key);
     if (current !== undefined && current <= readyAt) return;
     delayedAt.set(key, readyAt);
-    heapPush({ key, readyAt });
+    heapPush({ key, readyAt, priority });
     arm();
   };
 
@@ -186,13 +257,8 @@ export function createWorkQueue(
     },
     failures: (key) => failureCounts.get(key) ?? 0,
     get() {
-      if (readyLength() > 0) {
-        const key = ready[readyHead] as string;
-        readyHead++;
-        if (readyHead > 1024 && readyHead * 2 > ready.length) {
-          ready.splice(0, readyHead);
-          readyHead = 0;
-        }
+      const key = takeReady();
+      if (key !== undefined) {
         report();
         return new Promise((resolve) => hand(resolve, key));
       }
@@ -201,7 +267,8 @@ export function createWorkQueue(
     },
     done(key) {
       processing.delete(key);
-      if (dirty.has(key) && !shuttingDown) push(key);
+      const again = dirty.get(key);
+      if (again !== undefined && !shuttingDown) push(key, again);
       if (shuttingDown && processing.size === 0) for (const resolve of drained.splice(0)) resolve();
     },
     len: readyLength,
@@ -209,8 +276,9 @@ export function createWorkQueue(
       shuttingDown = true;
       if (timer !== undefined) clock.clearTimeout(timer);
       // Keys not yet started are dropped: whoever runs next lists everything again anyway.
-      ready.length = 0;
-      readyHead = 0;
+      lists.prompt.clear();
+      lists.routine.clear();
+      readyCount = 0;
       dirty.clear();
       report();
       for (const waiter of waiters.splice(0)) waiter(undefined);

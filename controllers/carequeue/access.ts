@@ -23,6 +23,12 @@ export const careQueueAccess: readonly AccessRule[] = [
   },
   {
     apiGroup: 'apps',
+    resources: ['deployments'],
+    verbs: ['list', 'watch'],
+    why: 'a target Deployment\'s replicas and selector, read from the cache rather than once per look',
+  },
+  {
+    apiGroup: 'apps',
     resources: ['deployments/scale'],
     verbs: ['get', 'patch'],
     why: 'a Deployment named as scaleTargetRef',

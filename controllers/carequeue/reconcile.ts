@@ -27,6 +27,7 @@ import {
 } from '../../state/carequeue-history.ts';
 import type { StateStore } from '../../state/postgres.ts';
 import { careQueueInformer, careQueueTargetIndex, careQueueTargetKey } from '../../views/carequeue.ts';
+import { labelSelectorString, workloadInformers } from '../../views/workload.ts';
 import { type Decision, decideReplicas, type Recommendation, type ScaleChange } from './decide.ts';
 import { bucketMs, type Forecast, forecastArrivals, forecastWindows } from './forecast.ts';
 import { emptyMemory, type QueueMemory, type QueueView, viewQueue } from './observe.ts';
@@ -50,6 +51,7 @@ const arrivalsFlushMs = 30_000;
 const secretRefreshMs = 30_000;
 
 interface Scale {
+  metadata?: { resourceVersion?: string };
   spec?: { replicas?: number };
   status?: { replicas?: number; selector?: string };
 }
@@ -75,6 +77,11 @@ interface QueueState {
   /** Server time of the first entry of a burst not yet answered by a scale-up. */
   burstStartMs?: number;
   lastScale?: CareQueueStatus['lastDecision'];
+  /**
+   * Aurora's last write to the target's replicas, and the version of the target it was decided from:
+   * while the cache still shows that version it has not seen the write, and the write is the truth.
+   */
+  scaleWrite?: { fromVersion: string; replicas: number };
   redis?: { targetKey: string; shared: SharedRedis; secretAtMs: number; target: RedisTarget };
   forecast?: { atMs: number; value: Forecast & { bucketCount: number } };
   arrivals: Map<string, { category: string; bucketStartMs: number; arrivals: number }>;
@@ -106,6 +113,8 @@ export function registerCareQueueController(
 ): void {
   const queues = careQueueInformer(manager);
   const pools = manager.informer<InferencePool>(apiVersion, 'InferencePool');
+  // Targets' replicas come from the caches: a live GET per look was 100 requests a second at 500 queues.
+  const { deployments } = workloadInformers(manager);
   const registry = manager.metrics.registry;
   const depthGauge = new Gauge({
     name: 'aurora_carequeue_depth',
@@ -288,6 +297,56 @@ export function registerCareQueueController(
     return state.redis.shared;
   };
 
+  /** The target's scale as the cache has it; undefined when the cache cannot say (not there yet). */
+  const cachedScale = (namespace: string, spec: CareQueueSpec): Scale | undefined => {
+    const { kind, name } = spec.scaleTargetRef;
+    if (kind === 'InferencePool') {
+      const pool = pools.get(`${namespace}/${name}`);
+      const replicas = (pool?.spec as { replicas?: number } | undefined)?.replicas;
+      if (!pool || replicas === undefined) return undefined;
+      const status = pool.status as { replicas?: number; selector?: string } | undefined;
+      return {
+        metadata: { resourceVersion: pool.metadata.resourceVersion ?? '' },
+        spec: { replicas },
+        status: {
+          ...(status?.replicas !== undefined ? { replicas: status.replicas } : {}),
+          ...(status?.selector ? { selector: status.selector } : {}),
+        },
+      };
+    }
+    const deployment = deployments.get(`${namespace}/${name}`);
+    if (!deployment || deployment.spec?.replicas === undefined) return undefined;
+    return {
+      metadata: { resourceVersion: deployment.metadata.resourceVersion ?? '' },
+      spec: { replicas: deployment.spec.replicas },
+      status: {
+        ...(deployment.status?.replicas !== undefined ? { replicas: deployment.status.replicas } : {}),
+        ...(deployment.spec.selector ? { selector: labelSelectorString(deployment.spec.selector) } : {}),
+      },
+    };
+  };
+
+  /**
+   * The target's scale: from the cache, with Aurora's own write laid over it until the cache has seen
+   * it; read live only when the cache has no answer (a target just created, or missing).
+   */
+  const currentScale = async (
+    namespace: string,
+    spec: CareQueueSpec,
+    state: QueueState,
+  ): Promise<Scale | undefined> => {
+    const cached = cachedScale(namespace, spec);
+    if (!cached) {
+      delete state.scaleWrite;
+      return await readScale(namespace, spec);
+    }
+    const write = state.scaleWrite;
+    if (write && cached.metadata?.resourceVersion === write.fromVersion)
+      return { ...cached, spec: { replicas: write.replicas } };
+    delete state.scaleWrite;
+    return cached;
+  };
+
   const readScale = async (namespace: string, spec: CareQueueSpec): Promise<Scale | undefined> => {
     const { kind, name } = spec.scaleTargetRef;
     const info = await manager.client.resource(apiVersionOf(kind), kind);
@@ -314,6 +373,11 @@ export function registerCareQueueController(
       );
     }
     return await get();
+  };
+
+  const noteWrite = (state: QueueState, decidedFrom: Scale, replicas: number) => {
+    const fromVersion = decidedFrom.metadata?.resourceVersion;
+    if (fromVersion) state.scaleWrite = { fromVersion, replicas };
   };
 
   const setScale = (namespace: string, spec: CareQueueSpec, replicas: number) =>
@@ -555,7 +619,7 @@ export function registerCareQueueController(
       }
 
       // The target first: without it there is nothing to scale.
-      const scale = await readScale(namespace, spec);
+      const scale = await currentScale(namespace, spec, state);
       if (!scale) {
         faults.push({
           reason: 'TargetNotFound',
@@ -727,10 +791,12 @@ export function registerCareQueueController(
             await spareBusyConsumers(namespace, scale.status?.selector, view?.inFlight ?? new Map());
             await setScale(namespace, spec, decision.desiredReplicas);
             replicasNow = decision.desiredReplicas;
+            noteWrite(state, scale, replicasNow);
           }
         } else if (change > 0) {
           await setScale(namespace, spec, decision.desiredReplicas);
           replicasNow = decision.desiredReplicas;
+          noteWrite(state, scale, replicasNow);
           if (state.burstStartMs !== undefined && view) {
             // On Redis's clock, like the entry's ID; the patch has just returned.
             arrivalToScale.observe(

@@ -4,6 +4,7 @@
 import { releaseAnnotations } from '../../crds/labels.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import { identityOf } from '../../views/identity.ts';
+import type { LabelSelector } from '../../views/workload.ts';
 import type { ContainerHealth, PodHealth } from './detect.ts';
 import type { RevisionInfo } from './diagnose.ts';
 
@@ -148,16 +149,6 @@ export function podsThatCount(pods: readonly HealthPod[], nodeReady: (node: stri
     .filter((p) => !p.health.terminating && p.health.phase !== 'Succeeded' && p.health.phase !== 'Failed')
     .filter((p) => !p.health.nodeName || nodeReady(p.health.nodeName))
     .map(({ health: { owner: _o, phase: _p, terminating: _t, ...pod } }) => pod);
-}
-
-/** A Kubernetes label selector, as the CRD's schema writes it. */
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: Array<{
-    key: string;
-    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-    values?: string[];
-  }>;
 }
 
 /** Whether labels satisfy a selector (an empty or absent selector matches everything). */

@@ -16,6 +16,7 @@ import {
   openAuditTrail,
 } from '../../state/audit.ts';
 import { type NodeView, nodeInformer, nodeIsReady } from '../../views/node.ts';
+import { type WorkloadView, workloadInformers } from '../../views/workload.ts';
 import {
   type ActionParams,
   actionTookEffect,
@@ -50,29 +51,6 @@ export const checkIntervalMs = 5_000;
 const secretTtlMs = 30_000;
 /** How far back the trail is read at start (the longest window a guardrail looks at is a day). */
 const historyMs = 86_400_000 + 3_600_000;
-
-/** A workload as the healing cache keeps it: labels, annotations, owner, replicas; no template. */
-interface WorkloadView extends KubeObject {
-  spec?: { replicas?: number; paused?: boolean; minReplicas?: number; maxReplicas?: number };
-  status?: { updateRevision?: string };
-}
-
-function workloadView(obj: KubeObject): WorkloadView {
-  const raw = obj as WorkloadView;
-  const { managedFields: _m, ...metadata } = raw.metadata as KubeObject['metadata'] & {
-    managedFields?: unknown;
-  };
-  return {
-    apiVersion: raw.apiVersion,
-    kind: raw.kind,
-    metadata,
-    spec: {
-      ...(raw.spec?.replicas !== undefined ? { replicas: raw.spec.replicas } : {}),
-      ...(raw.spec?.paused ? { paused: true } : {}),
-    },
-    status: { ...(raw.status?.updateRevision ? { updateRevision: raw.status.updateRevision } : {}) },
-  };
-}
 
 const ownerIndex = 'owner';
 const byOwner = (o: { metadata: KubeObject['metadata'] }, owner: string | undefined) =>
@@ -124,10 +102,7 @@ export function registerHealingPolicyController(
       namespace: (p) => p.spec?.selector?.namespaces ?? [p.metadata.namespace ?? ''],
     },
   });
-  const deployments = manager.informer<WorkloadView>('apps/v1', 'Deployment', {
-    transform: workloadView,
-  });
-  const statefulSets = manager.informer<WorkloadView>('apps/v1', 'StatefulSet', { transform: workloadView });
+  const { deployments, statefulSets } = workloadInformers(manager);
   const pools = manager.informer<InferencePool>(apiVersion, 'InferencePool');
   const replicaSets = manager.informer<RevisionObject>('apps/v1', 'ReplicaSet', {
     transform: revisionObject,
