@@ -25,7 +25,7 @@ export const careQueueAccess: readonly AccessRule[] = [
     apiGroup: 'apps',
     resources: ['deployments'],
     verbs: ['list', 'watch'],
-    why: 'a target Deployment\'s replicas and selector, read from the cache rather than once per look',
+    why: "a target Deployment's replicas and selector, read from the cache rather than once per look",
   },
   {
     apiGroup: 'apps',

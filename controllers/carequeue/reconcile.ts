@@ -4,7 +4,7 @@ import { apiVersion, type CareQueue, type InferencePool } from '../../crds/kinds
 import { rfc3339Seconds } from '../../operator/conditions.ts';
 import { addKindController, type KindContext, type Parsed } from '../../operator/kind-controller.ts';
 import { isNotFound } from '../../operator/kube/client.ts';
-import { readSecretKey } from '../../operator/kube/secrets.ts';
+import { createSecretKeyCache } from '../../operator/kube/secrets.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { type EventSource, watch } from '../../operator/sources.ts';
@@ -47,7 +47,10 @@ export const wakeIntervalMs = 200;
 const forecastRefreshMs = 60_000;
 /** Arrivals are written to PostgreSQL at most this often. */
 const arrivalsFlushMs = 30_000;
-/** A URL read from a Secret is read again after this long, or at once when Redis refuses it. */
+/**
+ * A URL read from a Secret is read again after this long, or at once when Redis refuses it; queues that
+ * name one Secret share each read.
+ */
 const secretRefreshMs = 30_000;
 
 interface Scale {
@@ -82,7 +85,7 @@ interface QueueState {
    * while the cache still shows that version it has not seen the write, and the write is the truth.
    */
   scaleWrite?: { fromVersion: string; replicas: number };
-  redis?: { targetKey: string; shared: SharedRedis; secretAtMs: number; target: RedisTarget };
+  redis?: { targetKey: string; shared: SharedRedis };
   forecast?: { atMs: number; value: Forecast & { bucketCount: number } };
   arrivals: Map<string, { category: string; bucketStartMs: number; arrivals: number }>;
   lastFlushMs: number;
@@ -167,6 +170,7 @@ export function registerCareQueueController(
   });
 
   const states = new Map<string, QueueState>();
+  const secretKeys = createSecretKeyCache(manager.client, secretRefreshMs);
   let pool: RedisPool | undefined;
   const wakers = new Map<SharedRedis['client'], { waker: StreamWaker; users: number }>();
   let enqueue: ((key: string) => void) | undefined;
@@ -242,8 +246,9 @@ export function registerCareQueueController(
   const redisTarget = async (
     namespace: string,
     spec: CareQueueSpec,
+    nowMs: number,
   ): Promise<{ ok: true; target: RedisTarget } | { ok: false; fault: QueueFault }> => {
-    const url = await readSecretKey(manager.client, namespace, spec.redis.urlSecretRef);
+    const url = await secretKeys.read(namespace, spec.redis.urlSecretRef, nowMs);
     if (!url.ok) return { ok: false, fault: { reason: 'RedisSecretNotFound', message: url.message } };
     if (!/^rediss?:\/\/[^\s]+$/.test(url.value)) {
       return {
@@ -257,7 +262,7 @@ export function registerCareQueueController(
     }
     let ca: string | undefined;
     if (spec.redis.tls?.caSecretRef) {
-      const read = await readSecretKey(manager.client, namespace, spec.redis.tls.caSecretRef);
+      const read = await secretKeys.read(namespace, spec.redis.tls.caSecretRef, nowMs);
       if (!read.ok) return { ok: false, fault: { reason: 'RedisSecretNotFound', message: read.message } };
       ca = read.value;
     }
@@ -282,7 +287,7 @@ export function registerCareQueueController(
     if (!state.redis) {
       if (!pool) throw new Error('the CareQueue controller is not running');
       const shared = pool.acquire(target);
-      state.redis = { targetKey, shared, secretAtMs: Date.now(), target };
+      state.redis = { targetKey, shared };
       let entry = wakers.get(shared.client);
       if (!entry) {
         entry = { waker: createStreamWaker(shared.client, wake), users: 0 };
@@ -637,16 +642,13 @@ export function registerCareQueueController(
       // The queue: counts, IDs and ages, read inside Redis.
       let view: QueueView | undefined;
       let wakeMode: 'notifications' | 'poll' | undefined;
-      // The Secret is read again now and then, and at once after Redis refused what it held.
-      const cached =
-        state.redis && nowMs - state.redis.secretAtMs < secretRefreshMs ? state.redis.target : undefined;
-      const target = cached ? ({ ok: true, target: cached } as const) : await redisTarget(namespace, spec);
+      // From the shared cache of Secret keys: read again now and then, at once after Redis refused it.
+      const target = await redisTarget(namespace, spec, nowMs);
       if (!target.ok) {
         faults.push(target.fault);
         if (state.redis) releaseRedis(ctx.key, state);
       } else {
         const shared = connect(ctx.key, state, target.target, streams);
-        if (!cached && state.redis) state.redis.secretAtMs = nowMs;
         wakeMode = wakers.get(shared.client)?.waker.mode();
         let states_: StreamState[] | undefined;
         try {
@@ -662,7 +664,7 @@ export function registerCareQueueController(
         } catch (err) {
           let fault = redisFault(err);
           if (fault === 'RedisUnreachable') fault = shared.lastFault() ?? fault;
-          if (fault === 'RedisAuthenticationFailed' && state.redis) state.redis.secretAtMs = 0;
+          if (fault === 'RedisAuthenticationFailed') secretKeys.forget(namespace, spec.redis.urlSecretRef);
           faults.push({ reason: fault, message: redisFaultMessages[fault] });
         }
         if (states_) {

@@ -3,7 +3,7 @@ import { healingPolicySpec, remediationActions } from '../../crds/healingpolicy.
 import { apiVersion, type HealingPolicy, type InferencePool } from '../../crds/kinds.ts';
 import { failpoint } from '../../operator/failpoints.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
-import { readSecretKey } from '../../operator/kube/secrets.ts';
+import { createSecretKeyCache } from '../../operator/kube/secrets.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { watch } from '../../operator/sources.ts';
@@ -142,7 +142,7 @@ export function registerHealingPolicyController(
 
   const memories = new Map<string, PolicyMemory>();
   const connections = new Map<string, AuditConnection>();
-  const secrets = new Map<string, { url: string; readAtMs: number }>();
+  const secretKeys = createSecretKeyCache(manager.client, secretTtlMs);
 
   const policyKeysFor = (namespace: string | undefined) =>
     policies.byIndex('namespace', namespace ?? '').map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
@@ -156,27 +156,22 @@ export function registerHealingPolicyController(
   ): Promise<{ ok: true; trail: AuditTrail; rows: AuditRow[] } | { ok: false; fault: AuditFault }> {
     const namespace = policy.metadata.namespace ?? '';
     const ref = policy.spec.audit.databaseSecretRef;
-    const cacheKey = `${namespace}/${ref.name}/${ref.key}`;
-    let cached = secrets.get(cacheKey);
-    if (!cached || nowMs - cached.readAtMs > secretTtlMs) {
-      const read = await readSecretKey(manager.client, namespace, ref);
-      if (!read.ok) return { ok: false, fault: { reason: 'AuditSecretNotFound', message: read.message } };
-      if (!/^postgres(ql)?:\/\/\S+$/.test(read.value))
-        return {
-          ok: false,
-          fault: {
-            reason: 'AuditSecretNotFound',
-            message: `the value in Secret ${namespace}/${ref.name} (key ${ref.key}) must be a postgres:// URL`,
-          },
-        };
-      cached = { url: read.value, readAtMs: nowMs };
-      secrets.set(cacheKey, cached);
-    }
+    const read = await secretKeys.read(namespace, ref, nowMs);
+    if (!read.ok) return { ok: false, fault: { reason: 'AuditSecretNotFound', message: read.message } };
+    if (!/^postgres(ql)?:\/\/\S+$/.test(read.value))
+      return {
+        ok: false,
+        fault: {
+          reason: 'AuditSecretNotFound',
+          message: `the value in Secret ${namespace}/${ref.name} (key ${ref.key}) must be a postgres:// URL`,
+        },
+      };
+    const url = read.value;
     const schema = options.auditSchema ?? 'aurora';
-    const trailKey = `${cached.url}\n${schema}`;
+    const trailKey = `${url}\n${schema}`;
     let connection = connections.get(trailKey);
     if (!connection) {
-      connection = { trail: openAuditTrail({ url: cached.url, schema }), migrated: false, users: new Set() };
+      connection = { trail: openAuditTrail({ url, schema }), migrated: false, users: new Set() };
       connections.set(trailKey, connection);
     }
     // A policy whose Secret now names another database leaves the old one.

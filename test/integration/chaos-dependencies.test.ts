@@ -418,15 +418,14 @@ const faults: Record<Fault, () => Promise<{ downSeconds: number; recoverySeconds
     return { downSeconds: (backAt - downAt) / 1000, recoverySeconds: (recoveredAt - backAt) / 1000 };
   },
   async PostgreSQL() {
-    // A target that starts failing now, so a remediation falls due while the audit trail cannot be written.
-    const k = blindWindows.length + 1;
-    await admin.create(deployment(`failing-${k}`, 2, { chaos: 'target' }));
-    stops.push(keepFailing(admin, namespace, `app=failing-${k}`, { kind: 'CrashLoop', restarts: 5 }).stop);
     await scaledOut();
     const downAt = Date.now();
     await postgres.stop();
-    // The policy finds out when it next writes its trail (a remediation falling due, which the run
-    // asserts happened at least once).
+    // A target that starts failing now, so a remediation falls due while the audit trail cannot be
+    // written (one that failed earlier may already have climbed its whole ladder).
+    const k = blindWindows.length + 1;
+    await admin.create(deployment(`failing-${k}`, 2, { chaos: 'target' }));
+    stops.push(keepFailing(admin, namespace, `app=failing-${k}`, { kind: 'CrashLoop', restarts: 5 }).stop);
     const noticed = await waitFor(
       'the HealingPolicy to report its audit trail unavailable',
       async () =>
@@ -436,10 +435,19 @@ const faults: Record<Fault, () => Promise<{ downSeconds: number; recoverySeconds
       { timeoutMs: 30_000, intervalMs: 100 },
     ).catch(() => false);
     if (noticed) auditOutages++;
-    // The backlog served now, a scale-in falls due that cannot be put on record: it must wait. (Whether
-    // it falls due depends on the arrival rate the queue has measured; the run asserts it did at least
-    // once.)
+    // The backlog served, and the queue's maximum lowered below what runs: a scale-in falls due whatever
+    // rate the queue has measured, and it cannot be put on record, so it must wait.
     await drain();
+    await waitFor(
+      'the CareQueue maximum lowered',
+      () =>
+        admin.patch(
+          ref('CareQueue', queueName),
+          { spec: { maxReplicas: maxConsumers / 2 } },
+          { type: 'merge' },
+        ),
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
     const held = await waitFor(
       'the CareQueue to hold back a scale-in it cannot record',
       async () =>
@@ -464,6 +472,17 @@ const faults: Record<Fault, () => Promise<{ downSeconds: number; recoverySeconds
     );
     const recoveredAt = Date.now();
     consuming = true;
+    // The scale-in held back is made once it is on record; then the maximum goes back for the next burst.
+    await waitFor(
+      'the held scale-in made',
+      async () => ((await consumerReplicas()) ?? maxConsumers) <= maxConsumers / 2 || undefined,
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    await admin.patch(
+      ref('CareQueue', queueName),
+      { spec: { maxReplicas: maxConsumers } },
+      { type: 'merge' },
+    );
     return { downSeconds: (backAt - downAt) / 1000, recoverySeconds: (recoveredAt - backAt) / 1000 };
   },
 };
