@@ -5,7 +5,7 @@ import { type KubeObject, objectKey, parseObjectKey } from './kube/types.ts';
 import type { Logger } from './log.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { type EventSource, owned } from './sources.ts';
-import { createWorkQueue, type WorkQueue } from './workqueue.ts';
+import { createWorkQueue, type Priority, type WorkQueue } from './workqueue.ts';
 
 /** What a reconcile is given: the object's key, and the means to stop, log and tell time. */
 export interface ReconcileContext {
@@ -170,12 +170,12 @@ export function createController<T extends KubeObject>(options: ControllerOption
     name: options.name,
     queue,
     start() {
-      const enqueue = (key: string) => queue.add(key);
+      const enqueue = (key: string, priority?: Priority) => queue.add(key, priority);
       unsubscribe.push(
         options.primary.addHandler((event) => {
           // A resync is the clock too, not a change.
           if (primaryFilter(event))
-            queue.add(objectKey(event.object), event.type === 'resync' ? 'routine' : 'prompt');
+            enqueue(objectKey(event.object), event.type === 'resync' ? 'routine' : 'prompt');
         }),
       );
       for (const informer of options.owns ?? []) unsubscribe.push(owned(informer, owner).start(enqueue));

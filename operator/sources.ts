@@ -1,5 +1,6 @@
 import type { Informer, InformerEvent } from './informer.ts';
 import { apiGroup, type KubeObject } from './kube/types.ts';
+import type { Priority } from './workqueue.ts';
 
 /**
  * Anything that wakes a controller by handing it keys: an informer of another kind, a Redis stream
@@ -7,9 +8,16 @@ import { apiGroup, type KubeObject } from './kube/types.ts';
  * them when it stops, so nothing wakes a controller that is not running.
  */
 export interface EventSource {
-  /** Starts delivering keys to enqueue; returns the function that stops delivering them. */
-  start(enqueue: (key: string) => void): () => void;
+  /**
+   * Starts delivering keys to enqueue (prompt unless said otherwise); returns the function that stops
+   * delivering them.
+   */
+  start(enqueue: (key: string, priority?: Priority) => void): () => void;
 }
+
+/** An informer's resync is the clock, not a change: it waits behind keys something changed. */
+const priorityOf = (event: InformerEvent<KubeObject>): Priority =>
+  event.type === 'resync' ? 'routine' : 'prompt';
 
 /** Wakes the objects a change of another kind concerns, by a mapping from the changed object to keys. */
 export function watch<T extends KubeObject>(
@@ -25,7 +33,7 @@ export function watch<T extends KubeObject>(
         // An update that moved the reference (a queue that now targets another pool) concerns both ends.
         const keys = new Set(map(event.object));
         if (event.old) for (const key of map(event.old)) keys.add(key);
-        for (const key of keys) enqueue(key);
+        for (const key of keys) enqueue(key, priorityOf(event));
       }),
   };
 }
@@ -56,7 +64,7 @@ export function owned<T extends KubeObject>(
         const keys = new Set(
           [event.object, event.old].map((o) => o && controllerOwnerKey(o, owner.apiVersion, owner.kind)),
         );
-        for (const key of keys) if (key) enqueue(key);
+        for (const key of keys) if (key) enqueue(key, priorityOf(event));
       }),
   };
 }

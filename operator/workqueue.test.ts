@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from './clock.ts';
-import { backoffDelayMs, createWorkQueue } from './workqueue.ts';
+import { backoffDelayMs, createWorkQueue, routineShare } from './workqueue.ts';
 
 /** Takes every ready key without waiting. */
 async function drainReady(queue: ReturnType<typeof createWorkQueue>): Promise<string[]> {
@@ -160,7 +160,7 @@ describe('work queue', () => {
     await expect(Promise.all([first, second])).resolves.toEqual([undefined, undefined]);
   });
 
-  it('hands out prompt keys before routine ones, yet gives routine keys every fourth turn', async () => {
+  it(`hands out prompt keys before routine ones, yet gives routine keys every ${routineShare}th turn`, async () => {
     const q = createWorkQueue({ clock: new FakeClock() });
     for (const k of ['r1', 'r2', 'r3']) q.add(k, 'routine');
     for (const k of ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7']) q.add(k);
@@ -191,6 +191,28 @@ describe('work queue', () => {
     q.add('now');
     q.done('busy');
     expect(await drainReady(q)).toEqual(['now', 'late', 'busy']);
+  });
+
+  it('keeps a key that moved ahead and came back from its old place out of turn', async () => {
+    const q = createWorkQueue({ clock: new FakeClock() });
+    for (const k of ['a', 'k', 'b']) q.add(k, 'routine');
+    q.add('k');
+    expect(await q.get()).toBe('k');
+    q.done('k');
+    q.add('k', 'routine');
+    expect(await drainReady(q)).toEqual(['a', 'b', 'k']);
+  });
+
+  it('merges delayed adds of a key at the earlier time and the stronger priority', async () => {
+    const clock = new FakeClock();
+    const q = createWorkQueue({ clock });
+    q.addAfter('retry', 100);
+    q.addAfter('retry', 50, 'routine');
+    q.addAfter('look', 100, 'routine');
+    clock.advance(100);
+    for (const k of ['r1', 'r2', 'r3']) q.add(k, 'routine');
+    for (const k of ['p1', 'p2']) q.add(k);
+    expect(await drainReady(q)).toEqual(['retry', 'p1', 'p2', 'look', 'r1', 'r2', 'r3']);
   });
 
   it('reports depth, adds, retries and queue wait to its observer', async () => {

@@ -59,21 +59,26 @@ export interface WorkQueue {
 interface DelayedEntry {
   readyAt: number;
   key: string;
-  priority: Priority;
 }
 
-/** A FIFO of keys that may hold stale entries (skipped when taken), with amortised O(1) removal. */
-class KeyFifo {
-  private items: string[] = [];
+/** A key's place in a ready list: live while it is the key's newest place (its sequence number). */
+interface ReadyEntry {
+  key: string;
+  seq: number;
+}
+
+/** A FIFO that may hold stale entries (skipped when taken), with amortised O(1) removal. */
+class ReadyFifo {
+  private items: ReadyEntry[] = [];
   private head = 0;
-  push(key: string) {
-    this.items.push(key);
+  push(entry: ReadyEntry) {
+    this.items.push(entry);
   }
-  /** The first entry for which valid() holds, dropping the stale ones before it; undefined if none. */
-  peek(valid: (key: string) => boolean): string | undefined {
+  /** The first entry for which live() holds, dropping the stale ones before it; undefined if none. */
+  peek(live: (entry: ReadyEntry) => boolean): string | undefined {
     while (this.head < this.items.length) {
-      const key = this.items[this.head] as string;
-      if (valid(key)) return key;
+      const entry = this.items[this.head] as ReadyEntry;
+      if (live(entry)) return entry.key;
       this.shift();
     }
     return undefined;
@@ -101,7 +106,10 @@ export function createWorkQueue(
   const clock = options.clock ?? systemClock;
   const backoff = options.backoff ?? defaultBackoff;
   const observer = options.observer ?? {};
-  const lists: Record<Priority, KeyFifo> = { prompt: new KeyFifo(), routine: new KeyFifo() };
+  const lists: Record<Priority, ReadyFifo> = { prompt: new ReadyFifo(), routine: new ReadyFifo() };
+  /** Each ready key's newest place in a list; older places of the key are stale. */
+  const placeOf = new Map<string, number>();
+  let places = 0;
   /** Keys ready and not handed out (each counted once, whatever stale entries the lists hold). */
   let readyCount = 0;
   /** Prompt keys handed out in a row while routine ones waited. */
@@ -115,9 +123,10 @@ export function createWorkQueue(
   let shuttingDown = false;
   const drained: Array<() => void> = [];
 
-  // Delayed keys: a min-heap on readyAt with lazy deletion against the map of each key's current time.
+  // Delayed keys: a min-heap on readyAt with lazy deletion against the map of each key's current time
+  // (and the priority it will be added at: the stronger of those asked for).
   const heap: DelayedEntry[] = [];
-  const delayedAt = new Map<string, number>();
+  const delayedAt = new Map<string, { readyAt: number; priority: Priority }>();
   let timer: unknown;
   let timerAt = Number.POSITIVE_INFINITY;
 
@@ -131,16 +140,20 @@ export function createWorkQueue(
       hand(waiter, key);
       return;
     }
-    lists[priority].push(key);
+    place(key, priority);
     readyCount++;
     report();
   };
 
-  // An entry is live while its key waits, not in progress, at that list's priority.
-  const liveIn = (priority: Priority) => (key: string) => dirty.get(key) === priority && !processing.has(key);
+  const place = (key: string, priority: Priority) => {
+    const seq = ++places;
+    placeOf.set(key, seq);
+    lists[priority].push({ key, seq });
+  };
+  const live = (entry: ReadyEntry) => placeOf.get(entry.key) === entry.seq;
   const takeReady = (): string | undefined => {
-    const prompt = lists.prompt.peek(liveIn('prompt'));
-    const routine = lists.routine.peek(liveIn('routine'));
+    const prompt = lists.prompt.peek(live);
+    const routine = lists.routine.peek(live);
     const useRoutine = routine !== undefined && (prompt === undefined || promptStreak >= routineShare - 1);
     const key = useRoutine ? routine : prompt;
     if (key === undefined) return undefined;
@@ -152,6 +165,7 @@ export function createWorkQueue(
 
   const hand = (waiter: (key: string | undefined) => void, key: string) => {
     dirty.delete(key);
+    placeOf.delete(key);
     processing.add(key);
     observer.queued?.((clock.now() - (readySince.get(key) ?? clock.now())) / 1000);
     readySince.delete(key);
@@ -165,7 +179,7 @@ export function createWorkQueue(
       if (waiting === 'routine' && priority === 'prompt') {
         // Moves ahead: the routine entry goes stale, and the key is still counted once.
         dirty.set(key, 'prompt');
-        if (!processing.has(key)) lists.prompt.push(key);
+        if (!processing.has(key)) place(key, 'prompt');
       }
       return;
     }
@@ -213,9 +227,10 @@ export function createWorkQueue(
     const now = clock.now();
     while (heap.length > 0 && (heap[0] as DelayedEntry).readyAt <= now) {
       const entry = heapPop() as DelayedEntry;
-      if (delayedAt.get(entry.key) !== entry.readyAt) continue;
+      const pending = delayedAt.get(entry.key);
+      if (pending?.readyAt !== entry.readyAt) continue;
       delayedAt.delete(entry.key);
-      add(entry.key, entry.priority);
+      add(entry.key, pending.priority);
     }
     arm();
   };
@@ -237,9 +252,13 @@ export function createWorkQueue(
     }
     const readyAt = clock.now() + delayMs;
     const current = delayedAt.get(key);
-    if (current !== undefined && current <= readyAt) return;
-    delayedAt.set(key, readyAt);
-    heapPush({ key, readyAt, priority });
+    const stronger: Priority = priority === 'prompt' || current?.priority === 'prompt' ? 'prompt' : 'routine';
+    if (current !== undefined && current.readyAt <= readyAt) {
+      current.priority = stronger;
+      return;
+    }
+    delayedAt.set(key, { readyAt, priority: stronger });
+    heapPush({ key, readyAt });
     arm();
   };
 
@@ -278,6 +297,7 @@ export function createWorkQueue(
       // Keys not yet started are dropped: whoever runs next lists everything again anyway.
       lists.prompt.clear();
       lists.routine.clear();
+      placeOf.clear();
       readyCount = 0;
       dirty.clear();
       report();

@@ -42,15 +42,15 @@ export function workloadView(obj: KubeObject): WorkloadView {
 }
 
 /**
- * The cluster's Deployments and StatefulSets, one cache each shared by the controllers that read them
- * (HealingPolicy watches them as targets; CareQueue reads a target Deployment's replicas from it).
+ * The cluster's Deployments, one cache shared by the controllers that read them (HealingPolicy watches
+ * them as targets; CareQueue reads a target Deployment's replicas from it).
  */
-export function workloadInformers(manager: Manager) {
-  return {
-    deployments: manager.informer<WorkloadView>('apps/v1', 'Deployment', { transform: workloadView }),
-    statefulSets: manager.informer<WorkloadView>('apps/v1', 'StatefulSet', { transform: workloadView }),
-  };
-}
+export const deploymentInformer = (manager: Manager) =>
+  manager.informer<WorkloadView>('apps/v1', 'Deployment', { transform: workloadView });
+
+/** The cluster's StatefulSets, cached the same way (HealingPolicy's targets). */
+export const statefulSetInformer = (manager: Manager) =>
+  manager.informer<WorkloadView>('apps/v1', 'StatefulSet', { transform: workloadView });
 
 /**
  * A selector in the string form the API takes in `labelSelector=` (and a scale subresource reports):

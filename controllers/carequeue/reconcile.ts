@@ -27,11 +27,12 @@ import {
 } from '../../state/carequeue-history.ts';
 import type { StateStore } from '../../state/postgres.ts';
 import { careQueueInformer, careQueueTargetIndex, careQueueTargetKey } from '../../views/carequeue.ts';
-import { labelSelectorString, workloadInformers } from '../../views/workload.ts';
+import { deploymentInformer, labelSelectorString } from '../../views/workload.ts';
 import { type Decision, decideReplicas, type Recommendation, type ScaleChange } from './decide.ts';
 import { bucketMs, type Forecast, forecastArrivals, forecastWindows } from './forecast.ts';
 import { emptyMemory, type QueueMemory, type QueueView, viewQueue } from './observe.ts';
 import { careQueueEvents, careQueueStatus, type QueueFault, statusToWrite } from './status.ts';
+import { type KnownReplicas, trustedReplicas } from './target.ts';
 
 /** The annotation the ReplicaSet controller reads to choose which pods go first on scale-in (lower first). */
 export const podDeletionCostAnnotation = 'controller.kubernetes.io/pod-deletion-cost';
@@ -54,7 +55,8 @@ const arrivalsFlushMs = 30_000;
 const secretRefreshMs = 30_000;
 
 interface Scale {
-  metadata?: { resourceVersion?: string };
+  /** The target's generation, when read from the cache (a scale subresource carries none). */
+  metadata?: { generation?: number };
   spec?: { replicas?: number };
   status?: { replicas?: number; selector?: string };
 }
@@ -80,11 +82,8 @@ interface QueueState {
   /** Server time of the first entry of a burst not yet answered by a scale-up. */
   burstStartMs?: number;
   lastScale?: CareQueueStatus['lastDecision'];
-  /**
-   * Aurora's last write to the target's replicas, and the version of the target it was decided from:
-   * while the cache still shows that version it has not seen the write, and the write is the truth.
-   */
-  scaleWrite?: { fromVersion: string; replicas: number };
+  /** The target's replicas as Aurora last knew them (its write, or a live read), to check the cache by. */
+  knownReplicas?: KnownReplicas;
   redis?: { targetKey: string; shared: SharedRedis };
   forecast?: { atMs: number; value: Forecast & { bucketCount: number } };
   arrivals: Map<string, { category: string; bucketStartMs: number; arrivals: number }>;
@@ -117,7 +116,7 @@ export function registerCareQueueController(
   const queues = careQueueInformer(manager);
   const pools = manager.informer<InferencePool>(apiVersion, 'InferencePool');
   // Targets' replicas come from the caches: a live GET per look was 100 requests a second at 500 queues.
-  const { deployments } = workloadInformers(manager);
+  const deployments = deploymentInformer(manager);
   const registry = manager.metrics.registry;
   const depthGauge = new Gauge({
     name: 'aurora_carequeue_depth',
@@ -311,7 +310,9 @@ export function registerCareQueueController(
       if (!pool || replicas === undefined) return undefined;
       const status = pool.status as { replicas?: number; selector?: string } | undefined;
       return {
-        metadata: { resourceVersion: pool.metadata.resourceVersion ?? '' },
+        metadata: {
+          ...(pool.metadata.generation !== undefined ? { generation: pool.metadata.generation } : {}),
+        },
         spec: { replicas },
         status: {
           ...(status?.replicas !== undefined ? { replicas: status.replicas } : {}),
@@ -322,7 +323,11 @@ export function registerCareQueueController(
     const deployment = deployments.get(`${namespace}/${name}`);
     if (!deployment || deployment.spec?.replicas === undefined) return undefined;
     return {
-      metadata: { resourceVersion: deployment.metadata.resourceVersion ?? '' },
+      metadata: {
+        ...(deployment.metadata.generation !== undefined
+          ? { generation: deployment.metadata.generation }
+          : {}),
+      },
       spec: { replicas: deployment.spec.replicas },
       status: {
         ...(deployment.status?.replicas !== undefined ? { replicas: deployment.status.replicas } : {}),
@@ -332,8 +337,8 @@ export function registerCareQueueController(
   };
 
   /**
-   * The target's scale: from the cache, with Aurora's own write laid over it until the cache has seen
-   * it; read live only when the cache has no answer (a target just created, or missing).
+   * The target's scale: from the cache when it agrees with what Aurora last knew, Aurora's own write
+   * while the cache has not seen it, else (and when the cache has no answer) read live.
    */
   const currentScale = async (
     namespace: string,
@@ -341,15 +346,25 @@ export function registerCareQueueController(
     state: QueueState,
   ): Promise<Scale | undefined> => {
     const cached = cachedScale(namespace, spec);
-    if (!cached) {
-      delete state.scaleWrite;
-      return await readScale(namespace, spec);
+    const known = state.knownReplicas;
+    const trust = cached
+      ? trustedReplicas(
+          {
+            replicas: cached.spec?.replicas ?? 0,
+            ...(cached.metadata?.generation !== undefined ? { generation: cached.metadata.generation } : {}),
+          },
+          known,
+        )
+      : 'live';
+    if (trust === 'cache') {
+      delete state.knownReplicas;
+      return cached;
     }
-    const write = state.scaleWrite;
-    if (write && cached.metadata?.resourceVersion === write.fromVersion)
-      return { ...cached, spec: { replicas: write.replicas } };
-    delete state.scaleWrite;
-    return cached;
+    if (trust === 'known' && known) return { ...cached, spec: { replicas: known.replicas } };
+    const live = await readScale(namespace, spec);
+    if (live?.spec?.replicas !== undefined && cached) state.knownReplicas = { replicas: live.spec.replicas };
+    else delete state.knownReplicas;
+    return live;
   };
 
   const readScale = async (namespace: string, spec: CareQueueSpec): Promise<Scale | undefined> => {
@@ -381,8 +396,11 @@ export function registerCareQueueController(
   };
 
   const noteWrite = (state: QueueState, decidedFrom: Scale, replicas: number) => {
-    const fromVersion = decidedFrom.metadata?.resourceVersion;
-    if (fromVersion) state.scaleWrite = { fromVersion, replicas };
+    const generation = decidedFrom.metadata?.generation;
+    state.knownReplicas = {
+      replicas,
+      ...(generation !== undefined ? { decidedAtGeneration: generation } : {}),
+    };
   };
 
   const setScale = (namespace: string, spec: CareQueueSpec, replicas: number) =>
@@ -584,6 +602,7 @@ export function registerCareQueueController(
         await spareBusyConsumers(namespace, state.selector, new Map()).catch(() => {});
         state.selector = undefined;
       }
+      if (state.target !== targetName) delete state.knownReplicas;
       state.target = targetName;
       // One queue per target: two would fight over its replicas. The oldest keeps it.
       const rival = queues

@@ -16,7 +16,7 @@ import {
   openAuditTrail,
 } from '../../state/audit.ts';
 import { type NodeView, nodeInformer, nodeIsReady } from '../../views/node.ts';
-import { type WorkloadView, workloadInformers } from '../../views/workload.ts';
+import { deploymentInformer, statefulSetInformer, type WorkloadView } from '../../views/workload.ts';
 import {
   type ActionParams,
   actionTookEffect,
@@ -102,7 +102,8 @@ export function registerHealingPolicyController(
       namespace: (p) => p.spec?.selector?.namespaces ?? [p.metadata.namespace ?? ''],
     },
   });
-  const { deployments, statefulSets } = workloadInformers(manager);
+  const deployments = deploymentInformer(manager);
+  const statefulSets = statefulSetInformer(manager);
   const pools = manager.informer<InferencePool>(apiVersion, 'InferencePool');
   const replicaSets = manager.informer<RevisionObject>('apps/v1', 'ReplicaSet', {
     transform: revisionObject,

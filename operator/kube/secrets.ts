@@ -36,10 +36,19 @@ export interface SecretKeyCache {
 export function createSecretKeyCache(client: KubeClient, ttlMs: number): SecretKeyCache {
   const values = new Map<string, { value: string; readAtMs: number }>();
   const reading = new Map<string, Promise<SecretKeyRead>>();
+  let sweptAtMs = 0;
+  // Expired keys go now and then (they would be read again anyway), so the credentials of objects
+  // since deleted are not kept.
+  const sweep = (nowMs: number) => {
+    if (nowMs - sweptAtMs < ttlMs) return;
+    sweptAtMs = nowMs;
+    for (const [key, known] of values) if (nowMs - known.readAtMs >= ttlMs) values.delete(key);
+  };
   const id = (namespace: string, ref: { name: string; key: string }) =>
     `${namespace}\u0000${ref.name}\u0000${ref.key}`;
   return {
     async read(namespace, ref, nowMs) {
+      sweep(nowMs);
       const key = id(namespace, ref);
       const known = values.get(key);
       if (known && nowMs - known.readAtMs < ttlMs) return { ok: true, value: known.value };
