@@ -31,7 +31,13 @@ import { deploymentInformer, labelSelectorString } from '../../views/workload.ts
 import { type Decision, decideReplicas, type Recommendation, type ScaleChange } from './decide.ts';
 import { bucketMs, type Forecast, forecastArrivals, forecastWindows } from './forecast.ts';
 import { emptyMemory, type QueueMemory, type QueueView, viewQueue } from './observe.ts';
-import { careQueueEvents, careQueueStatus, type QueueFault, statusToWrite } from './status.ts';
+import {
+  careQueueEvents,
+  careQueueStatus,
+  figureRefreshMs,
+  type QueueFault,
+  statusToWrite,
+} from './status.ts';
 import { type KnownReplicas, trustedReplicas } from './target.ts';
 
 /** The annotation the ReplicaSet controller reads to choose which pods go first on scale-in (lower first). */
@@ -900,6 +906,7 @@ export function registerCareQueueController(
         next,
         state.lastStatusWriteMs,
         nowMs,
+        figureRefreshMs(queues.size()),
       );
       if (status === next) state.lastStatusWriteMs = nowMs;
       return { status, requeueAfterMs: safetyPollMs };

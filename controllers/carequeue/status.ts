@@ -156,7 +156,7 @@ export function careQueueStatus(input: StatusInput): CareQueueStatus {
   return status;
 }
 
-/** Fields that change with every look; written at most every refreshMs unless something else changed. */
+/** Fields that change with every look: written at most every refreshMs unless something else changed. */
 const volatileFields = [
   'categories',
   'waitingEntries',
@@ -165,19 +165,31 @@ const volatileFields = [
   'forecast',
 ] as const;
 export const statusRefreshMs = 10_000;
+/**
+ * All queues together refresh their running figures at most this often a second: each refresh is a
+ * write to the API server, whose request budget every controller shares (500 queues refreshing every
+ * 10 s would be 50 writes a second, the operator's whole budget). Metrics carry the live figures.
+ */
+export const maxFigureRefreshesPerSecond = 10;
+
+/** How old a queue's running figures in status may grow, when `queues` queues share the budget. */
+export function figureRefreshMs(queues: number): number {
+  return Math.max(statusRefreshMs, Math.ceil((queues / maxFigureRefreshesPerSecond) * 1000));
+}
 
 /**
  * What to write: the new status when anything but the running figures changed (a condition, the
- * replicas, a decision), or when the figures are older than statusRefreshMs; else the status as it is,
- * so a busy queue does not write its status at every look.
+ * replicas, a decision), or when the figures are older than refreshMs; else the status as it is, so a
+ * busy queue does not write its status at every look.
  */
 export function statusToWrite(
   written: CareQueueStatus | undefined,
   next: CareQueueStatus,
   lastWriteMs: number | undefined,
   nowMs: number,
+  refreshMs: number = statusRefreshMs,
 ): CareQueueStatus {
-  if (!written || lastWriteMs === undefined || nowMs - lastWriteMs >= statusRefreshMs) return next;
+  if (!written || lastWriteMs === undefined || nowMs - lastWriteMs >= refreshMs) return next;
   const steady = (s: CareQueueStatus) => {
     const copy: Record<string, unknown> = { ...s };
     for (const f of volatileFields) delete copy[f];
