@@ -117,10 +117,28 @@ async function operatorRedisRates(redis: Redis, seconds: number) {
 
 type Spec = Record<string, unknown>;
 
-/** Per controller: reconciles so far and keys waiting, from the operator's /metrics. */
-async function controllerCounters(port: number): Promise<Map<string, { reconciles: number; depth: number }>> {
+/** The operator's API requests so far by method, and its total wait for the client rate limiter. */
+interface ApiCounters {
+  requests: Map<string, number>;
+  waitSeconds: number;
+  waits: number;
+}
+
+/** From the operator's /metrics: per controller, reconciles so far and keys waiting; and its API use. */
+async function operatorCounters(
+  port: number,
+): Promise<{ controllers: Map<string, { reconciles: number; depth: number }>; api: ApiCounters }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const counters = new Map<string, { reconciles: number; depth: number }>();
+  const api: ApiCounters = { requests: new Map(), waitSeconds: 0, waits: 0 };
+  for (const m of text.matchAll(/^rest_client_requests_total\{([^}]*)\} (\S+)$/gm)) {
+    const method = m[1]?.match(/method="([^"]+)"/)?.[1] ?? '?';
+    api.requests.set(method, (api.requests.get(method) ?? 0) + Number(m[2]));
+  }
+  for (const m of text.matchAll(/^rest_client_rate_limiter_duration_seconds_(sum|count)\{[^}]*\} (\S+)$/gm)) {
+    if (m[1] === 'sum') api.waitSeconds += Number(m[2]);
+    else api.waits += Number(m[2]);
+  }
   const entry = (name: string) => {
     let e = counters.get(name);
     if (!e) {
@@ -137,7 +155,7 @@ async function controllerCounters(port: number): Promise<Map<string, { reconcile
     const name = m[1]?.match(/name="([^"]+)"/)?.[1];
     if (name) entry(name).depth = Number(m[2]);
   }
-  return counters;
+  return { controllers: counters, api };
 }
 
 /** "carequeue 12.3/s (queue 0), ..." between two readings. */
@@ -155,6 +173,18 @@ function controllerRates(
     .join(', ');
 }
 
+/** "GET 12.0/s, PATCH 30.1/s; limiter wait 0.41 s on average" between two readings. */
+function apiRates(before: ApiCounters, after: ApiCounters, seconds: number): string {
+  const rates = [...after.requests]
+    .map(([method, n]) => [method, (n - (before.requests.get(method) ?? 0)) / seconds] as const)
+    .filter(([, rate]) => rate > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([method, rate]) => `${method} ${rate.toFixed(1)}/s`);
+  const waits = after.waits - before.waits;
+  const meanWait = waits > 0 ? (after.waitSeconds - before.waitSeconds) / waits : 0;
+  return `${rates.join(', ') || 'none'}; waited ${meanWait.toFixed(2)} s on average for the client rate limiter`;
+}
+
 interface Figures {
   size: number;
   counts: string;
@@ -169,6 +199,8 @@ interface Figures {
   redisTop: string;
   /** Reconciles a second per controller while steady. */
   reconciles: string;
+  /** API requests a second by method while steady, and the mean wait for the client rate limiter. */
+  api: string;
   /** Changes not reflected within the time-out. */
   unreflected: number;
   reflectP50: number;
@@ -429,13 +461,16 @@ async function runSize(size: number): Promise<Figures> {
     console.log(`  steady: measuring CPU for ${windowSeconds} s, then Redis for ${redisWindowSeconds} s`);
     await sleep(10_000);
     const before = processUsage(pid);
-    const countersBefore = await controllerCounters(port);
+    const countersBefore = await operatorCounters(port);
     const windowStart = Date.now();
     await sleep(windowSeconds * 1000);
     const elapsed = (Date.now() - windowStart) / 1000;
     const cpuPerSecond = (processUsage(pid).cpuSeconds - before.cpuSeconds) / elapsed;
-    const reconciles = controllerRates(countersBefore, await controllerCounters(port), elapsed);
+    const countersAfter = await operatorCounters(port);
+    const reconciles = controllerRates(countersBefore.controllers, countersAfter.controllers, elapsed);
+    const api = apiRates(countersBefore.api, countersAfter.api, elapsed);
     console.log(`    reconciles while steady: ${reconciles}`);
+    console.log(`    API requests while steady: ${api}`);
     const redisRates = await operatorRedisRates(redis, redisWindowSeconds);
 
     // Reflection: a change to one object's spec, at random, and the time until its status shows it.
@@ -507,7 +542,9 @@ async function runSize(size: number): Promise<Figures> {
       if (!reflected) {
         // Counted at the time-out (so the percentiles understate it), and said.
         unreflected++;
-        const waiting = [...(await controllerCounters(port))].map(([c, v]) => `${c} ${v.depth}`).join(', ');
+        const waiting = [...(await operatorCounters(port)).controllers]
+          .map(([c, v]) => `${c} ${v.depth}`)
+          .join(', ');
         console.log(
           `    ${kind} ${ns}/${name}: not reflected within ${reflectTimeoutSeconds} s; keys waiting: ${waiting}`,
         );
@@ -527,6 +564,7 @@ async function runSize(size: number): Promise<Figures> {
       cpuPerSecond,
       ...redisRates,
       reconciles,
+      api,
       unreflected,
       reflectP50: percentile(reflect, 50),
       reflectP99: percentile(reflect, 99),
@@ -551,6 +589,7 @@ const report = (r: Figures) =>
     all reconciled ${r.settleSeconds.toFixed(0)} s after the objects were applied (setup ${r.setupSeconds.toFixed(0)} s)
     operator peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.restRssMiB.toFixed(0)} MiB at rest; CPU ${r.cpuPerSecond.toFixed(3)} s/s while steady
     reconciles while steady: ${r.reconciles}
+    API requests while steady: ${r.api}
     Redis, observing queues: ${r.redisSentPerSecond.toFixed(0)} commands/s sent (${r.redisTop}), ${r.redisInScriptsPerSecond.toFixed(0)}/s run inside its scripts
     change to status: p50 ${r.reflectP50.toFixed(2)} s, p99 ${r.reflectP99.toFixed(2)} s${r.unreflected ? ` (${r.unreflected} not reflected within ${reflectTimeoutSeconds} s, counted at it)` : ''}`);
 

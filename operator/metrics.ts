@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ClientObserver } from './kube/client.ts';
 import type { QueueObserver } from './workqueue.ts';
 
 export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
@@ -17,6 +18,8 @@ export interface ControllerMetrics {
   registry: Registry;
   forController(name: string): ControllerScopedMetrics;
   leader(name: string, leading: boolean): void;
+  /** The API client's requests and rate-limiter waits (client-go's rest_client_* series). */
+  client: ClientObserver;
   /** Reports each informer's cached object count when metrics are scraped. */
   cacheSizes(read: () => Array<{ kind: string; objects: number }>): void;
   /**
@@ -112,6 +115,19 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Contr
     labelNames: ['kind', 'namespace', 'name', 'type', 'status', 'reason'],
     registers: [registry],
   });
+  const clientRequests = new Counter({
+    name: 'rest_client_requests_total',
+    help: 'Number of HTTP requests, partitioned by status code and method',
+    labelNames: ['code', 'method'],
+    registers: [registry],
+  });
+  const rateLimiterWait = new Histogram({
+    name: 'rest_client_rate_limiter_duration_seconds',
+    help: 'Client side rate limiter latency in seconds, by verb',
+    labelNames: ['verb'],
+    buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60],
+    registers: [registry],
+  });
   type ConditionLabels = Record<'kind' | 'namespace' | 'name' | 'type' | 'status' | 'reason', string>;
   // What each object reported last, so a condition that changed or went leaves no series behind.
   const reported = new Map<string, ConditionLabels[]>();
@@ -145,6 +161,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Contr
       };
     },
     leader: (name, leading) => leaderStatus.set({ name }, leading ? 1 : 0),
+    client: {
+      requested: (method, code) => clientRequests.inc({ code, method }),
+      waited: (verb, seconds) => rateLimiterWait.observe({ verb }, seconds),
+    },
     cacheSizes(read) {
       new Gauge({
         name: 'aurora_cache_objects',

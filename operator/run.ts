@@ -3,6 +3,7 @@ import { createKubeClient, type KubeClient } from './kube/client.ts';
 import { loadKubeAccess } from './kube/kubeconfig.ts';
 import { createLogger } from './log.ts';
 import { createManager, type Manager } from './manager.ts';
+import { createMetrics } from './metrics.ts';
 
 export interface RunningOperator {
   manager: Manager;
@@ -20,12 +21,15 @@ export async function runOperator(
   options: { handleSignals?: boolean } = {},
 ): Promise<RunningOperator> {
   const log = createLogger({ level: config.logLevel });
+  const metrics = createMetrics();
   const client = createKubeClient(loadKubeAccess(config.kubeconfig), {
     rateLimit: { qps: config.kubeApiQps, burst: config.kubeApiBurst },
+    observer: metrics.client,
   });
   const manager = createManager({
     client,
     log,
+    metrics,
     identity: config.identity,
     ...(config.namespace ? { namespace: config.namespace } : {}),
     health: { port: config.httpPort },

@@ -79,6 +79,31 @@ describe('the API client', () => {
     expect(seen).toHaveLength(15);
   });
 
+  it('reports each answer by method and code, and how long each request waited for the limiter', async () => {
+    const { kc } = await fakeApiServer((n) =>
+      n === 2
+        ? { status: 404, body: { reason: 'NotFound', message: 'gone' } }
+        : { status: 200, body: configMap },
+    );
+    const answers: string[] = [];
+    const waits: number[] = [];
+    const client = createKubeClient(kc, {
+      rateLimit: { qps: 10, burst: 1 },
+      observer: {
+        requested: (method, code) => answers.push(`${method} ${code}`),
+        waited: (_method, seconds) => waits.push(seconds),
+      },
+    });
+    const path = '/api/v1/namespaces/er/configmaps/a';
+    await client.request('GET', path);
+    await client.request('GET', path).catch(() => undefined);
+    await client.request('PATCH', path, { body: {}, contentType: 'application/merge-patch+json' });
+    expect(answers).toEqual(['GET 200', 'GET 404', 'PATCH 200']);
+    // One token, ten a second: the first goes at once, each after waits about 100 ms.
+    expect(waits[0]).toBeLessThan(0.05);
+    expect(Math.min(...waits.slice(1))).toBeGreaterThan(0.05);
+  });
+
   it('asks for metadata only when a list wants it', async () => {
     const { kc, seen } = await fakeApiServer((_n, accept) =>
       accept?.startsWith('application/json;as=')

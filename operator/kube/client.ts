@@ -98,6 +98,14 @@ export function createRateLimiter(limit: RateLimit, now: () => number = () => pe
   };
 }
 
+/** What a client reports of its requests, so metrics stay out of the client. */
+export interface ClientObserver {
+  /** A request answered (code: the HTTP status) or failed before an answer (code: '<error>'). */
+  requested?(method: string, code: string): void;
+  /** How long a request waited for the rate limiter before it was sent. */
+  waited?(method: string, seconds: number): void;
+}
+
 /** How long a 429 asks to wait (Retry-After, seconds), within bounds; 1 s when it does not say. */
 export function retryAfterMs(header: string | null): number {
   const seconds = Number(header);
@@ -173,8 +181,9 @@ const maxThrottledRetries = 5;
 
 export function createKubeClient(
   access: ClusterAccess,
-  options: { requestTimeoutMs?: number; rateLimit?: RateLimit } = {},
+  options: { requestTimeoutMs?: number; rateLimit?: RateLimit; observer?: ClientObserver } = {},
 ): KubeClient {
+  const observer = options.observer ?? {};
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   // One budget for everything this client sends, so no controller can flood the API server.
   const limiter = createRateLimiter(options.rateLimit ?? defaultRateLimit);
@@ -188,11 +197,16 @@ export function createKubeClient(
     timeoutMs: number | undefined,
   ): Promise<HttpResponse> => {
     for (let attempt = 0; ; attempt++) {
+      const queuedAt = performance.now();
       await limiter.take();
+      observer.waited?.(method, (performance.now() - queuedAt) / 1000);
       opts.signal?.throwIfAborted();
       try {
-        return await sendOnce(method, path, opts, timeoutMs);
+        const response = await sendOnce(method, path, opts, timeoutMs);
+        observer.requested?.(method, String(response.status));
+        return response;
       } catch (err) {
+        observer.requested?.(method, err instanceof ApiError ? String(err.status) : '<error>');
         // The API server asks us to slow down (priority and fairness): wait as long as it says, then retry.
         if (!(err instanceof ApiError && err.status === 429) || attempt >= maxThrottledRetries) throw err;
         if (opts.retryThrottled === false) throw err;
