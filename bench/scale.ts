@@ -1,5 +1,5 @@
 // Aurora at a hospital group's scale, on a real control plane. Usage:
-//   node bench/scale.ts [--sizes 0.1,1] [--window-seconds 60] [--samples 100]
+//   node bench/scale.ts [--sizes 0.1,1] [--window-seconds 60] [--samples 100] [--operator-flag=--x=y ...]
 // At size 1: 500 TriageModels, each served by an InferencePool; 500 CareQueues of five categories on one
 // Redis; 200 HealingPolicies watching 2,000 Deployments; 20,000 pods on simulated Mac minis (the
 // healed Deployments' pods, the queues' consumers and the pools' triage servers). One operator process
@@ -41,6 +41,8 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '0.1,1' },
     'window-seconds': { type: 'string', default: '60' },
     samples: { type: 'string', default: '100' },
+    // Passed to the operator as they are, to try its settings at scale (--operator-flag=--queue-workers=4).
+    'operator-flag': { type: 'string', multiple: true, default: [] },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
@@ -341,6 +343,7 @@ async function runSize(size: number): Promise<Figures> {
         '--log-level=warn',
         `--postgres-url=${defaultServices.postgresUrl}`,
         `--postgres-schema=${schema}`,
+        ...values['operator-flag'],
       ],
       logDir: join(cp.runDir, 'logs'),
       pidDir: join(cp.runDir, 'pids'),

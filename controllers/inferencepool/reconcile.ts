@@ -11,6 +11,7 @@ import {
 import type { ValidatorClient } from '../../model/validator-client.ts';
 import { createChildApplier } from '../../operator/apply.ts';
 import { findCondition } from '../../operator/conditions.ts';
+import { meaningfulChange } from '../../operator/controller.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
 import type { Manager } from '../../operator/manager.ts';
 import { watch } from '../../operator/sources.ts';
@@ -127,10 +128,15 @@ export function registerInferencePoolController(
           .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
       ),
       watch(pods, (p) => [poolKey(p)]),
-      watch(queues, (q) =>
-        q.spec?.scaleTargetRef?.kind === 'InferencePool'
-          ? [`${q.metadata.namespace}/${q.spec.scaleTargetRef.name}`]
-          : [],
+      // Only a queue's spec and metadata matter to its pool: its status, rewritten as the queue is
+      // looked at, wakes nothing.
+      watch(
+        queues,
+        (q) =>
+          q.spec?.scaleTargetRef?.kind === 'InferencePool'
+            ? [`${q.metadata.namespace}/${q.spec.scaleTargetRef.name}`]
+            : [],
+        meaningfulChange,
       ),
       // A node change matters to the pools with pods on it, and to pools with pods waiting for a node.
       watch(

@@ -418,13 +418,25 @@ const faults: Record<Fault, () => Promise<{ downSeconds: number; recoverySeconds
     return { downSeconds: (backAt - downAt) / 1000, recoverySeconds: (recoveredAt - backAt) / 1000 };
   },
   async PostgreSQL() {
+    // A target running healthy before the outage and failing from its start, so a remediation falls due
+    // while the audit trail cannot be written (one that failed earlier may have climbed its whole ladder;
+    // one created during the outage may wait long for its pods, after the control plane's own restarts).
+    const k = blindWindows.length + 1;
+    await admin.create(deployment(`failing-${k}`, 2, { chaos: 'target' }));
+    await waitFor(
+      `the pods of failing-${k} running`,
+      async () => {
+        const { items } = await admin.list<KubeObject & { status?: { phase?: string } }>('v1', 'Pod', {
+          namespace,
+          labelSelector: `app=failing-${k}`,
+        });
+        return items.filter((p) => p.status?.phase === 'Running').length >= 2 || undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
     await scaledOut();
     const downAt = Date.now();
     await postgres.stop();
-    // A target that starts failing now, so a remediation falls due while the audit trail cannot be
-    // written (one that failed earlier may already have climbed its whole ladder).
-    const k = blindWindows.length + 1;
-    await admin.create(deployment(`failing-${k}`, 2, { chaos: 'target' }));
     stops.push(keepFailing(admin, namespace, `app=failing-${k}`, { kind: 'CrashLoop', restarts: 5 }).stop);
     const noticed = await waitFor(
       'the HealingPolicy to report its audit trail unavailable',
@@ -582,8 +594,8 @@ describe('chaos: the API server, etcd, Redis and PostgreSQL failing under load',
         scaleIns++;
       }
       expect(scaleIns).toBeGreaterThan(0);
-      expect(heldScaleIns, 'no PostgreSQL outage came with a scale-in due').toBeGreaterThan(0);
-      expect(auditOutages, 'no PostgreSQL outage came with a remediation due').toBeGreaterThan(0);
+      expect(heldScaleIns, 'PostgreSQL outages in which a scale-in was due and held back').toBe(rounds);
+      expect(auditOutages, 'PostgreSQL outages in which a remediation was due and held back').toBe(rounds);
 
       // The audit trail: intact, one outcome for every intent but perhaps the newest.
       const rows = await auditRows(superuser, schema);
