@@ -175,7 +175,7 @@ function controllerRates(
     .join(', ');
 }
 
-/** "GET 12.0/s, PATCH 30.1/s; limiter wait 0.41 s on average" between two readings. */
+/** "PATCH 30.1/s, GET 12.0/s; waited 0.41 s on average for the client rate limiter" between two readings. */
 function apiRates(before: ApiCounters, after: ApiCounters, seconds: number): string {
   const rates = [...after.requests]
     .map(([method, n]) => [method, (n - (before.requests.get(method) ?? 0)) / seconds] as const)
@@ -604,6 +604,8 @@ for (const size of sizes) {
   console.log(`\nSize ${size} measured:`);
   report(figures);
 }
-console.log('\nResults (one operator process; goal: under 500 MiB at size 1):');
+console.log(
+  `\nResults (one operator process${values['operator-flag'].length > 0 ? ` with ${values['operator-flag'].join(' ')}` : ', default settings'}; goal: under 500 MiB at size 1):`,
+);
 for (const r of results) report(r);
 process.exit(0);

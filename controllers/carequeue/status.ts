@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { CareQueueSpec, CareQueueStatus } from '../../crds/carequeue.ts';
 import type { ConditionEventPolicy } from '../../operator/condition-events.ts';
 import { type ConditionInput, setConditions } from '../../operator/conditions.ts';
@@ -190,13 +191,15 @@ export function statusToWrite(
   refreshMs: number = statusRefreshMs,
 ): CareQueueStatus {
   if (!written || lastWriteMs === undefined || nowMs - lastWriteMs >= refreshMs) return next;
+  // Compared as values, not as text: what the API server returns has its keys in another order than
+  // what was built here, and absent fields are dropped the way a write drops them.
   const steady = (s: CareQueueStatus) => {
     const copy: Record<string, unknown> = { ...s };
     for (const f of volatileFields) delete copy[f];
     copy.conditions = s.conditions?.map((c) => ({ ...c, message: c.type === 'SLOMet' ? '' : c.message }));
-    return JSON.stringify(copy);
+    return JSON.parse(JSON.stringify(copy)) as unknown;
   };
-  return steady(written) === steady(next) ? written : next;
+  return isDeepStrictEqual(steady(written), steady(next)) ? written : next;
 }
 
 export const careQueueEvents: ConditionEventPolicy = [
