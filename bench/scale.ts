@@ -131,16 +131,20 @@ async function operatorCounters(
   port: number,
 ): Promise<{ controllers: Map<string, { reconciles: number; depth: number }>; api: ApiCounters }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  /** Each series of a metric: one label's value, and the sample. */
+  const series = (name: string, label: string) =>
+    [...text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))].map((m) => ({
+      label: m[1]?.match(new RegExp(`${label}="([^"]+)"`))?.[1],
+      value: Number(m[2]),
+    }));
   const counters = new Map<string, { reconciles: number; depth: number }>();
   const api: ApiCounters = { requests: new Map(), waitSeconds: 0, waits: 0 };
-  for (const m of text.matchAll(/^rest_client_requests_total\{([^}]*)\} (\S+)$/gm)) {
-    const method = m[1]?.match(/method="([^"]+)"/)?.[1] ?? '?';
-    api.requests.set(method, (api.requests.get(method) ?? 0) + Number(m[2]));
-  }
-  for (const m of text.matchAll(/^rest_client_rate_limiter_duration_seconds_(sum|count)\{[^}]*\} (\S+)$/gm)) {
-    if (m[1] === 'sum') api.waitSeconds += Number(m[2]);
-    else api.waits += Number(m[2]);
-  }
+  for (const { label: method = '?', value } of series('rest_client_requests_total', 'method'))
+    api.requests.set(method, (api.requests.get(method) ?? 0) + value);
+  for (const { value } of series('rest_client_rate_limiter_duration_seconds_sum', 'verb'))
+    api.waitSeconds += value;
+  for (const { value } of series('rest_client_rate_limiter_duration_seconds_count', 'verb'))
+    api.waits += value;
   const entry = (name: string) => {
     let e = counters.get(name);
     if (!e) {
@@ -149,14 +153,9 @@ async function operatorCounters(
     }
     return e;
   };
-  for (const m of text.matchAll(/^controller_runtime_reconcile_total\{([^}]*)\} (\S+)$/gm)) {
-    const controller = m[1]?.match(/controller="([^"]+)"/)?.[1];
-    if (controller) entry(controller).reconciles += Number(m[2]);
-  }
-  for (const m of text.matchAll(/^workqueue_depth\{([^}]*)\} (\S+)$/gm)) {
-    const name = m[1]?.match(/name="([^"]+)"/)?.[1];
-    if (name) entry(name).depth = Number(m[2]);
-  }
+  for (const { label, value } of series('controller_runtime_reconcile_total', 'controller'))
+    if (label) entry(label).reconciles += value;
+  for (const { label, value } of series('workqueue_depth', 'name')) if (label) entry(label).depth = value;
   return { controllers: counters, api };
 }
 

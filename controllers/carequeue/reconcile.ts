@@ -310,36 +310,45 @@ export function registerCareQueueController(
   /** The target's scale as the cache has it; undefined when the cache cannot say (not there yet). */
   const cachedScale = (namespace: string, spec: CareQueueSpec): Scale | undefined => {
     const { kind, name } = spec.scaleTargetRef;
+    const asScale = (
+      target: KubeObject,
+      replicas: number | undefined,
+      running: number | undefined,
+      selector: string | undefined,
+    ): Scale | undefined =>
+      replicas === undefined
+        ? undefined
+        : {
+            metadata: {
+              ...(target.metadata.generation !== undefined ? { generation: target.metadata.generation } : {}),
+            },
+            spec: { replicas },
+            status: {
+              ...(running !== undefined ? { replicas: running } : {}),
+              ...(selector ? { selector } : {}),
+            },
+          };
     if (kind === 'InferencePool') {
       const pool = pools.get(`${namespace}/${name}`);
-      const replicas = (pool?.spec as { replicas?: number } | undefined)?.replicas;
-      if (!pool || replicas === undefined) return undefined;
-      const status = pool.status as { replicas?: number; selector?: string } | undefined;
-      return {
-        metadata: {
-          ...(pool.metadata.generation !== undefined ? { generation: pool.metadata.generation } : {}),
-        },
-        spec: { replicas },
-        status: {
-          ...(status?.replicas !== undefined ? { replicas: status.replicas } : {}),
-          ...(status?.selector ? { selector: status.selector } : {}),
-        },
-      };
+      const status = pool?.status as { replicas?: number; selector?: string } | undefined;
+      return pool
+        ? asScale(
+            pool,
+            (pool.spec as { replicas?: number } | undefined)?.replicas,
+            status?.replicas,
+            status?.selector,
+          )
+        : undefined;
     }
     const deployment = deployments.get(`${namespace}/${name}`);
-    if (!deployment || deployment.spec?.replicas === undefined) return undefined;
-    return {
-      metadata: {
-        ...(deployment.metadata.generation !== undefined
-          ? { generation: deployment.metadata.generation }
-          : {}),
-      },
-      spec: { replicas: deployment.spec.replicas },
-      status: {
-        ...(deployment.status?.replicas !== undefined ? { replicas: deployment.status.replicas } : {}),
-        ...(deployment.spec.selector ? { selector: labelSelectorString(deployment.spec.selector) } : {}),
-      },
-    };
+    return deployment
+      ? asScale(
+          deployment,
+          deployment.spec?.replicas,
+          deployment.status?.replicas,
+          deployment.spec?.selector ? labelSelectorString(deployment.spec.selector) : undefined,
+        )
+      : undefined;
   };
 
   /**
@@ -355,10 +364,7 @@ export function registerCareQueueController(
     const known = state.knownReplicas;
     const trust = cached
       ? trustedReplicas(
-          {
-            replicas: cached.spec?.replicas ?? 0,
-            ...(cached.metadata?.generation !== undefined ? { generation: cached.metadata.generation } : {}),
-          },
+          { replicas: cached.spec?.replicas ?? 0, generation: cached.metadata?.generation },
           known,
         )
       : 'live';

@@ -20,7 +20,7 @@ export interface KnownReplicas {
  * part-way, or another writer changed the target: only the API server can tell).
  */
 export function trustedReplicas(
-  cached: { replicas: number; generation?: number },
+  cached: { replicas: number; generation?: number | undefined },
   known: KnownReplicas | undefined,
 ): 'cache' | 'known' | 'live' {
   if (!known || cached.replicas === known.replicas) return 'cache';

@@ -16,6 +16,7 @@ export type PodFailure =
 interface RawPod extends KubeObject {
   spec?: { containers?: Array<{ name: string; image?: string }> };
   status?: {
+    phase?: string;
     conditions?: Array<{ type: string; status: string; lastTransitionTime?: string }>;
     containerStatuses?: Array<{ name: string; restartCount?: number }>;
   };
@@ -135,7 +136,7 @@ export function keepFailing(
           )
             continue;
           // Only once kwok has made it Running, or kwok would overwrite the failure.
-          if ((pod.status as { phase?: string } | undefined)?.phase !== 'Running') continue;
+          if (pod.status?.phase !== 'Running') continue;
           await failPod(client, pod, failure);
           done.add(uid);
         }

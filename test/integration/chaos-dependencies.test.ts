@@ -19,7 +19,7 @@ import { seededRandom } from '../../hack/example-model/patients.ts';
 import { installChartForOperator } from '../../hack/local-cluster/chart.ts';
 import { type ControlPlane, freePort, startControlPlane } from '../../hack/local-cluster/control-plane.ts';
 import { appDeployment } from '../../hack/local-cluster/deployments.ts';
-import { keepFailing } from '../../hack/local-cluster/pod-failures.ts';
+import { keepFailing, livePods } from '../../hack/local-cluster/pod-failures.ts';
 import { type ManagedProcess, waitFor } from '../../hack/local-cluster/process.ts';
 import {
   type PrivatePostgres,
@@ -343,6 +343,17 @@ async function drain(): Promise<void> {
   }
 }
 
+/** Sets the queue's maximum replicas, trying again through a moment's API trouble. */
+const setQueueMaximum = (maxReplicas: number) =>
+  waitFor(
+    `the CareQueue maximum set to ${maxReplicas}`,
+    () => admin.patch(ref('CareQueue', queueName), { spec: { maxReplicas } }, { type: 'merge' }),
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
+
+/** A row's commit time in ms, cut (as Date.parse cuts an audit log's microseconds): PostgreSQL's own clock. */
+const commitMsSql = 'floor(extract(epoch from pg_xact_commit_timestamp(xmin)) * 1000)';
+
 /** PostgreSQL outages in which the queue said it held back a scale-in it could not record. */
 let heldScaleIns = 0;
 /** PostgreSQL outages in which the policy said it could not write its audit trail. */
@@ -425,13 +436,9 @@ const faults: Record<Fault, () => Promise<{ downSeconds: number; recoverySeconds
     await admin.create(deployment(`failing-${k}`, 2, { chaos: 'target' }));
     await waitFor(
       `the pods of failing-${k} running`,
-      async () => {
-        const { items } = await admin.list<KubeObject & { status?: { phase?: string } }>('v1', 'Pod', {
-          namespace,
-          labelSelector: `app=failing-${k}`,
-        });
-        return items.filter((p) => p.status?.phase === 'Running').length >= 2 || undefined;
-      },
+      async () =>
+        (await livePods(admin, namespace, `app=failing-${k}`)).filter((p) => p.status?.phase === 'Running')
+          .length >= 2 || undefined,
       { timeoutMs: 120_000, intervalMs: 250 },
     );
     await scaledOut();
@@ -450,16 +457,7 @@ const faults: Record<Fault, () => Promise<{ downSeconds: number; recoverySeconds
     // The backlog served, and the queue's maximum lowered below what runs: a scale-in falls due whatever
     // rate the queue has measured, and it cannot be put on record, so it must wait.
     await drain();
-    await waitFor(
-      'the CareQueue maximum lowered',
-      () =>
-        admin.patch(
-          ref('CareQueue', queueName),
-          { spec: { maxReplicas: maxConsumers / 2 } },
-          { type: 'merge' },
-        ),
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
+    await setQueueMaximum(maxConsumers / 2);
     const held = await waitFor(
       'the CareQueue to hold back a scale-in it cannot record',
       async () =>
@@ -490,12 +488,7 @@ const faults: Record<Fault, () => Promise<{ downSeconds: number; recoverySeconds
       async () => ((await consumerReplicas()) ?? maxConsumers) <= maxConsumers / 2 || undefined,
       { timeoutMs: 30_000, intervalMs: 200 },
     );
-    await waitFor(
-      'the CareQueue maximum restored',
-      () =>
-        admin.patch(ref('CareQueue', queueName), { spec: { maxReplicas: maxConsumers } }, { type: 'merge' }),
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
+    await setQueueMaximum(maxConsumers);
     return { downSeconds: (backAt - downAt) / 1000, recoverySeconds: (recoveredAt - backAt) / 1000 };
   },
 };
@@ -505,7 +498,7 @@ async function scaleInRecorded(toReplicas: number, fromMs: number, atMs: number)
   const { rows } = await superuser.query(
     `select 1 from ${schema}.carequeue_decisions
       where queue = $1 and to_replicas = $2 and from_replicas > to_replicas
-        and floor(extract(epoch from pg_xact_commit_timestamp(xmin)) * 1000) between $3 and $4
+        and ${commitMsSql} between $3 and $4
       limit 1`,
     [queueName, toReplicas, fromMs, atMs],
   );
@@ -611,7 +604,7 @@ describe('chaos: the API server, etcd, Redis and PostgreSQL failing under load',
       // composed) and its outcome not yet: an eviction under RestartPod, a Deployment patch under
       // RestartRollout.
       const { rows: committed } = await superuser.query<{ seq: string; committed_ms: string }>(
-        `select seq, floor(extract(epoch from pg_xact_commit_timestamp(xmin)) * 1000)::bigint as committed_ms
+        `select seq, ${commitMsSql}::bigint as committed_ms
            from ${schema}.audit_trail`,
       );
       // Both sides to the millisecond, cut (as Date.parse cuts the audit log's microseconds).
