@@ -3,23 +3,36 @@ import type { TriageModelSpec } from '../crds/triagemodel.ts';
 
 export type ElementType = TriageModelSpec['inputs']['elementType'];
 
+/** An input tensor's element type, values and dimensions: what a tensor is made of, and what crosses to a thread. */
+export interface InputData {
+  type: 'float32' | 'float64' | 'int32' | 'int64';
+  data: Float32Array | Float64Array | Int32Array | BigInt64Array;
+  dims: number[];
+}
+
 /**
- * The input tensor for rows of feature values, in the element type the contract declares: validation
- * and serving build it the same way, so a model is served exactly as it was tested.
+ * Rows of feature values in the element type the contract declares: validation and serving build the
+ * input the same way, so a model is served exactly as it was tested.
  */
-export function inputTensor(type: ElementType | undefined, rows: readonly number[][]): ort.Tensor {
+export function inputData(type: ElementType | undefined, rows: readonly number[][]): InputData {
   const dims = [rows.length, rows[0]?.length ?? 0];
   const flat = rows.flat();
   switch (type) {
     case 'float64':
-      return new ort.Tensor('float64', Float64Array.from(flat), dims);
+      return { type, data: Float64Array.from(flat), dims };
     case 'int32':
-      return new ort.Tensor('int32', Int32Array.from(flat), dims);
+      return { type, data: Int32Array.from(flat), dims };
     case 'int64':
-      return new ort.Tensor('int64', BigInt64Array.from(flat.map((x) => BigInt(Math.round(x)))), dims);
+      return { type, data: BigInt64Array.from(flat.map((x) => BigInt(Math.round(x)))), dims };
     default:
-      return new ort.Tensor('float32', Float32Array.from(flat), dims);
+      return { type: 'float32', data: Float32Array.from(flat), dims };
   }
+}
+
+/** The input tensor for rows of feature values, in the element type the contract declares. */
+export function inputTensor(type: ElementType | undefined, rows: readonly number[][]): ort.Tensor {
+  const { type: elementType, data, dims } = inputData(type, rows);
+  return new ort.Tensor(elementType, data, dims);
 }
 
 /**
@@ -27,7 +40,7 @@ export function inputTensor(type: ElementType | undefined, rows: readonly number
  * BigInt); undefined when it is missing or not rows × width values.
  */
 export function outputRows(
-  tensor: ort.Tensor | undefined,
+  tensor: { readonly data: ArrayLike<unknown> } | undefined,
   rows: number,
   width: number,
 ): number[][] | undefined {

@@ -1,4 +1,5 @@
 import onnxProto from 'onnx-proto';
+import { seededRandom } from './patients.ts';
 import type { Classifier } from './train.ts';
 
 const { onnx } = onnxProto;
@@ -183,5 +184,116 @@ export function withInputType(bytes: Uint8Array, type: 'float64' | 'int64'): Uin
       attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: FLOAT }],
     }),
   );
+  return onnx.ModelProto.encode(model).finish();
+}
+
+export interface Deepening {
+  /** Hidden layers in all (the first is the example's own, widened). */
+  layers: number;
+  /** Units in each hidden layer; more than the example's own hidden units. */
+  width: number;
+  seed: number;
+}
+
+/**
+ * The same model made as costly to run as a production network: its hidden layer is widened to
+ * `width` units and followed by further hidden layers of that width, so each row costs about
+ * layers x width^2 multiply-adds. It classifies exactly as before: the example's hidden units pass
+ * through every added layer by an identity block (a ReLU output is never negative, so ReLU keeps it),
+ * the added units have seeded random weights, and the output layer gives them zero weight. Every term
+ * but one in each sum is an exact zero, so the probabilities are bit for bit the example's. For
+ * benchmarks that need inference to cost what a real model's does.
+ */
+export function deepenedModel(bytes: Uint8Array, deepening: Deepening): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  const graph = model.graph as onnxProto.onnx.GraphProto;
+  const init = (name: string) => {
+    const found = graph.initializer.find((t) => t.name === name);
+    if (!found) throw new Error(`the model has no initializer ${name}`);
+    return found;
+  };
+  const floats = (t: onnxProto.onnx.ITensorProto) => {
+    const raw = t.rawData as Uint8Array;
+    return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  };
+  const [inputs, hidden] = (init('w1').dims ?? []).map(Number) as [number, number];
+  const classes = Number(init('w2').dims?.[1]);
+  const { width, layers } = deepening;
+  if (!(width > hidden) || !(layers >= 1))
+    throw new Error(`width must exceed ${hidden} and layers be 1 or more`);
+  const random = seededRandom(deepening.seed);
+  // He initialisation for the added units, so their activations neither vanish nor grow layer to layer.
+  const he = (fanIn: number) => () => (random() * 2 - 1) * Math.sqrt(6 / fanIn);
+  const w1 = floats(init('w1'));
+  const b1 = floats(init('b1'));
+  const w2 = floats(init('w2'));
+  const first = new Float32Array(inputs * width);
+  const firstWeight = he(inputs);
+  for (let i = 0; i < inputs; i++)
+    for (let j = 0; j < width; j++)
+      first[i * width + j] = j < hidden ? (w1[i * hidden + j] ?? 0) : firstWeight();
+  const firstBias = new Float32Array(width);
+  firstBias.set(b1);
+  const replace = (name: string, dims: number[], values: Float32Array) => {
+    const t = init(name);
+    t.dims = dims;
+    t.rawData = new Uint8Array(values.buffer);
+  };
+  replace('w1', [inputs, width], first);
+  replace('b1', [width], firstBias);
+  const last = new Float32Array(width * classes);
+  last.set(w2);
+  replace('w2', [width, classes], last);
+  let previous = 'hidden';
+  for (let k = 1; k < layers; k++) {
+    const weight = new Float32Array(width * width);
+    const added = he(width);
+    for (let i = 0; i < width; i++)
+      for (let j = 0; j < width; j++)
+        weight[i * width + j] = i < hidden || j < hidden ? (i === j ? 1 : 0) : added();
+    const bias = new Float32Array(width);
+    graph.initializer.push(
+      onnx.TensorProto.create({
+        name: `deep${k}_w`,
+        dims: [width, width],
+        dataType: FLOAT,
+        rawData: new Uint8Array(weight.buffer),
+      }),
+      onnx.TensorProto.create({
+        name: `deep${k}_b`,
+        dims: [width],
+        dataType: FLOAT,
+        rawData: new Uint8Array(bias.buffer),
+      }),
+    );
+    const output = `deep${k}`;
+    const at = graph.node.findIndex((n) => n.name === 'dense2');
+    graph.node.splice(
+      at,
+      0,
+      onnx.NodeProto.create({
+        opType: 'MatMul',
+        input: [previous, `deep${k}_w`],
+        output: [`${output}_pre`],
+        name: `${output}_dense`,
+      }),
+      onnx.NodeProto.create({
+        opType: 'Add',
+        input: [`${output}_pre`, `deep${k}_b`],
+        output: [`${output}_bias`],
+        name: `${output}_add`,
+      }),
+      onnx.NodeProto.create({
+        opType: 'Relu',
+        input: [`${output}_bias`],
+        output: [output],
+        name: `${output}_relu`,
+      }),
+    );
+    previous = output;
+  }
+  const dense2 = graph.node.find((n) => n.name === 'dense2');
+  if (!dense2) throw new Error('the model has no node dense2');
+  dense2.input = [previous, 'w2'];
   return onnx.ModelProto.encode(model).finish();
 }

@@ -6,15 +6,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
-import type ort from 'onnxruntime-node';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 import { triageModelSpec } from '../../crds/triagemodel.ts';
 import { checkContract } from '../../model/contract.ts';
 import { fetchHttp } from '../../model/fetch.ts';
-import { openSession, sessionSignature } from '../../model/session.ts';
+import { openSessionOnThread, type ThreadedSession } from '../../model/session-thread.ts';
 import { sha256 } from '../../model/source.ts';
-import { inputTensor, outputRows } from '../../model/tensors.ts';
+import { inputData, outputRows } from '../../model/tensors.ts';
 import { createLogger } from '../../operator/log.ts';
 import { redisFault, redisFaultMessages, redisOptions } from '../../queue/redis.ts';
 import { createMicroBatcher } from './batcher.ts';
@@ -213,13 +212,17 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
   let loaded = false;
   let draining = false;
   let inFlight = 0;
-  let model: { session: ort.InferenceSession; provider: string; digest: string } | undefined;
+  let model: { session: ThreadedSession; provider: string; digest: string } | undefined;
   const labels = spec.outputs.labels.length;
   const runModel = async (rows: number[][]) => {
     if (!model) throw new Error('model not loaded');
-    const input = inputTensor(spec.inputs.elementType, rows);
-    const out = await model.session.run({ [spec.inputs.tensorName]: input });
-    const result = outputRows(out[spec.outputs.tensorName], rows.length, labels);
+    // The model runs on its own thread: probes, metrics and the queue's Redis traffic go on meanwhile.
+    const out = await model.session.run(
+      spec.inputs.tensorName,
+      inputData(spec.inputs.elementType, rows),
+      spec.outputs.tensorName,
+    );
+    const result = outputRows(out, rows.length, labels);
     if (!result) throw new Error(`the model gave no ${rows.length} × ${labels} output`);
     return result;
   };
@@ -349,7 +352,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
       `the model file has sha256 ${digest}, AURORA_MODEL_SHA256 is ${config.AURORA_MODEL_SHA256}`,
     );
   }
-  const opened = await openSession(bytes, spec.executionProviders);
+  const opened = await openSessionOnThread(bytes, spec.executionProviders);
   for (const skip of opened.skipped) {
     log.info(
       { provider: skip.provider, err: skip.message.slice(0, 200) },
@@ -360,10 +363,12 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     server.close();
     throw new Error('no execution provider could load the model');
   }
-  const { session, provider } = opened;
-  const contract = checkContract(spec, sessionSignature(session));
+  const { session } = opened;
+  const { provider } = session;
+  const contract = checkContract(spec, session.signature);
   if (!contract.valid) {
     server.close();
+    await session.close();
     throw new Error(`the model does not match its contract: ${contract.problems.join('; ')}`);
   }
   model = { session, provider, digest };
@@ -371,6 +376,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
   await runProbe();
   if (!probe.ok) {
     server.close();
+    await session.close();
     throw new Error('the model gave no usable answer to the readiness probe');
   }
   log.info({ version: spec.version, digest, executionProvider: provider }, 'model loaded; ready');
@@ -401,6 +407,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     }
     server.closeAllConnections();
     await consumerStopped;
+    await session.close();
     log.info({ unfinished: inFlight }, 'drained');
   };
   return { port, drain, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
