@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Informer, InformerEvent } from './informer.ts';
 import { apiGroup, type KubeObject } from './kube/types.ts';
 import type { Priority } from './workqueue.ts';
@@ -18,6 +19,20 @@ export interface EventSource {
 /** An informer's resync is the clock, not a change: it waits behind keys something changed. */
 const priorityOf = (event: InformerEvent<KubeObject>): Priority =>
   event.type === 'resync' ? 'routine' : 'prompt';
+
+/**
+ * Whether an event is more than a new resourceVersion: an add, a delete, a resync, or an update whose
+ * cached object differs in anything else. A cache of views (a few fields of each object) still gets an
+ * update for every write to the object, most of them to fields the view drops; those wake nobody.
+ */
+export function changedBeyondVersion(event: InformerEvent<KubeObject>): boolean {
+  if (event.type !== 'updated' || !event.old) return true;
+  const withoutVersion = (o: KubeObject) => ({
+    ...o,
+    metadata: { ...o.metadata, resourceVersion: undefined, managedFields: undefined },
+  });
+  return !isDeepStrictEqual(withoutVersion(event.old), withoutVersion(event.object));
+}
 
 /** Wakes the objects a change of another kind concerns, by a mapping from the changed object to keys. */
 export function watch<T extends KubeObject>(

@@ -1,12 +1,13 @@
 import { Counter, Gauge } from 'prom-client';
 import { healingPolicySpec, remediationActions } from '../../crds/healingpolicy.ts';
 import { apiVersion, type HealingPolicy, type InferencePool } from '../../crds/kinds.ts';
+import { meaningfulChange } from '../../operator/controller.ts';
 import { failpoint } from '../../operator/failpoints.ts';
 import { addKindController } from '../../operator/kind-controller.ts';
 import { createSecretKeyCache } from '../../operator/kube/secrets.ts';
 import type { KubeObject } from '../../operator/kube/types.ts';
 import type { Manager } from '../../operator/manager.ts';
-import { watch } from '../../operator/sources.ts';
+import { changedBeyondVersion, watch } from '../../operator/sources.ts';
 import {
   type AuditEntry,
   AuditRoleError,
@@ -319,9 +320,13 @@ export function registerHealingPolicyController(
     events: healingPolicyEvents,
     sources: [
       watch(pods, (p) => policyKeysFor(p.metadata.namespace)),
-      watch(deployments, (d) => policyKeysFor(d.metadata.namespace)),
-      watch(statefulSets, (s) => policyKeysFor(s.metadata.namespace)),
-      watch(pools, (p) => policyKeysFor(p.metadata.namespace)),
+      // Of a workload, the cached view is all a policy reads (labels, replicas, selector, revision):
+      // writes to the rest of it (conditions, ready counts) wake nobody.
+      watch(deployments, (d) => policyKeysFor(d.metadata.namespace), changedBeyondVersion),
+      watch(statefulSets, (s) => policyKeysFor(s.metadata.namespace), changedBeyondVersion),
+      // Of a pool, only its metadata and spec (its pods and revisions are watched themselves): the pool
+      // controller's status writes wake nobody.
+      watch(pools, (p) => policyKeysFor(p.metadata.namespace), meaningfulChange),
       // A node going NotReady (or cordoned) matters to every policy; heartbeats do not.
       watch(
         nodes,
