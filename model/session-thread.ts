@@ -8,21 +8,18 @@ import { Worker } from 'node:worker_threads';
 import type { ModelSignature } from './contract.ts';
 import type { InputData } from './tensors.ts';
 
-/** What crosses to the thread: a run, or the request to release the session. */
+type Skipped = Array<{ provider: string; message: string }>;
+
+/** What crosses to the thread: the model to open, a run, or the request to release the session. */
 export type ThreadRequest =
+  | { kind: 'open'; bytes: Uint8Array; providers: string[] }
   | { kind: 'run'; id: number; inputName: string; outputName: string; input: InputData }
   | { kind: 'release' };
 
 /** What comes back: the session opened (or why not), a run's output (or its error), the release. */
 export type ThreadReply =
-  | {
-      kind: 'opened';
-      ok: true;
-      provider: string;
-      signature: ModelSignature;
-      skipped: Array<{ provider: string; message: string }>;
-    }
-  | { kind: 'opened'; ok: false; message: string; skipped: Array<{ provider: string; message: string }> }
+  | { kind: 'opened'; ok: true; provider: string; signature: ModelSignature; skipped: Skipped }
+  | { kind: 'opened'; ok: false; message: string; skipped: Skipped }
   | { kind: 'ran'; id: number; ok: true; output?: { data: ArrayLike<unknown>; dims: readonly number[] } }
   | { kind: 'ran'; id: number; ok: false; message: string }
   | { kind: 'released' };
@@ -36,44 +33,47 @@ export interface ThreadedSession {
     input: InputData,
     outputName: string,
   ): Promise<{ data: ArrayLike<unknown>; dims: readonly number[] } | undefined>;
-  /** Releases the session and ends the thread. */
+  /** Releases the session and ends the thread; calling it again waits for the same end. */
   close(): Promise<void>;
 }
 
 export type OpenedOnThread =
-  | { ok: true; session: ThreadedSession; skipped: Array<{ provider: string; message: string }> }
-  | { ok: false; message: string; skipped: Array<{ provider: string; message: string }> };
+  | { ok: true; session: ThreadedSession; skipped: Skipped }
+  | { ok: false; message: string; skipped: Skipped };
 
 /**
  * Opens the model on a new thread with the first execution provider that loads it (as openSession
- * does). The bytes move to the thread without a copy: the caller must not use them afterwards.
+ * does). The bytes move to the thread without a copy (the caller must not use them afterwards), and
+ * the thread lets go of them once onnxruntime holds the model. `onLost` hears of a thread that ended
+ * without close(): from then on every run fails, so a server should stop rather than stay up useless.
  */
 export async function openSessionOnThread(
   bytes: Uint8Array,
   providers: readonly string[],
+  options: { onLost?: (err: Error) => void } = {},
 ): Promise<OpenedOnThread> {
-  // Only a whole ArrayBuffer can move; a view into a larger one (a pooled Buffer) is copied first.
+  // Only a whole ArrayBuffer can move; a view into a larger or shared one (a pooled Buffer) is copied.
   const own =
     bytes.byteOffset === 0 &&
     bytes.byteLength === bytes.buffer.byteLength &&
     bytes.buffer instanceof ArrayBuffer
       ? bytes
       : new Uint8Array(bytes);
-  const worker = new Worker(new URL('./session-thread-main.ts', import.meta.url), {
-    workerData: { bytes: own, providers: [...providers] },
-    transferList: [own.buffer as ArrayBuffer],
-  });
+  const worker = new Worker(new URL('./session-thread-main.ts', import.meta.url));
   const pending = new Map<number, { resolve: (r: ThreadReply) => void; reject: (e: Error) => void }>();
   let ended: Error | undefined;
+  let closing: Promise<void> | undefined;
   let nextId = 1;
   let onOpened: ((r: ThreadReply) => void) | undefined;
   let onReleased: (() => void) | undefined;
   const end = (err: Error) => {
-    ended ??= err;
-    for (const p of pending.values()) p.reject(ended);
+    if (ended) return;
+    ended = err;
+    for (const p of pending.values()) p.reject(err);
     pending.clear();
-    onOpened?.({ kind: 'opened', ok: false, message: ended.message, skipped: [] });
+    onOpened?.({ kind: 'opened', ok: false, message: err.message, skipped: [] });
     onReleased?.();
+    if (!closing && !onOpened) options.onLost?.(err);
   };
   worker.on('message', (reply: ThreadReply) => {
     if (reply.kind === 'opened') onOpened?.(reply);
@@ -84,19 +84,24 @@ export async function openSessionOnThread(
       waiting?.resolve(reply);
     }
   });
+  worker.on('messageerror', (err) =>
+    end(new Error(`a reply from the model thread was unreadable: ${err.message}`)),
+  );
   worker.on('error', (err) => end(new Error(`the model thread failed: ${err.message}`)));
   worker.on('exit', (code) => end(new Error(`the model thread ended (exit code ${code})`)));
   const opened = await new Promise<ThreadReply>((resolve) => {
     onOpened = resolve;
+    const open: ThreadRequest = { kind: 'open', bytes: own, providers: [...providers] };
+    worker.postMessage(open, [own.buffer as ArrayBuffer]);
   });
   onOpened = undefined;
   if (opened.kind !== 'opened' || !opened.ok) {
-    await worker.terminate();
+    closing = worker.terminate().then(() => {});
+    await closing;
     return opened.kind === 'opened' && !opened.ok
       ? { ok: false, message: opened.message, skipped: opened.skipped }
       : { ok: false, message: 'the model thread did not open the model', skipped: [] };
   }
-  const post = (request: ThreadRequest) => worker.postMessage(request);
   const session: ThreadedSession = {
     provider: opened.provider,
     signature: opened.signature,
@@ -105,25 +110,34 @@ export async function openSessionOnThread(
       const id = nextId++;
       return new Promise<ThreadReply>((resolve, reject) => {
         pending.set(id, { resolve, reject });
-        post({ kind: 'run', id, inputName, outputName, input });
+        try {
+          const request: ThreadRequest = { kind: 'run', id, inputName, outputName, input };
+          worker.postMessage(request);
+        } catch (err) {
+          pending.delete(id);
+          reject(err as Error);
+        }
       }).then((reply) => {
         if (reply.kind !== 'ran') throw new Error('the model thread answered out of turn');
         if (!reply.ok) throw new Error(reply.message);
         return reply.output;
       });
     },
-    async close() {
-      if (!ended) {
-        // The session is released before the thread goes, so onnxruntime frees what it holds in order.
-        await Promise.race([
-          new Promise<void>((resolve) => {
-            onReleased = resolve;
-            post({ kind: 'release' });
-          }),
-          new Promise((resolve) => setTimeout(resolve, 5_000).unref()),
-        ]);
-      }
-      await worker.terminate();
+    close() {
+      closing ??= (async () => {
+        if (!ended) {
+          // Released after the runs sent before it (the thread serves in order), then the thread goes.
+          await Promise.race([
+            new Promise<void>((resolve) => {
+              onReleased = resolve;
+              worker.postMessage({ kind: 'release' } satisfies ThreadRequest);
+            }),
+            new Promise((resolve) => setTimeout(resolve, 5_000).unref()),
+          ]);
+        }
+        await worker.terminate();
+      })();
+      return closing;
     },
   };
   return { ok: true, session, skipped: opened.skipped };

@@ -208,16 +208,21 @@ export async function startPrivateRedis(
       intervalMs: 100,
     });
   };
-  await start();
+  const cleanup = async () => {
+    await server?.stop(2_000);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // A server that never answered leaves neither a process nor its directory behind.
+  await start().catch(async (err: unknown) => {
+    await cleanup();
+    throw err;
+  });
   return {
     url,
     start,
     async kill() {
       await server?.kill();
     },
-    async cleanup() {
-      await server?.stop(2_000);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    cleanup,
   };
 }

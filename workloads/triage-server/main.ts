@@ -352,7 +352,14 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
       `the model file has sha256 ${digest}, AURORA_MODEL_SHA256 is ${config.AURORA_MODEL_SHA256}`,
     );
   }
-  const opened = await openSessionOnThread(bytes, spec.executionProviders);
+  const opened = await openSessionOnThread(bytes, spec.executionProviders, {
+    // Every run would fail from now on: the process ends, so the pod is restarted rather than kept
+    // alive and useless (its queue entries go to other consumers after the claim time).
+    onLost(err) {
+      log.error({ err: err.message }, 'the model thread was lost; exiting');
+      process.exit(1);
+    },
+  });
   for (const skip of opened.skipped) {
     log.info(
       { provider: skip.provider, err: skip.message.slice(0, 200) },
@@ -361,7 +368,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
   }
   if (!opened.ok) {
     server.close();
-    throw new Error('no execution provider could load the model');
+    throw new Error(`no execution provider could load the model: ${opened.message}`);
   }
   const { session } = opened;
   const { provider } = session;
