@@ -181,6 +181,8 @@ export interface AuditTrail {
   policyRows(policyUid: string, sinceMs: number): Promise<AuditRow[]>;
   /** The newest row, or undefined for an empty trail. */
   head(): Promise<{ seq: number; hash: string } | undefined>;
+  /** One round trip as the writer: fails when the database cannot be reached. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -321,6 +323,9 @@ export function openAuditTrail(options: { url: string; schema?: string }): Audit
         `select seq, hash from ${table} order by seq desc limit 1`,
       );
       return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : undefined;
+    },
+    async ping() {
+      await ready().query('select 1');
     },
     close: async () => {
       await pool?.end();

@@ -67,9 +67,14 @@ interface PolicyMemory {
   metric?: { asked: string; atMs: number; result: QueryResult };
 }
 
+/** How often a quiet policy's audit database is looked at, shared by the policies that use it. */
+const auditCheckMs = 10_000;
+
 interface AuditConnection {
   trail: AuditTrail;
   migrated: boolean;
+  /** When the database last answered (ms): an idle policy looks at it every auditCheckMs. */
+  checkedAtMs: number;
   /** The policies (memory keys) that use it: closed when the last one goes. */
   users: Set<string>;
 }
@@ -173,7 +178,12 @@ export function registerHealingPolicyController(
     const trailKey = `${url}\n${schema}`;
     let connection = connections.get(trailKey);
     if (!connection) {
-      connection = { trail: openAuditTrail({ url, schema }), migrated: false, users: new Set() };
+      connection = {
+        trail: openAuditTrail({ url, schema }),
+        migrated: false,
+        checkedAtMs: Number.NEGATIVE_INFINITY,
+        users: new Set(),
+      };
       connections.set(trailKey, connection);
     }
     // A policy whose Secret now names another database leaves the old one.
@@ -198,8 +208,18 @@ export function registerHealingPolicyController(
       try {
         memory.rows = await connection.trail.policyRows(policy.metadata.uid ?? '', nowMs - historyMs);
         memory.trailKey = trailKey;
+        connection.checkedAtMs = nowMs;
       } catch (err) {
         delete memory.rows;
+        return { ok: false, fault: pgFault(err, where, 'PostgreSQLUnavailable') };
+      }
+    } else if (nowMs - connection.checkedAtMs >= auditCheckMs) {
+      // A quiet policy reads and writes nothing for long stretches: a look every few seconds shows an
+      // outage in status (and holds disruptive steps) when it begins, not when an action needs the trail.
+      try {
+        await connection.trail.ping();
+        connection.checkedAtMs = nowMs;
+      } catch (err) {
         return { ok: false, fault: pgFault(err, where, 'PostgreSQLUnavailable') };
       }
     }
