@@ -55,5 +55,13 @@ async function handle(request: ThreadRequest): Promise<void> {
 
 let turn = Promise.resolve();
 port?.on('message', (request: ThreadRequest) => {
-  turn = turn.then(() => handle(request));
+  // handle() answers every failure it expects; anything else ends the thread (the caller hears of it)
+  // rather than leaving the chain broken and every later run unanswered.
+  turn = turn
+    .then(() => handle(request))
+    .catch((err: unknown) => {
+      setImmediate(() => {
+        throw err;
+      });
+    });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import ort from 'onnxruntime-node';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { exampleGoldenFeatures, exampleModelFiles } from '../hack/example-model/generate.ts';
 import { openSessionOnThread } from './session-thread.ts';
 import { inputData, inputTensor } from './tensors.ts';
@@ -18,7 +18,9 @@ describe('openSessionOnThread', () => {
     // A view into a larger buffer (as a pooled Buffer is) is copied before it moves to the thread.
     const padded = new Uint8Array(bytes.length + 16);
     padded.set(bytes, 8);
-    const opened = await openSessionOnThread(padded.subarray(8, 8 + bytes.length), ['cpu']);
+    const onLost = vi.fn();
+    const opened = await openSessionOnThread(padded.subarray(8, 8 + bytes.length), ['cpu'], { onLost });
+    expect(padded.byteLength).toBe(bytes.length + 16);
     if (!opened.ok) throw new Error(opened.message);
     const { session } = opened;
     expect(session.provider).toBe('cpu');
@@ -32,8 +34,12 @@ describe('openSessionOnThread', () => {
     expect(Array.from(all?.data as Float32Array)).toEqual(Array.from(expected as Float32Array));
     expect(Array.from(first?.data as Float32Array)).toEqual(Array.from(expectedOne as Float32Array));
     expect(first?.dims).toEqual([1, 4]);
-    // Closing twice waits for the same end; a run after it fails at once.
+    // A run sent before close() is answered before the session is released; closing twice waits for the
+    // same end, hears of no loss, and a run after it fails at once.
+    const lastRun = session.run('vitals', inputData('float32', features.slice(0, 1)), 'probabilities');
     await Promise.all([session.close(), session.close()]);
+    expect((await lastRun)?.dims).toEqual([1, 4]);
+    expect(onLost).not.toHaveBeenCalled();
     await expect(session.run('vitals', inputData('float32', features), 'probabilities')).rejects.toThrow(
       /model thread ended/,
     );

@@ -67,14 +67,20 @@ interface PolicyMemory {
   metric?: { asked: string; atMs: number; result: QueryResult };
 }
 
-/** How often a quiet policy's audit database is looked at, shared by the policies that use it. */
+/**
+ * How often a quiet policy's audit database is looked at (shared by the policies that use it), and how
+ * often while it does not answer, so its return shows as soon.
+ */
 const auditCheckMs = 10_000;
+const auditRetryMs = 2_000;
 
 interface AuditConnection {
   trail: AuditTrail;
   migrated: boolean;
-  /** When the database last answered (ms): an idle policy looks at it every auditCheckMs. */
+  /** When a quiet policy last looked at the database (ms), whether a look is under way, what it found. */
   checkedAtMs: number;
+  probing: boolean;
+  unreachable?: unknown;
   /** The policies (memory keys) that use it: closed when the last one goes. */
   users: Set<string>;
 }
@@ -182,6 +188,7 @@ export function registerHealingPolicyController(
         trail: openAuditTrail({ url, schema }),
         migrated: false,
         checkedAtMs: Number.NEGATIVE_INFINITY,
+        probing: false,
         users: new Set(),
       };
       connections.set(trailKey, connection);
@@ -209,19 +216,35 @@ export function registerHealingPolicyController(
         memory.rows = await connection.trail.policyRows(policy.metadata.uid ?? '', nowMs - historyMs);
         memory.trailKey = trailKey;
         connection.checkedAtMs = nowMs;
+        delete connection.unreachable;
       } catch (err) {
         delete memory.rows;
         return { ok: false, fault: pgFault(err, where, 'PostgreSQLUnavailable') };
       }
-    } else if (nowMs - connection.checkedAtMs >= auditCheckMs) {
+    } else {
       // A quiet policy reads and writes nothing for long stretches: a look every few seconds shows an
       // outage in status (and holds disruptive steps) when it begins, not when an action needs the trail.
-      try {
-        await connection.trail.ping();
-        connection.checkedAtMs = nowMs;
-      } catch (err) {
-        return { ok: false, fault: pgFault(err, where, 'PostgreSQLUnavailable') };
+      // The look runs beside the reconcile, one at a time per database, so a database that hangs holds no
+      // worker; what it found counts from the next reconcile on.
+      const every = connection.unreachable === undefined ? auditCheckMs : auditRetryMs;
+      const looked = connection;
+      if (!looked.probing && nowMs - looked.checkedAtMs >= every) {
+        looked.probing = true;
+        looked.checkedAtMs = nowMs;
+        looked.trail
+          .ping()
+          .then(
+            () => delete looked.unreachable,
+            (err: unknown) => {
+              looked.unreachable = err;
+            },
+          )
+          .finally(() => {
+            looked.probing = false;
+          });
       }
+      if (looked.unreachable !== undefined)
+        return { ok: false, fault: pgFault(looked.unreachable, where, 'PostgreSQLUnavailable') };
     }
     return { ok: true, trail: connection.trail, rows: memory.rows };
   }

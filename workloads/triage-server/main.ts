@@ -414,7 +414,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     }
     server.closeAllConnections();
     await consumerStopped;
-    await session.close();
+    // The session is not released: the process ends now, and the grace period is spent on requests.
     log.info({ unfinished: inFlight }, 'drained');
   };
   return { port, drain, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
