@@ -4,7 +4,7 @@
 //
 // (c) Throughput: entries scored and acknowledged a second through Redis by triage-server consumers,
 //     beside raw onnxruntime on the same model in batches of the consumer's batch size, same run: on the
-//     example model, and on the example deepened to a production network's cost per row.
+//     example model, and on the example deepened so that inference, not Redis, is the bound.
 // (a) Reaction: the time from a burst's first entry (its ID: Redis's clock) to the target's scale
 //     subresource patched (seen by a watch), over many bursts: p50 and p99.
 // (b) A replayed emergency-department day, compressed, run twice against the same consumer processes:
@@ -90,7 +90,7 @@ console.log('CareQueue benchmark');
 
 // (c) Throughput through Redis beside raw onnxruntime, on two models. The example model's inference is so
 // cheap (under a microsecond a row here) that Redis's own work per entry bounds any consumer far below half of
-// raw; so the goal is also measured on the example deepened to the cost of a production network
+// raw; so the goal is also measured on the example deepened to the cost of a larger network
 // (deepenedModel in hack/example-model/onnx.ts: three hidden layers of 1,024, about 2 M multiply-adds a
 // row, classifying exactly as the example), where the model is the bound, as it is in use.
 if (!skip.has('c')) {
@@ -191,7 +191,8 @@ async function rawRate(bytes: Uint8Array) {
 
 /**
  * The transport alone, for scale: the same reads, result writes and acknowledgements from one client in
- * this process, with no parsing and no model. No consumer of any model can go faster than this.
+ * this process, with no parsing and no model: a yardstick for the consumers (several processes, each
+ * with two batches in flight, are not held to one client's round trips).
  */
 async function redisAlone(entries: number) {
   const key = `${prefix}:transport:urgent`;

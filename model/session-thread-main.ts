@@ -1,7 +1,7 @@
 // The model thread's own code (see session-thread.ts): opens the session from the first message, then
 // serves what it is sent strictly in order (onnxruntime-node defers each run, so handling messages as
-// they come could release the session under runs received before the release). Errors go back to the
-// caller as messages; they never end the thread.
+// they come could release the session under runs received before the release). Expected failures (of
+// an open or a run) go back as messages; anything else ends the thread, and the caller hears of it.
 import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { openSession, sessionSignature } from './session.ts';

@@ -226,9 +226,9 @@ export function registerHealingPolicyController(
       // outage in status (and holds disruptive steps) when it begins, not when an action needs the trail.
       // The look runs beside the reconcile, one at a time per database, so a database that hangs holds no
       // worker; what it found counts from the next reconcile on.
-      const every = connection.unreachable === undefined ? auditCheckMs : auditRetryMs;
+      const everyMs = connection.unreachable === undefined ? auditCheckMs : auditRetryMs;
       const looked = connection;
-      if (!looked.probing && nowMs - looked.checkedAtMs >= every) {
+      if (!looked.probing && nowMs - looked.checkedAtMs >= everyMs) {
         looked.probing = true;
         looked.checkedAtMs = nowMs;
         looked.trail
@@ -367,8 +367,8 @@ export function registerHealingPolicyController(
       // writes to the rest of it (conditions, ready counts) wake nobody.
       watch(deployments, (d) => policyKeysFor(d.metadata.namespace), changedBeyondVersion),
       watch(statefulSets, (s) => policyKeysFor(s.metadata.namespace), changedBeyondVersion),
-      // Of a pool, only its metadata and spec (its pods and revisions are watched themselves): the pool
-      // controller's status writes wake nobody.
+      // Of a pool, only its metadata and spec (its pods are watched, and a rollout changes its
+      // Deployment, which is): the pool controller's status writes wake nobody.
       watch(pools, (p) => policyKeysFor(p.metadata.namespace), meaningfulChange),
       // A node going NotReady (or cordoned) matters to every policy; heartbeats do not.
       watch(

@@ -196,9 +196,9 @@ export interface Deepening {
 }
 
 /**
- * The same model made as costly to run as a production network: its hidden layer is widened to
+ * The same model made as costly to run as a larger network: its hidden layer is widened to
  * `width` units and followed by further hidden layers of that width, so each row costs about
- * layers x width^2 multiply-adds. It classifies as before: the example's hidden units pass through
+ * (layers - 1) x width^2 multiply-adds. It classifies as before: the example's hidden units pass through
  * every added layer by an identity block (a ReLU output is never negative, so ReLU keeps it, and every
  * other term of those sums is an exact zero), the added units have seeded random weights, and the
  * output layer gives them zero weight. The first and last layers add the same terms as the example's

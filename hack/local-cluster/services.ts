@@ -212,10 +212,12 @@ export async function startPrivateRedis(
     await server?.stop(2_000);
     rmSync(dir, { recursive: true, force: true });
   };
-  // A server that never answered leaves neither a process nor its directory behind.
+  // A server that never answered leaves neither a process nor its directory behind; its log's last
+  // lines, which say why, go into the error first.
   await start().catch(async (err: unknown) => {
+    const tail = await server?.logTail().catch(() => '');
     await cleanup();
-    throw err;
+    throw new Error(`${(err as Error).message}${tail ? `\n${tail}` : ''}`);
   });
   return {
     url,

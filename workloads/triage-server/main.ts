@@ -414,10 +414,19 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     }
     server.closeAllConnections();
     await consumerStopped;
-    // The session is not released: the process ends now, and the grace period is spent on requests.
+    // The session is not released: the caller ends the process next, and the grace period is spent on
+    // requests.
     log.info({ unfinished: inFlight }, 'drained');
   };
-  return { port, drain, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    port,
+    drain,
+    /** Closes the listener and the model thread, for a caller that keeps its process. */
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await session.close();
+    },
+  };
 }
 
 /** Consumer mode: serve the CareQueue's streams through the same model, beside the HTTP API. */
