@@ -362,9 +362,10 @@ export function registerHealingPolicyController(
     spec: healingPolicySpec,
     events: healingPolicyEvents,
     sources: [
-      watch(pods, (p) => policyKeysFor(p.metadata.namespace)),
-      // Of a workload, the cached view is all a policy reads (labels, replicas, selector, revision):
-      // writes to the rest of it (conditions, ready counts) wake nobody.
+      // Of a pod, and of a workload, the cached view is all a policy reads (a pod's health; a workload's
+      // labels, replicas, selector and revision): writes to the rest (annotations, probe times,
+      // conditions, ready counts) wake nobody.
+      watch(pods, (p) => policyKeysFor(p.metadata.namespace), changedBeyondVersion),
       watch(deployments, (d) => policyKeysFor(d.metadata.namespace), changedBeyondVersion),
       watch(statefulSets, (s) => policyKeysFor(s.metadata.namespace), changedBeyondVersion),
       // Of a pool, only its metadata and spec (its pods are watched, and a rollout changes its
