@@ -196,11 +196,7 @@ async function rawRate(bytes: Uint8Array) {
  */
 async function redisAlone(entries: number) {
   const key = `${prefix}:transport:urgent`;
-  for (let i = 0; i < entries; i += 1000) {
-    const pipeline = redis.pipeline();
-    for (let j = i; j < Math.min(entries, i + 1000); j++) pipeline.xadd(key, '*', 'features', entryOf(j));
-    await pipeline.exec();
-  }
+  await writeEntries(key, entries);
   await redis.xgroup('CREATE', key, 'triage', '0');
   const result = ['label', 'urgent', 'probabilities', '{"low":0.1,"high":0.9}', 'modelVersion', '1.0.0'];
   const began = performance.now();
@@ -229,6 +225,16 @@ async function redisAlone(entries: number) {
   return rate;
 }
 
+/** Writes `entries` entries to a stream, a thousand to a round trip; with a ref each when asked. */
+async function writeEntries(key: string, entries: number, options: { withRef?: boolean } = {}) {
+  for (let i = 0; i < entries; i += 1000) {
+    const pipeline = redis.pipeline();
+    for (let j = i; j < Math.min(entries, i + 1000); j++)
+      pipeline.xadd(key, '*', 'features', entryOf(j), ...(options.withRef ? ['ref', `t${j}`] : []));
+    await pipeline.exec();
+  }
+}
+
 /** Entries scored, written and acknowledged a second by triage-server consumer processes. */
 async function throughRedis(
   entries: number,
@@ -240,12 +246,7 @@ async function throughRedis(
   const key = `${prefix}:${name}:urgent`;
   const results = `${prefix}:${name}:results`;
   const staging = `${key}:staging`;
-  for (let i = 0; i < entries; i += 1000) {
-    const pipeline = redis.pipeline();
-    for (let j = i; j < Math.min(entries, i + 1000); j++)
-      pipeline.xadd(staging, '*', 'features', entryOf(j), 'ref', `t${j}`);
-    await pipeline.exec();
-  }
+  await writeEntries(staging, entries, { withRef: true });
   await redis.xgroup('CREATE', staging, 'triage', '0');
   const env = {
     ...modelEnv,

@@ -37,6 +37,9 @@ export interface ThreadedSession {
   close(): Promise<void>;
 }
 
+type OpenedReply = Extract<ThreadReply, { kind: 'opened' }>;
+type RanReply = Extract<ThreadReply, { kind: 'ran' }>;
+
 export type OpenedOnThread =
   | { ok: true; session: ThreadedSession; skipped: Skipped }
   | { ok: false; message: string; skipped: Skipped };
@@ -60,11 +63,11 @@ export async function openSessionOnThread(
       ? bytes
       : new Uint8Array(bytes);
   const worker = new Worker(new URL('./session-thread-main.ts', import.meta.url));
-  const pending = new Map<number, { resolve: (r: ThreadReply) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (r: RanReply) => void; reject: (e: Error) => void }>();
   let ended: Error | undefined;
   let closing: Promise<void> | undefined;
   let nextId = 1;
-  let onOpened: ((r: ThreadReply) => void) | undefined;
+  let onOpened: ((r: OpenedReply) => void) | undefined;
   let onReleased: (() => void) | undefined;
   const end = (err: Error) => {
     if (ended) return;
@@ -89,18 +92,16 @@ export async function openSessionOnThread(
   );
   worker.on('error', (err) => end(new Error(`the model thread failed: ${err.message}`)));
   worker.on('exit', (code) => end(new Error(`the model thread ended (exit code ${code})`)));
-  const opened = await new Promise<ThreadReply>((resolve) => {
+  const opened = await new Promise<OpenedReply>((resolve) => {
     onOpened = resolve;
     const open: ThreadRequest = { kind: 'open', bytes: own, providers: [...providers] };
     worker.postMessage(open, [own.buffer as ArrayBuffer]);
   });
   onOpened = undefined;
-  if (opened.kind !== 'opened' || !opened.ok) {
+  if (!opened.ok) {
     closing = worker.terminate().then(() => {});
     await closing;
-    return opened.kind === 'opened' && !opened.ok
-      ? { ok: false, message: opened.message, skipped: opened.skipped }
-      : { ok: false, message: 'the model thread did not open the model', skipped: [] };
+    return { ok: false, message: opened.message, skipped: opened.skipped };
   }
   const session: ThreadedSession = {
     provider: opened.provider,
@@ -108,7 +109,7 @@ export async function openSessionOnThread(
     run(inputName, input, outputName) {
       if (ended) return Promise.reject(ended);
       const id = nextId++;
-      return new Promise<ThreadReply>((resolve, reject) => {
+      return new Promise<RanReply>((resolve, reject) => {
         pending.set(id, { resolve, reject });
         try {
           const request: ThreadRequest = { kind: 'run', id, inputName, outputName, input };
@@ -118,7 +119,6 @@ export async function openSessionOnThread(
           reject(err as Error);
         }
       }).then((reply) => {
-        if (reply.kind !== 'ran') throw new Error('the model thread answered out of turn');
         if (!reply.ok) throw new Error(reply.message);
         return reply.output;
       });

@@ -13,7 +13,11 @@ export interface OnnxContract {
   version: string;
 }
 
-function tensor(name: string, dims: number[], values: number[]): onnxProto.onnx.ITensorProto {
+function tensor(
+  name: string,
+  dims: number[],
+  values: readonly number[] | Float32Array,
+): onnxProto.onnx.ITensorProto {
   const data = new Float32Array(values);
   return { name, dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer) };
 }
@@ -255,20 +259,9 @@ export function deepenedModel(bytes: Uint8Array, deepening: Deepening): Uint8Arr
     for (let i = 0; i < width; i++)
       for (let j = 0; j < width; j++)
         weight[i * width + j] = i < hidden || j < hidden ? (i === j ? 1 : 0) : added();
-    const bias = new Float32Array(width);
     graph.initializer.push(
-      onnx.TensorProto.create({
-        name: `deep${k}_w`,
-        dims: [width, width],
-        dataType: FLOAT,
-        rawData: new Uint8Array(weight.buffer),
-      }),
-      onnx.TensorProto.create({
-        name: `deep${k}_b`,
-        dims: [width],
-        dataType: FLOAT,
-        rawData: new Uint8Array(bias.buffer),
-      }),
+      onnx.TensorProto.create(tensor(`deep${k}_w`, [width, width], weight)),
+      onnx.TensorProto.create(tensor(`deep${k}_b`, [width], new Float32Array(width))),
     );
     const output = `deep${k}`;
     graph.node.splice(

@@ -212,7 +212,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
   let loaded = false;
   let draining = false;
   let inFlight = 0;
-  let model: { session: ThreadedSession; provider: string; digest: string } | undefined;
+  let model: { session: ThreadedSession; digest: string } | undefined;
   const labels = spec.outputs.labels.length;
   const runModel = async (rows: number[][]) => {
     if (!model) throw new Error('model not loaded');
@@ -279,7 +279,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
       return send(res, 200, {
         version: spec.version,
         digest: `sha256:${model.digest}`,
-        executionProvider: model.provider,
+        executionProvider: model.session.provider,
         labels: spec.outputs.labels,
         features: spec.inputs.features,
       });
@@ -371,14 +371,13 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     throw new Error(`no execution provider could load the model: ${opened.message}`);
   }
   const { session } = opened;
-  const { provider } = session;
   const contract = checkContract(spec, session.signature);
   if (!contract.valid) {
     server.close();
     await session.close();
     throw new Error(`the model does not match its contract: ${contract.problems.join('; ')}`);
   }
-  model = { session, provider, digest };
+  model = { session, digest };
   loaded = true;
   await runProbe();
   if (!probe.ok) {
@@ -386,7 +385,7 @@ export async function startTriageServer(env: NodeJS.ProcessEnv) {
     await session.close();
     throw new Error('the model gave no usable answer to the readiness probe');
   }
-  log.info({ version: spec.version, digest, executionProvider: provider }, 'model loaded; ready');
+  log.info({ version: spec.version, digest, executionProvider: session.provider }, 'model loaded; ready');
   const consumer = config.AURORA_QUEUE_REDIS_URL
     ? startConsumer(config, spec, digest, runModel, registry, log)
     : undefined;
